@@ -1,0 +1,25 @@
+"""Specific error types, so callers (and the QGIS glue) can tell input faults from bugs."""
+
+
+class LSTFusionError(Exception):
+    """Base class of every error the backend raises on purpose."""
+
+
+class InputError(LSTFusionError, ValueError):
+    """An input file or parameter is unusable; the message names it and says what to do."""
+
+
+class UnknownProductError(InputError):
+    """A file is not one of the LST products the readers understand."""
+
+
+class UnitError(InputError):
+    """Values do not look like the declared temperature unit."""
+
+
+class EmptyDataError(InputError):
+    """A raster holds no valid pixel (all fill, all cloud)."""
+
+
+class Cancelled(LSTFusionError):
+    """The user cancelled the run; partial outputs have been removed."""

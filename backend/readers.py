@@ -1,0 +1,415 @@
+"""Readers for the LST products users download, decoded to :class:`LSTRaster` in Kelvin.
+
+Each reader applies its product's scale, offset, fill value and quality flags, so a
+cloud or fill pixel becomes NaN here and nowhere else. :func:`read_lst` picks the
+reader from the file name and metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from .dates import date_from_name, parse_date, product_from_name
+from .errors import EmptyDataError, InputError, UnitError, UnknownProductError
+from .lst_raster import KELVIN_OFFSET, LSTRaster
+from .progress import Progress, ensure
+
+# MODIS MOD11/MOD21 LST: uint16 DN * 0.02 K, 0 = fill, valid DN 7500..65535.
+MODIS_SCALE = 0.02
+MODIS_VALID_MIN = 7500
+# Landsat Collection 2 Level-2 ST_B10: DN * 0.00341802 + 149.0 K, 0 = fill.
+LANDSAT_ST_MULT = 0.00341802
+LANDSAT_ST_ADD = 149.0
+# QA_PIXEL bits: 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, 4 cloud shadow, 5 snow.
+QA_FILL, QA_DILATED_CLOUD, QA_CIRRUS, QA_CLOUD, QA_SHADOW, QA_SNOW = 0, 1, 2, 3, 4, 5
+DEFAULT_QA_MASK_BITS = (QA_FILL, QA_DILATED_CLOUD, QA_CLOUD, QA_SHADOW, QA_SNOW)
+
+# Plausible Kelvin range of land surface temperature, for unit checks.
+PLAUSIBLE_K = (180.0, 360.0)
+PRODUCTS = ("auto", "modis", "landsat", "float")
+UNITS = {"k": "K", "kelvin": "K", "c": "C", "°c": "C", "celsius": "C", "degc": "C"}
+
+_MODIS_QC_LAYER = {"LST_Day_1km": "QC_Day", "LST_Night_1km": "QC_Night", "LST_1KM": "QC"}
+
+
+def _open(path: str | Path):
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        name = str(path)
+        if not name.startswith("HDF4") and not Path(name).exists():
+            raise InputError(f"{name}: file not found.") from exc
+        raise InputError(
+            f"{name}: cannot be read as a raster ({exc}). The file may be incomplete or "
+            "corrupt: download it again."
+        ) from exc
+
+
+def normalise_unit(unit: str | None) -> str | None:
+    """'K' or 'C' from the spellings users type; ``None`` stays ``None``."""
+    if unit is None or unit == "":
+        return None
+    key = str(unit).strip().lower()
+    if key not in UNITS:
+        raise InputError(f"Unknown temperature unit {unit!r}: use 'K' (Kelvin) or 'C' (Celsius).")
+    return UNITS[key]
+
+
+def _finish(raster: LSTRaster, progress: Progress) -> LSTRaster:
+    """Reject empty rasters and say how much survived masking."""
+    valid = raster.valid_fraction
+    if valid == 0.0:
+        raise EmptyDataError(
+            f"{raster.source}: no valid LST pixel (all fill, cloud or rejected by quality "
+            "flags). Choose another date or scene."
+        )
+    progress.info(f"{Path(raster.source).name}: {valid:.1%} valid pixels")
+    return raster
+
+
+# ---------------------------------------------------------------- MODIS
+
+def _hdf_subdataset(path: str, layer: str) -> str | None:
+    with warnings.catch_warnings():
+        # An HDF container has no geotransform of its own; its subdatasets do.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = _open(path)
+    with src:
+        for sds in src.subdatasets:
+            if sds.split(":")[-1] == layer:
+                return sds
+    return None
+
+
+def _modis_sources(path: str, layer: str, qc_path: str | None) -> tuple[str, str | None]:
+    """The LST band and its QC band, for HDF4 files, HDF4 subdatasets or GeoTIFF exports."""
+    if path.startswith("HDF4_EOS:"):
+        lst = path
+        layer = path.split(":")[-1]
+        hdf = path.split(":")[2].strip('"')
+        path = hdf
+    elif Path(path).suffix.lower() in (".hdf", ".h4", ".hdf4"):
+        lst = _hdf_subdataset(path, layer)
+        if lst is None:
+            raise InputError(
+                f"{path}: has no '{layer}' layer. Is it an LST product (MOD11A1, MOD11A2, "
+                "MOD21A1)? For MOD21 use layer 'LST_1KM'."
+            )
+    else:
+        lst = path
+    if qc_path is None:
+        qc_layer = _MODIS_QC_LAYER.get(layer)
+        if qc_layer and lst != path:
+            qc_path = _hdf_subdataset(path, qc_layer)
+        elif qc_layer:
+            # AppEEARS-style exports name the QC file like the LST one.
+            for lst_name in _MODIS_QC_LAYER:
+                if lst_name in Path(path).name:
+                    candidate = Path(path).with_name(
+                        Path(path).name.replace(lst_name, _MODIS_QC_LAYER[lst_name])
+                    )
+                    if candidate.exists():
+                        qc_path = str(candidate)
+    return lst, qc_path
+
+
+def modis_qc_mask(qc: np.ndarray, max_lst_error: float | None = None) -> np.ndarray:
+    """True where the MODIS LST QC word rejects the pixel.
+
+    Bits 0-1: 00 good, 01 other quality, 10 not produced (cloud), 11 not produced
+    (other). With ``max_lst_error`` (1, 2 or 3 K), 'other quality' pixels whose
+    bits 6-7 error class exceeds it are rejected too.
+    """
+    qc = qc.astype(np.uint16)
+    mandatory = qc & 0b11
+    bad = mandatory >= 2
+    if max_lst_error is not None:
+        err_class = (qc >> 6) & 0b11  # 0: <=1 K, 1: <=2 K, 2: <=3 K, 3: >3 K
+        bad |= (mandatory == 1) & (err_class + 1 > max_lst_error)
+    return bad
+
+
+def read_modis(
+    path: str | Path,
+    layer: str = "LST_Day_1km",
+    qc_path: str | Path | None = None,
+    max_lst_error: float | None = None,
+    date: str | dt.date | None = None,
+    progress: Progress | None = None,
+) -> LSTRaster:
+    """Read MODIS LST (MOD11A1/MYD11A1/MOD11A2/MOD21A1, HDF4 or GeoTIFF export) in Kelvin."""
+    progress = ensure(progress)
+    path = str(path)
+    lst_src, qc_src = _modis_sources(path, layer, str(qc_path) if qc_path else None)
+    with _open(lst_src) as src:
+        raw = src.read(1)
+        tags = {**src.tags(), **src.tags(1)}
+        crs, transform = src.crs, src.transform
+    if not np.issubdtype(raw.dtype, np.integer):
+        raise InputError(
+            f"{path}: MODIS LST should be the scaled uint16 product, found {raw.dtype}. "
+            "For already-decoded temperatures use product 'float' with a unit."
+        )
+    if crs is None:
+        raise InputError(f"{path}: has no coordinate reference system.")
+    scale = float(tags.get("scale_factor", MODIS_SCALE))
+    offset = float(tags.get("add_offset", 0.0))
+    fill = float(tags.get("_FillValue", 0))
+    data = (raw.astype(np.float64) - offset) * scale
+    bad = (raw == fill) | (raw < MODIS_VALID_MIN)
+    if qc_src is not None:
+        with _open(qc_src) as qsrc:
+            qc = qsrc.read(1)
+        if qc.shape != raw.shape:
+            raise InputError(f"{qc_src}: QC grid {qc.shape} differs from LST grid {raw.shape}.")
+        bad |= modis_qc_mask(qc, max_lst_error)
+    else:
+        progress.warn(
+            f"{Path(path).name}: no QC layer found; only fill values are masked. Put the "
+            "QC_Day file next to the LST file (same name with QC_Day) or give it explicitly."
+        )
+    data[bad] = np.nan
+    product = product_from_name(path) or tags.get("SHORTNAME", "MODIS")
+    when = parse_date(date) or date_from_name(path) or parse_date(tags.get("RANGEBEGINNINGDATE"))
+    raster = LSTRaster(
+        data.astype(np.float32), crs, transform, when, product, "modis", path,
+        {"layer": layer, "qc": str(qc_src or "")},
+    )
+    return _finish(raster, progress)
+
+
+# -------------------------------------------------------------- Landsat
+
+def _sibling(path: Path, token: str, replacement: str, suffixes: Iterable[str]) -> Path | None:
+    stem = path.name
+    idx = stem.upper().rfind(token)
+    if idx < 0:
+        return None
+    base = stem[:idx] + replacement
+    for suffix in suffixes:
+        for candidate in (path.with_name(base + suffix), path.with_name(base + suffix.lower())):
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def _mtl_value(mtl: Path, key: str) -> str | None:
+    """One value from a Collection 2 MTL file in its JSON, XML or ODL text form."""
+    text = mtl.read_text(errors="replace")
+    if mtl.suffix.lower() == ".json":
+        def find(node):
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k == key and not isinstance(v, dict):
+                        return v
+                    found = find(v)
+                    if found is not None:
+                        return found
+            return None
+        return find(json.loads(text))
+    if mtl.suffix.lower() == ".xml":
+        node = ET.fromstring(text).find(f".//{key}")
+        return node.text if node is not None else None
+    m = re.search(rf"^\s*{key}\s*=\s*\"?([^\"\n]+)\"?", text, re.MULTILINE)
+    return m.group(1).strip() if m else None
+
+
+def landsat_qa_mask(qa: np.ndarray, bits: Iterable[int] = DEFAULT_QA_MASK_BITS) -> np.ndarray:
+    """True where any of the given QA_PIXEL bits is set."""
+    flag = 0
+    for bit in bits:
+        flag |= 1 << int(bit)
+    return (qa.astype(np.uint16) & flag) != 0
+
+
+def read_landsat(
+    path: str | Path,
+    qa_path: str | Path | None = None,
+    mtl_path: str | Path | None = None,
+    mask_bits: Iterable[int] = DEFAULT_QA_MASK_BITS,
+    date: str | dt.date | None = None,
+    progress: Progress | None = None,
+) -> LSTRaster:
+    """Read Landsat 8/9 Collection 2 Level-2 ``ST_B10`` in Kelvin, masked by ``QA_PIXEL``.
+
+    Scale and offset come from the scene's MTL (JSON, XML or text) next to the band
+    when present, else the Collection 2 constants.
+    """
+    progress = ensure(progress)
+    p = Path(path)
+    with _open(p) as src:
+        raw = src.read(1)
+        crs, transform = src.crs, src.transform
+        nodata = src.nodata
+    if raw.dtype != np.uint16:
+        raise InputError(
+            f"{p}: a Collection 2 ST_B10 band is uint16, found {raw.dtype}. For decoded "
+            "temperatures use product 'float' with a unit."
+        )
+    mtl = Path(mtl_path) if mtl_path else _sibling(p, "ST_B10", "MTL", (".json", ".xml", ".txt"))
+    mult, add = LANDSAT_ST_MULT, LANDSAT_ST_ADD
+    acquired = None
+    if mtl is not None:
+        mult = float(_mtl_value(mtl, "TEMPERATURE_MULT_BAND_ST_B10") or mult)
+        add = float(_mtl_value(mtl, "TEMPERATURE_ADD_BAND_ST_B10") or add)
+        acquired = parse_date(_mtl_value(mtl, "DATE_ACQUIRED"))
+    data = raw.astype(np.float64) * mult + add
+    bad = raw == (0 if nodata is None else int(nodata))
+    qa_file = Path(qa_path) if qa_path else _sibling(p, "ST_B10", "QA_PIXEL", (".TIF", ".tif"))
+    if qa_file is not None:
+        with _open(qa_file) as qsrc:
+            qa = qsrc.read(1)
+        if qa.shape != raw.shape:
+            raise InputError(f"{qa_file}: QA grid {qa.shape} differs from ST_B10 grid {raw.shape}.")
+        bad |= landsat_qa_mask(qa, mask_bits)
+    else:
+        progress.warn(
+            f"{p.name}: no QA_PIXEL file found next to it; clouds are NOT masked. Keep "
+            "the scene's _QA_PIXEL.TIF beside its _ST_B10.TIF or give it explicitly."
+        )
+    data[bad] = np.nan
+    product = product_from_name(p) or "LANDSAT_L2SP"
+    when = parse_date(date) or date_from_name(p) or acquired
+    raster = LSTRaster(
+        data.astype(np.float32), crs, transform, when, product, "landsat", str(p),
+        {"qa": str(qa_file or ""), "mtl": str(mtl or "")},
+    )
+    return _finish(raster, progress)
+
+
+# ---------------------------------------------------------------- float
+
+def check_unit(values: np.ndarray, unit: str, source: str, progress: Progress) -> None:
+    """Refuse values impossible in the declared unit; warn when some look off.
+
+    Works on the median of valid pixels (after conversion to Kelvin), which a few
+    outliers cannot move, and suggests the other unit when that one fits.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return
+    to_k = 0.0 if unit == "K" else KELVIN_OFFSET
+    median_k = float(np.median(finite)) + to_k
+    lo, hi = PLAUSIBLE_K
+    if not lo <= median_k <= hi:
+        other = "C" if unit == "K" else "K"
+        other_k = median_k - to_k + (0.0 if other == "K" else KELVIN_OFFSET)
+        hint = (
+            f" The values look like {'Celsius' if other == 'C' else 'Kelvin'}: declare unit '{other}'."
+            if lo <= other_k <= hi
+            else " Is this an LST raster at all?"
+        )
+        raise UnitError(
+            f"{source}: median {np.median(finite):.2f} is not a plausible land surface "
+            f"temperature in {'Kelvin' if unit == 'K' else 'Celsius'}.{hint}"
+        )
+    outside = np.mean((finite + to_k < lo - 30) | (finite + to_k > hi + 30))
+    if outside > 0.01:
+        progress.warn(
+            f"{source}: {outside:.1%} of pixels are outside {lo - 30:.0f}-{hi + 30:.0f} K "
+            f"once read as {unit}; check the unit and the nodata value."
+        )
+
+
+def read_float_lst(
+    path: str | Path,
+    unit: str | None = None,
+    date: str | dt.date | None = None,
+    band: int = 1,
+    progress: Progress | None = None,
+) -> LSTRaster:
+    """Read a decoded float LST raster in K or °C (the unit is declared, or stored by us)."""
+    progress = ensure(progress)
+    p = str(path)
+    with _open(p) as src:
+        if band < 1 or band > src.count:
+            raise InputError(f"{p}: has {src.count} band(s), band {band} was asked for.")
+        raw = src.read(band)
+        nodata = src.nodata
+        tags = src.tags()
+        crs, transform = src.crs, src.transform
+    unit = normalise_unit(unit) or normalise_unit(tags.get("LST_UNIT"))
+    if unit is None:
+        raise InputError(
+            f"{p}: float LST needs its unit: set the unit parameter to 'K' or 'C'."
+        )
+    if crs is None:
+        raise InputError(f"{p}: has no coordinate reference system; georeference it first.")
+    data = raw.astype(np.float64)
+    bad = ~np.isfinite(data)
+    if nodata is not None and np.isfinite(nodata):
+        bad |= np.isclose(data, nodata, rtol=1e-6, atol=0.0) | (data == nodata)
+    # Undeclared float32-minimum nodata (common in ENVI/IDL exports, e.g. -3.4e38).
+    bad |= np.abs(data) > 1e30
+    data[bad] = np.nan
+    check_unit(data, unit, p, progress)
+    if unit == "C":
+        data = data + KELVIN_OFFSET
+    when = parse_date(date) or parse_date(tags.get("ACQUISITION_DATE")) or date_from_name(p)
+    sensor = tags.get("SENSOR", "unknown")
+    product = tags.get("SOURCE_PRODUCT") or product_from_name(p) or "float"
+    raster = LSTRaster(data.astype(np.float32), crs, transform, when, product, sensor, p)
+    return _finish(raster, progress)
+
+
+# ----------------------------------------------------------- dispatcher
+
+def detect_product(path: str | Path) -> str:
+    """'modis', 'landsat' or 'float' from the file name, else from the data type and tags."""
+    name = str(path)
+    product = product_from_name(name)
+    if product and product.startswith(("MOD", "MYD")):
+        return "modis"
+    if product and product.startswith("L") or "_ST_B10" in Path(name).name.upper():
+        return "landsat"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = _open(name)
+    with src:
+        if src.subdatasets:
+            names = [s.split(":")[-1] for s in src.subdatasets]
+            if any(n in _MODIS_QC_LAYER for n in names):
+                return "modis"
+            raise UnknownProductError(
+                f"{name}: a container of {len(names)} layers ({', '.join(names[:4])}...) "
+                "with no LST layer. Give an LST product or pick its LST layer."
+            )
+        tags = src.tags()
+        dtype = src.dtypes[0]
+    if "LST_UNIT" in tags or np.issubdtype(np.dtype(dtype), np.floating):
+        return "float"
+    raise UnknownProductError(
+        f"{name}: not a recognised LST product (integer {dtype} data without a MODIS or "
+        "Landsat name). Keep the product's original file name, or set the product "
+        "explicitly ('modis', 'landsat', or 'float' with a unit)."
+    )
+
+
+def read_lst(
+    path: str | Path,
+    product: str = "auto",
+    unit: str | None = None,
+    date: str | dt.date | None = None,
+    progress: Progress | None = None,
+) -> LSTRaster:
+    """Read any supported LST file as an :class:`LSTRaster` in Kelvin with NaN nodata."""
+    product = (product or "auto").lower()
+    if product not in PRODUCTS:
+        raise InputError(f"Unknown product {product!r}: choose one of {', '.join(PRODUCTS)}.")
+    if product == "auto":
+        product = detect_product(path)
+    if product == "modis":
+        return read_modis(path, date=date, progress=progress)
+    if product == "landsat":
+        return read_landsat(path, date=date, progress=progress)
+    return read_float_lst(path, unit=unit, date=date, progress=progress)

@@ -1,0 +1,419 @@
+"""A seeded, realistic MODIS + Landsat LST time series written in the real product formats.
+
+The generator simulates a fine (30 m) "true" LST field over an Orléans-like landscape
+(the Loire, a city, a forest, crop parcels with a growing season, bare soil), then
+observes it the way the sensors do:
+
+* Landsat 8 Collection 2 Level-2: ``ST_B10`` (uint16, DN·0.00341802 + 149 K) with a
+  ``QA_PIXEL`` band whose bits flag fill, cloud, dilated cloud and cloud shadow, and
+  an ``MTL.json`` holding the scale and offset. Cloud tops are written as cold DNs,
+  so a reader that ignores QA shows them.
+* MODIS MOD11A1 as AppEEARS GeoTIFF exports on the sinusoidal grid (926.6 m):
+  ``LST_Day_1km`` (uint16, DN·0.02 K, 0 fill) and ``QC_Day`` (bits 0-1 '10' where
+  cloud kept the pixel from being produced), after a Gaussian point-spread, a
+  per-date bias and sensor noise.
+
+The cloud-free fine truth and the land cover go to ``truth/`` so later stages
+(gap-filling, fusion) can be scored where the answer is known. Everything is
+synthetic and labelled so in the files' metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, reproject, transform as warp_transform, transform_bounds
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import InputError
+from .lst_raster import KELVIN_OFFSET, LSTRaster
+from .progress import Progress, ensure
+from .readers import LANDSAT_ST_ADD, LANDSAT_ST_MULT, MODIS_SCALE
+from .writers import write_lst
+
+MODIS_SINUSOIDAL = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
+MODIS_PIXEL = 926.625433055833
+MODIS_ORIGIN = (-20015109.355798, 10007554.677899)
+MODIS_TILE_PX = 1200
+
+CLASSES = {0: "water", 1: "urban", 2: "forest", 3: "winter crop", 4: "summer crop", 5: "bare soil"}
+WATER, URBAN, FOREST, WINTER_CROP, SUMMER_CROP, BARE = range(6)
+
+# Real QA_PIXEL words of Collection 2 (confidence bits included): clear land, clear
+# water, cloud (high confidence), dilated cloud, cloud shadow.
+QA_CLEAR, QA_WATER, QA_CLOUD, QA_DILATED, QA_SHADOW = 21824, 21952, 22280, 21762, 23824
+PAD_M = 3000.0  # simulated margin around the Landsat extent, so MODIS pixels are whole
+
+
+@dataclass
+class SampleSpec:
+    """What to generate. Defaults match the survey's STF-LST dataset (51 pairs, 950×950 px)."""
+
+    width: int = 950
+    height: int = 950
+    pixel_size: float = 30.0
+    crs: str = "EPSG:32631"
+    center_lon: float = 1.909
+    center_lat: float = 47.902
+    n_dates: int = 51
+    start: dt.date = dt.date(2013, 3, 18)
+    end: dt.date = dt.date(2024, 10, 15)
+    seed: int = 0
+    cloudiness: float = 0.25
+    wrs_path_row: str = "199027"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.width < 16 or self.height < 16:
+            raise InputError("Sample size must be at least 16 × 16 pixels.")
+        if self.pixel_size <= 0:
+            raise InputError("Pixel size must be positive.")
+        if self.n_dates < 1:
+            raise InputError("The number of dates must be at least 1.")
+        if self.end < self.start:
+            raise InputError(f"End date {self.end} is before start date {self.start}.")
+        if not 0.0 <= self.cloudiness <= 1.0:
+            raise InputError("Cloudiness must be between 0 and 1.")
+        if self.width * self.height > 25_000_000:
+            raise InputError("Sample size is limited to 25 million pixels (e.g. 5000 × 5000).")
+
+
+# ------------------------------------------------------------- fields
+
+def _gaussian(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur by FFT (periodic edges; callers blur padded areas only)."""
+    if sigma <= 0:
+        return a.astype(np.float64)
+    h, w = a.shape
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    kernel = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fx**2 + fy**2))
+    return np.fft.irfft2(np.fft.rfft2(a) * kernel, s=a.shape)
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Smooth random field with zero mean and unit standard deviation."""
+    f = _gaussian(rng.standard_normal(shape), sigma)
+    return (f - f.mean()) / (f.std() + 1e-12)
+
+
+def _parcels(rng: np.random.Generator, shape: tuple[int, int], px: float) -> np.ndarray:
+    """Integer ids of rectangular field parcels 250-750 m across."""
+    h, w = shape
+
+    def cuts(n: int) -> np.ndarray:
+        edges, pos = [0], 0
+        while pos < n:
+            pos += int(rng.integers(max(2, 250 / px), max(3, 750 / px)))
+            edges.append(min(pos, n))
+        return np.repeat(np.arange(len(edges) - 1), np.diff(edges))
+
+    rows, cols = cuts(h), cuts(w)
+    return rows[:, None] * (cols.max() + 1) + cols[None, :]
+
+
+def land_cover(rng: np.random.Generator, shape: tuple[int, int], px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Classes (see ``CLASSES``) and parcel ids of an Orléans-like landscape."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    parcel = _parcels(rng, shape, px)
+    n_parcels = int(parcel.max()) + 1
+    crop_type = rng.choice([WINTER_CROP, SUMMER_CROP, BARE, FOREST], size=n_parcels, p=[0.42, 0.33, 0.15, 0.10])
+    lc = crop_type[parcel]
+    # Forest: a large massif to the north-east, like the Forêt d'Orléans.
+    forest = _noise(rng, shape, 1500 / px) + 2.2 * ((x / w - 0.75) ** 2 + (y / h - 0.2) ** 2 < 0.06)
+    lc[forest > 1.0] = FOREST
+    # City: a blob around the centre with a ragged edge, plus villages.
+    r = np.hypot(x - 0.48 * w, y - 0.5 * h) / min(h, w)
+    urban = r < 0.2 * (1 + 0.35 * _noise(rng, shape, 400 / px))
+    for _ in range(max(1, (h * w) // 150_000)):
+        cy, cx, rad = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(150, 450) / px
+        urban |= np.hypot(x - cx, y - cy) < rad
+    lc[urban] = URBAN
+    # River: a meandering band ~300 m wide crossing west to east, south of the centre.
+    centre = 0.58 * h + 0.05 * h * np.sin(2 * np.pi * x / (0.9 * w) + rng.uniform(0, 6.28))
+    lc[np.abs(y - centre) < max(1.0, 150 / px)] = WATER
+    return lc.astype(np.uint8), parcel
+
+
+def _greenness(doy: float, peak: float, width: float) -> float:
+    """Crop canopy cover (0..1) with a smooth season peaking on day ``peak``."""
+    d = (doy - peak + 182.5) % 365.25 - 182.5
+    return float(np.exp(-0.5 * (d / width) ** 2))
+
+
+def true_lst(
+    date: dt.date,
+    lc: np.ndarray,
+    parcel_offset: np.ndarray,
+    texture: np.ndarray,
+    rng: np.random.Generator,
+    px: float,
+) -> np.ndarray:
+    """Fine 'true' LST (K) at Landsat's ~10:30 overpass on ``date``.
+
+    Air temperature follows the seasonal cycle plus a weather anomaly; each class
+    adds its own surface excess driven by insolation (city and bare soil heat most,
+    forest least, water lags the season); crops cool while their canopy is green.
+    """
+    doy = date.timetuple().tm_yday
+    season = np.sin(2 * np.pi * (doy - 105) / 365.25)
+    sun = 0.55 + 0.45 * np.sin(2 * np.pi * (doy - 80) / 365.25)
+    weather = rng.normal(0.0, 2.5)
+    air = 11.5 + 8.5 * season + weather
+    moisture = np.clip(0.5 - weather / 6 + rng.normal(0, 0.15), 0.0, 1.0)
+    bare = 3.0 + 12.0 * sun * (1.1 - 0.5 * moisture)
+    excess = np.empty(lc.shape, np.float64)
+    excess[lc == URBAN] = 4.0 + 9.0 * sun
+    excess[lc == FOREST] = 0.5 + 3.0 * sun
+    excess[lc == BARE] = bare
+    for cls, peak, width in ((WINTER_CROP, 135, 40), (SUMMER_CROP, 215, 35)):
+        g = _greenness(doy, peak, width)
+        excess[lc == cls] = g * (0.5 + 2.0 * sun) + (1 - g) * bare
+    t = air + excess
+    water = 12.5 + 9.0 * np.sin(2 * np.pi * (doy - 130) / 365.25) + 0.3 * weather
+    t[lc == WATER] = water
+    regional = 0.8 * _noise(rng, lc.shape, 8000 / px)
+    t += parcel_offset * sun + texture * (0.5 + sun) + regional
+    return (t + KELVIN_OFFSET).astype(np.float32)
+
+
+def _clouds(rng: np.random.Generator, shape: tuple[int, int], fraction: float, px: float):
+    """Cloud, dilated-cloud ring and shadow masks covering about ``fraction`` of the area."""
+    empty = np.zeros(shape, bool)
+    if fraction <= 0.005:
+        return empty, empty, empty
+    field_ = _noise(rng, shape, 1200 / px) + 0.25 * _noise(rng, shape, 150 / px)
+    cloud = field_ > np.quantile(field_, 1.0 - fraction)
+    dilated = (_gaussian(cloud.astype(float), 90 / px) > 0.05) & ~cloud
+    dy, dx = int(round(600 / px)), int(round(450 / px))
+    shadow = np.zeros(shape, bool)
+    shadow[dy:, dx:] = cloud[:-dy or None, :-dx or None]
+    shadow &= ~cloud & ~dilated
+    return cloud, dilated, shadow
+
+
+# --------------------------------------------------------------- grids
+
+@dataclass
+class _Grids:
+    crs: CRS
+    inner: Affine
+    inner_shape: tuple[int, int]
+    outer: Affine
+    outer_shape: tuple[int, int]
+    pad: int
+    modis: Affine
+    modis_shape: tuple[int, int]
+    tile: str
+
+
+def _grids(spec: SampleSpec) -> _Grids:
+    crs = CRS.from_user_input(spec.crs)
+    xs, ys = warp_transform("EPSG:4326", crs, [spec.center_lon], [spec.center_lat])
+    px = spec.pixel_size
+    left = np.floor((xs[0] - spec.width * px / 2) / px) * px
+    top = np.ceil((ys[0] + spec.height * px / 2) / px) * px
+    inner = Affine(px, 0, left, 0, -px, top)
+    pad = int(np.ceil(PAD_M / px))
+    outer = Affine(px, 0, left - pad * px, 0, -px, top + pad * px)
+    outer_shape = (spec.height + 2 * pad, spec.width + 2 * pad)
+    bounds = (left, top - spec.height * px, left + spec.width * px, top)
+    sl, sb, sr, st = transform_bounds(crs, MODIS_SINUSOIDAL, *bounds, densify_pts=51)
+    x0, y0 = MODIS_ORIGIN
+    c0, c1 = int(np.floor((sl - x0) / MODIS_PIXEL)), int(np.ceil((sr - x0) / MODIS_PIXEL))
+    r0, r1 = int(np.floor((y0 - st) / MODIS_PIXEL)), int(np.ceil((y0 - sb) / MODIS_PIXEL))
+    modis = Affine(MODIS_PIXEL, 0, x0 + c0 * MODIS_PIXEL, 0, -MODIS_PIXEL, y0 - r0 * MODIS_PIXEL)
+    tile = f"h{c0 // MODIS_TILE_PX:02d}v{r0 // MODIS_TILE_PX:02d}"
+    return _Grids(crs, inner, (spec.height, spec.width), outer, outer_shape, pad, modis, (r1 - r0, c1 - c0), tile)
+
+
+def sample_dates(spec: SampleSpec, rng: np.random.Generator) -> list[dt.date]:
+    """Dates on Landsat's 16-day cycle from ``start``, spread over the period, first and last kept."""
+    n_cycle = (spec.end - spec.start).days // 16 + 1
+    cycle = [spec.start + dt.timedelta(days=16 * k) for k in range(n_cycle)]
+    if spec.n_dates >= n_cycle:
+        return cycle
+    if spec.n_dates == 1:
+        return [cycle[0]]
+    middle = rng.choice(np.arange(1, n_cycle - 1), size=spec.n_dates - 2, replace=False)
+    return [cycle[i] for i in sorted({0, n_cycle - 1, *middle.tolist()})]
+
+
+# ------------------------------------------------------------- writers
+
+def _write_uint(path: Path, array: np.ndarray, crs: CRS, transform: Affine, nodata, tags: dict) -> None:
+    profile = {
+        "driver": "GTiff", "dtype": str(array.dtype), "count": 1, "width": array.shape[1],
+        "height": array.shape[0], "crs": crs, "transform": transform, "nodata": nodata,
+        "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+        dst.update_tags(**tags)
+
+
+def _landsat_names(spec: SampleSpec, date: dt.date) -> dict[str, str]:
+    processed = date + dt.timedelta(days=14)
+    pid = f"LC08_L2SP_{spec.wrs_path_row}_{date:%Y%m%d}_{processed:%Y%m%d}_02_T1"
+    return {"id": pid, "st": f"{pid}_ST_B10.TIF", "qa": f"{pid}_QA_PIXEL.TIF", "mtl": f"{pid}_MTL.json"}
+
+
+def _modis_names(date: dt.date) -> dict[str, str]:
+    doy = f"{date.year}{date.timetuple().tm_yday:03d}"
+    return {"lst": f"MOD11A1.061_LST_Day_1km_doy{doy}_aid0001.tif", "qc": f"MOD11A1.061_QC_Day_doy{doy}_aid0001.tif"}
+
+
+def _mtl(spec: SampleSpec, names: dict, date: dt.date, cloud_cover: float, crs: CRS) -> dict:
+    epsg = crs.to_epsg() or 0
+    return {"LANDSAT_METADATA_FILE": {
+        "PRODUCT_CONTENTS": {
+            "ORIGIN": "Synthetic sample generated by LST Fusion (not USGS data)",
+            "LANDSAT_PRODUCT_ID": names["id"], "PROCESSING_LEVEL": "L2SP",
+            "COLLECTION_NUMBER": "02", "COLLECTION_CATEGORY": "T1",
+            "FILE_NAME_BAND_ST_B10": names["st"], "FILE_NAME_QUALITY_L1_PIXEL": names["qa"],
+        },
+        "IMAGE_ATTRIBUTES": {
+            "SPACECRAFT_ID": "LANDSAT_8", "SENSOR_ID": "OLI_TIRS",
+            "WRS_PATH": spec.wrs_path_row[:3], "WRS_ROW": spec.wrs_path_row[3:],
+            "DATE_ACQUIRED": date.isoformat(), "SCENE_CENTER_TIME": "10:32:00.0000000Z",
+            "CLOUD_COVER": f"{100 * cloud_cover:.2f}",
+        },
+        "PROJECTION_ATTRIBUTES": {"MAP_PROJECTION": "UTM", "DATUM": "WGS84", "UTM_ZONE": str(epsg % 100)},
+        "LEVEL2_SURFACE_TEMPERATURE_PARAMETERS": {
+            "TEMPERATURE_MULT_BAND_ST_B10": f"{LANDSAT_ST_MULT}",
+            "TEMPERATURE_ADD_BAND_ST_B10": f"{LANDSAT_ST_ADD}",
+        },
+    }}
+
+
+def _to_dn(kelvin: np.ndarray, scale: float, offset: float) -> np.ndarray:
+    return np.clip(np.round((kelvin - offset) / scale), 1, 65535).astype(np.uint16)
+
+
+# ------------------------------------------------------------------ main
+
+def generate_sample_dataset(
+    out_dir: str | os.PathLike,
+    spec: SampleSpec | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Write a sample MODIS + Landsat LST series to ``out_dir`` and return its ``manifest.json``.
+
+    The folder appears complete or not at all. An existing folder is replaced only
+    when empty or holding an earlier sample dataset (it has our manifest).
+    """
+    spec = spec or SampleSpec()
+    spec.validate()
+    progress = ensure(progress)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise InputError(
+            f"{out}: folder is not empty. Choose an empty or new folder for the sample dataset."
+        )
+    rng = np.random.default_rng(spec.seed)
+    g = _grids(spec)
+    px = spec.pixel_size
+    dates = sample_dates(spec, rng)
+    lc, parcel = land_cover(rng, g.outer_shape, px)
+    parcel_offset = rng.normal(0, 1.0, int(parcel.max()) + 1)[parcel]
+    texture = 0.6 * _noise(rng, g.outer_shape, 0.7) + 0.6 * _noise(rng, g.outer_shape, 60 / px)
+    texture[lc == URBAN] *= 2.5
+    texture[lc == WATER] *= 0.2
+    inner = (slice(g.pad, g.pad + spec.height), slice(g.pad, g.pad + spec.width))
+    lc_inner = lc[inner]
+    psf_sigma = 0.5 * MODIS_PIXEL / px  # MODIS's point-spread reaches beyond its pixel
+    records = []
+    if out.exists() and not any(out.iterdir()):
+        out.rmdir()
+    with atomic_path(out, directory=True) as tmp:
+        for sub in ("landsat", "modis", "truth"):
+            (tmp / sub).mkdir()
+        _write_uint(tmp / "truth" / "landcover.tif", lc_inner, g.crs, g.inner, 255,
+                    {f"CLASS_{k}": v for k, v in CLASSES.items()})
+        for i, date in enumerate(dates):
+            progress.update(i / len(dates), f"Simulating {date.isoformat()}")
+            truth = true_lst(date, lc, parcel_offset, texture, rng, px)
+            fraction = float(np.clip(rng.beta(0.5, 1.1) * 2 * spec.cloudiness, 0, 0.95))
+            cloud, dilated, shadow = _clouds(rng, g.outer_shape, fraction, px)
+            # Landsat: small sensor noise, cold cloud tops, cooler shadows, QA words.
+            obs = truth + rng.normal(0, 0.3, truth.shape).astype(np.float32)
+            obs = np.where(shadow, obs - 3.0, obs)
+            cloud_top = 250.0 + 8.0 * _noise(rng, truth.shape, 300 / px)
+            obs = np.where(cloud, cloud_top, obs)
+            qa = np.where(lc == WATER, QA_WATER, QA_CLEAR).astype(np.uint16)
+            qa[dilated] = QA_DILATED
+            qa[shadow] = QA_SHADOW
+            qa[cloud] = QA_CLOUD
+            names = _landsat_names(spec, date)
+            st_tags = {"SYNTHETIC": "LST Fusion sample data", "DATE_ACQUIRED": date.isoformat()}
+            _write_uint(tmp / "landsat" / names["st"], _to_dn(obs[inner], LANDSAT_ST_MULT, LANDSAT_ST_ADD),
+                        g.crs, g.inner, 0, st_tags)
+            _write_uint(tmp / "landsat" / names["qa"], qa[inner], g.crs, g.inner, None, st_tags)
+            cloud_cover = float(cloud[inner].mean())
+            (tmp / "landsat" / names["mtl"]).write_text(
+                json.dumps(_mtl(spec, names, date, cloud_cover, g.crs), indent=2))
+            # MODIS: point-spread, area average onto the sinusoidal grid, bias and noise.
+            blurred = _gaussian(truth.astype(np.float64), psf_sigma).astype(np.float32)
+            coarse = np.zeros(g.modis_shape, np.float32)
+            reproject(blurred, coarse, src_transform=g.outer, src_crs=g.crs,
+                      dst_transform=g.modis, dst_crs=MODIS_SINUSOIDAL, resampling=Resampling.average)
+            cover = np.zeros(g.modis_shape, np.float32)
+            reproject(cloud.astype(np.float32), cover, src_transform=g.outer, src_crs=g.crs,
+                      dst_transform=g.modis, dst_crs=MODIS_SINUSOIDAL, resampling=Resampling.average)
+            bias = rng.normal(-1.0, 0.7)
+            coarse = coarse + bias + rng.normal(0, 0.4, coarse.shape) - 2.0 * cover
+            qc = np.zeros(g.modis_shape, np.uint8)
+            qc[cover > 0.0] = 0b01000001  # other quality, LST error <= 2 K
+            not_produced = cover > 0.25
+            qc[not_produced] = 0b10
+            lst_dn = np.where(not_produced, 0, _to_dn(coarse, MODIS_SCALE, 0.0)).astype(np.uint16)
+            mnames = _modis_names(date)
+            m_tags = {"SYNTHETIC": "LST Fusion sample data", "SHORTNAME": "MOD11A1",
+                      "RANGEBEGINNINGDATE": date.isoformat(), "TILE": g.tile,
+                      "scale_factor": str(MODIS_SCALE), "add_offset": "0", "_FillValue": "0"}
+            _write_uint(tmp / "modis" / mnames["lst"], lst_dn, MODIS_SINUSOIDAL, g.modis, 0, m_tags)
+            _write_uint(tmp / "modis" / mnames["qc"], qc, MODIS_SINUSOIDAL, g.modis, None, m_tags)
+            truth_name = f"LST_truth_{date:%Y%m%d}.tif"
+            write_lst(LSTRaster(truth[inner], g.crs, g.inner, date, "synthetic truth", "landsat"),
+                      tmp / "truth" / truth_name, cog=False)
+            records.append({
+                "date": date.isoformat(),
+                "landsat_st_b10": f"landsat/{names['st']}",
+                "landsat_qa_pixel": f"landsat/{names['qa']}",
+                "landsat_mtl": f"landsat/{names['mtl']}",
+                "modis_lst": f"modis/{mnames['lst']}",
+                "modis_qc": f"modis/{mnames['qc']}",
+                "truth": f"truth/{truth_name}",
+                "landsat_cloud_fraction": round(cloud_cover, 4),
+                "modis_not_produced_fraction": round(float(not_produced.mean()), 4),
+                "modis_bias_k": round(float(bias), 3),
+            })
+        spec_json = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(spec).items()}
+        manifest = {
+            "kind": "lst_fusion_sample_dataset",
+            "generator_version": __version__,
+            "synthetic": True,
+            "spec": spec_json,
+            "landsat_grid": {"crs": g.crs.to_string(), "transform": list(g.inner)[:6],
+                             "width": spec.width, "height": spec.height},
+            "modis_grid": {"crs": MODIS_SINUSOIDAL.to_proj4(), "transform": list(g.modis)[:6],
+                           "width": g.modis_shape[1], "height": g.modis_shape[0], "tile": g.tile},
+            "classes": CLASSES,
+            "dates": records,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+    progress.update(1.0, f"Wrote {len(dates)} dated MODIS/Landsat pairs to {out}")
+    return out / "manifest.json"

@@ -1,0 +1,81 @@
+"""What every LST Fusion algorithm shares: groups, feedback bridge, error translation."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+from qgis.PyQt.QtGui import QIcon
+
+from .. import dependencies
+
+ICON = dependencies.PLUGIN_DIR / "icons" / "lst_fusion.svg"
+GROUPS = {
+    "data": "1 · Data",
+    "preprocessing": "2 · Preprocessing",
+    "training": "3 · Training",
+    "fusion": "4 · Fusion",
+    "evaluation": "5 · Evaluation",
+}
+
+
+class LSTAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses declare ``NAME``, ``DISPLAY``, ``GROUP`` and ``HELP``."""
+
+    NAME = ""
+    DISPLAY = ""
+    GROUP = "data"
+    HELP = ""
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.DISPLAY
+
+    def group(self) -> str:
+        return GROUPS[self.GROUP]
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.HELP
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+
+def progress_from(feedback: QgsProcessingFeedback | None):
+    """A backend ``Progress`` that reports into a Processing feedback object."""
+    from backend.progress import Progress
+
+    if feedback is None:
+        return Progress()
+    warn = getattr(feedback, "pushWarning", None) or (lambda m: feedback.reportError(m, False))
+    return Progress(
+        on_progress=lambda f: feedback.setProgress(100.0 * f),
+        on_message=feedback.pushInfo,
+        on_warning=warn,
+        is_cancelled=feedback.isCanceled,
+    )
+
+
+@contextlib.contextmanager
+def backend_errors() -> Iterator[None]:
+    """Check the backend can run, and turn its errors into messages Processing shows."""
+    problem = dependencies.backend_problem()
+    if problem:
+        raise QgsProcessingException(problem)
+    from backend.errors import Cancelled, LSTFusionError
+
+    try:
+        yield
+    except Cancelled as exc:
+        raise QgsProcessingException(f"{exc} No output was written.") from exc
+    except LSTFusionError as exc:
+        raise QgsProcessingException(str(exc)) from exc

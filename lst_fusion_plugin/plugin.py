@@ -1,0 +1,56 @@
+"""The plugin object QGIS creates: registers the Processing provider and a menu entry."""
+
+from __future__ import annotations
+
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsSettings
+
+from . import dependencies
+
+
+class LSTFusionPlugin:
+    def __init__(self, iface):
+        self.iface = iface
+        self.provider = None
+        self.actions = []
+        dependencies.add_paths(QgsSettings().value(dependencies.SETTINGS_KEY, "", type=str) or None)
+
+    def initProcessing(self):  # noqa: N802
+        from .provider import LSTFusionProvider
+
+        self.provider = LSTFusionProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
+        problem = dependencies.backend_problem()
+        if problem:
+            QgsMessageLog.logMessage(problem, "LST Fusion", Qgis.Warning)
+            if self.iface is not None and self.iface.messageBar() is not None:
+                self.iface.messageBar().pushMessage(
+                    "LST Fusion", problem.splitlines()[0] + " See the log for how to install them.",
+                    level=Qgis.Warning, duration=15,
+                )
+
+    def initGui(self):  # noqa: N802
+        self.initProcessing()
+        if self.iface is None:
+            return
+        from qgis.PyQt.QtWidgets import QAction
+
+        action = QAction(self.provider.icon(), "LST Fusion algorithms…", self.iface.mainWindow())
+        action.triggered.connect(self._show_toolbox)
+        self.iface.addPluginToRasterMenu("LST Fusion", action)
+        self.actions.append(action)
+
+    def _show_toolbox(self):
+        from qgis.PyQt.QtWidgets import QDockWidget
+
+        dock = self.iface.mainWindow().findChild(QDockWidget, "ProcessingToolbox")
+        if dock is not None:
+            dock.setVisible(True)
+            dock.raise_()
+
+    def unload(self):
+        for action in self.actions:
+            self.iface.removePluginRasterMenu("LST Fusion", action)
+        self.actions = []
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

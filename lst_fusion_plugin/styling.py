@@ -1,0 +1,76 @@
+"""LST styling of raster layers: a continuous thermal ramp stretched to the data."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsColorRampShader,
+    QgsMapLayer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterBandStats,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
+
+RAMP_NAMES = ("Turbo", "Spectral")
+
+
+def _ramp():
+    style = QgsStyle.defaultStyle()
+    for name in RAMP_NAMES:
+        ramp = style.colorRamp(name)
+        if ramp is not None:
+            if name == "Spectral":
+                ramp.invert()  # blue = cool, red = hot
+            return ramp
+    return None
+
+
+def apply_lst_style(layer: QgsMapLayer, unit: str = "K", classes: int = 11) -> bool:
+    """Pseudocolor the layer's band 1 from its 2nd to 98th percentile; False if not a raster."""
+    if layer is None or layer.type() != QgsMapLayer.RasterLayer or not layer.isValid():
+        return False
+    provider = layer.dataProvider()
+    stats = provider.bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
+    lo, hi = provider.cumulativeCut(1, 0.02, 0.98) if hasattr(provider, "cumulativeCut") else (None, None)
+    if lo is None or hi is None or not hi > lo:
+        lo, hi = stats.minimumValue, stats.maximumValue
+    if not hi > lo:
+        hi = lo + 1.0
+    shader_fn = QgsColorRampShader(lo, hi)
+    shader_fn.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp = _ramp()
+    if ramp is not None:
+        shader_fn.setSourceColorRamp(ramp)
+    shader_fn.classifyColorRamp(classes, -1)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(provider, 1, shader)
+    renderer.setClassificationMin(lo)
+    renderer.setClassificationMax(hi)
+    layer.setRenderer(renderer)
+    layer.setCustomProperty("lst_fusion/unit", unit)
+    layer.triggerRepaint()
+    return True
+
+
+class LSTStyler(QgsProcessingLayerPostProcessorInterface):
+    """Styles an output layer when Processing loads it into the project."""
+
+    _alive: list["LSTStyler"] = []  # Processing keeps no reference; we must.
+
+    def __init__(self, unit: str = "K", name: str | None = None):
+        super().__init__()
+        self.unit = unit
+        self.name = name
+
+    @classmethod
+    def create(cls, unit: str = "K", name: str | None = None) -> "LSTStyler":
+        styler = cls(unit, name)
+        cls._alive = cls._alive[-50:] + [styler]
+        return styler
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        apply_lst_style(layer, self.unit)
+        if self.name:
+            layer.setName(self.name)
