@@ -20,9 +20,18 @@ def _doy(year: str, doy: str) -> dt.date:
     return dt.date(int(year), 1, 1) + dt.timedelta(days=int(doy) - 1)
 
 
+def file_name(path: str | Path) -> str:
+    """The file name, also for GDAL subdataset names such as ``HDF4_EOS:EOS_GRID:"f.hdf":grid:layer``."""
+    text = str(path)
+    if text.startswith(("HDF4", "HDF5", "NETCDF")):
+        quoted = re.search(r'"([^"]+)"', text)
+        text = quoted.group(1) if quoted else text.split(":")[2]
+    return Path(text).name
+
+
 def product_from_name(path: str | Path) -> str | None:
     """The product short name encoded in a file name ('MOD11A1', 'LC08_L2SP'), if any."""
-    name = Path(str(path).split(":")[-2] if str(path).startswith("HDF4") else path).name
+    name = file_name(path)
     for pattern in (_MODIS_NATIVE, _MODIS_APPEEARS):
         m = pattern.search(name)
         if m:
@@ -41,7 +50,7 @@ def date_from_name(path: str | Path) -> dt.date | None:
     ``YYYY-MM-DD`` or ``YYYYMMDD`` in the name. Ambiguous names (two different
     plain dates) give ``None`` so the caller asks the user instead of guessing.
     """
-    name = Path(path).name
+    name = file_name(path)
     for pattern in (_MODIS_NATIVE, _MODIS_APPEEARS):
         m = pattern.search(name)
         if m:
@@ -67,9 +76,10 @@ def parse_date(value: str | dt.date | None) -> dt.date | None:
     text = str(value).strip()
     if not text:
         return None
-    for fmt in ("%Y-%m-%d", "%Y%m%d", "%Y%j"):
+    fmt = {10: "%Y-%m-%d", 8: "%Y%m%d", 7: "%Y%j"}.get(len(text))
+    if fmt is not None:
         try:
             return dt.datetime.strptime(text, fmt).date()
         except ValueError:
-            continue
+            pass
     raise ValueError(f"Cannot read the date {value!r}: write it as YYYY-MM-DD.")

@@ -12,11 +12,14 @@ import json
 import re
 import warnings
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import rasterio
+from affine import Affine
+from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from .dates import date_from_name, parse_date, product_from_name
@@ -46,13 +49,42 @@ def _open(path: str | Path):
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
-        name = str(path)
-        if not name.startswith("HDF4") and not Path(name).exists():
-            raise InputError(f"{name}: file not found.") from exc
-        raise InputError(
-            f"{name}: cannot be read as a raster ({exc}). The file may be incomplete or "
-            "corrupt: download it again."
-        ) from exc
+        _raise_unreadable(path, exc)
+
+
+def _raise_unreadable(path: str | Path, exc: Exception):
+    name = str(path)
+    if not name.startswith("HDF4") and not Path(name).exists():
+        raise InputError(f"{name}: file not found.") from exc
+    raise InputError(
+        f"{name}: cannot be read as a raster ({exc}). The file may be incomplete or "
+        "corrupt: download it again."
+    ) from exc
+
+
+@dataclass
+class _Band:
+    """One band's pixels with the georeferencing and metadata the readers need."""
+
+    data: np.ndarray
+    crs: CRS | None
+    transform: Affine
+    nodata: float | None
+    tags: dict[str, str]
+    count: int
+
+
+def _load(path: str | Path, band: int = 1) -> _Band:
+    """Read one band, turning GDAL's open *and* read failures (truncated files) into InputError."""
+    src = _open(path)
+    with src:
+        if band < 1 or band > src.count:
+            raise InputError(f"{path}: has {src.count} band(s), band {band} was asked for.")
+        try:
+            data = src.read(band)
+        except RasterioIOError as exc:
+            _raise_unreadable(path, exc)
+        return _Band(data, src.crs, src.transform, src.nodata, {**src.tags(), **src.tags(band)}, src.count)
 
 
 def normalise_unit(unit: str | None) -> str | None:
@@ -151,10 +183,8 @@ def read_modis(
     progress = ensure(progress)
     path = str(path)
     lst_src, qc_src = _modis_sources(path, layer, str(qc_path) if qc_path else None)
-    with _open(lst_src) as src:
-        raw = src.read(1)
-        tags = {**src.tags(), **src.tags(1)}
-        crs, transform = src.crs, src.transform
+    lst = _load(lst_src)
+    raw, tags, crs, transform = lst.data, lst.tags, lst.crs, lst.transform
     if not np.issubdtype(raw.dtype, np.integer):
         raise InputError(
             f"{path}: MODIS LST should be the scaled uint16 product, found {raw.dtype}. "
@@ -168,8 +198,7 @@ def read_modis(
     data = (raw.astype(np.float64) - offset) * scale
     bad = (raw == fill) | (raw < MODIS_VALID_MIN)
     if qc_src is not None:
-        with _open(qc_src) as qsrc:
-            qc = qsrc.read(1)
+        qc = _load(qc_src).data
         if qc.shape != raw.shape:
             raise InputError(f"{qc_src}: QC grid {qc.shape} differs from LST grid {raw.shape}.")
         bad |= modis_qc_mask(qc, max_lst_error)
@@ -247,10 +276,8 @@ def read_landsat(
     """
     progress = ensure(progress)
     p = Path(path)
-    with _open(p) as src:
-        raw = src.read(1)
-        crs, transform = src.crs, src.transform
-        nodata = src.nodata
+    st = _load(p)
+    raw, crs, transform, nodata = st.data, st.crs, st.transform, st.nodata
     if raw.dtype != np.uint16:
         raise InputError(
             f"{p}: a Collection 2 ST_B10 band is uint16, found {raw.dtype}. For decoded "
@@ -267,8 +294,7 @@ def read_landsat(
     bad = raw == (0 if nodata is None else int(nodata))
     qa_file = Path(qa_path) if qa_path else _sibling(p, "ST_B10", "QA_PIXEL", (".TIF", ".tif"))
     if qa_file is not None:
-        with _open(qa_file) as qsrc:
-            qa = qsrc.read(1)
+        qa = _load(qa_file).data
         if qa.shape != raw.shape:
             raise InputError(f"{qa_file}: QA grid {qa.shape} differs from ST_B10 grid {raw.shape}.")
         bad |= landsat_qa_mask(qa, mask_bits)
@@ -331,13 +357,8 @@ def read_float_lst(
     """Read a decoded float LST raster in K or °C (the unit is declared, or stored by us)."""
     progress = ensure(progress)
     p = str(path)
-    with _open(p) as src:
-        if band < 1 or band > src.count:
-            raise InputError(f"{p}: has {src.count} band(s), band {band} was asked for.")
-        raw = src.read(band)
-        nodata = src.nodata
-        tags = src.tags()
-        crs, transform = src.crs, src.transform
+    loaded = _load(p, band)
+    raw, nodata, tags, crs, transform = loaded.data, loaded.nodata, loaded.tags, loaded.crs, loaded.transform
     unit = normalise_unit(unit) or normalise_unit(tags.get("LST_UNIT"))
     if unit is None:
         raise InputError(

@@ -173,7 +173,7 @@ def true_lst(
     air = 11.5 + 8.5 * season + weather
     moisture = np.clip(0.5 - weather / 6 + rng.normal(0, 0.15), 0.0, 1.0)
     bare = 3.0 + 12.0 * sun * (1.1 - 0.5 * moisture)
-    excess = np.empty(lc.shape, np.float64)
+    excess = np.zeros(lc.shape, np.float64)  # water is set apart below
     excess[lc == URBAN] = 4.0 + 9.0 * sun
     excess[lc == FOREST] = 0.5 + 3.0 * sun
     excess[lc == BARE] = bare

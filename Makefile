@@ -1,0 +1,67 @@
+# LST Fusion — set-up, tests and the demo. Two commands on a fresh machine:
+#   make install   # QGIS + Xvfb from Debian, .venv with the pinned Python packages
+#   make test      # the whole test suite, offscreen
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-venv xvfb xauth
+export QT_QPA_PLATFORM ?= offscreen
+export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
+
+.PHONY: help install apt venv stage test lint package deploy demo qgis-process bench clean
+
+help:
+	@echo "make install       install QGIS (apt) and the Python environment (.venv); idempotent"
+	@echo "make test          run the test suite offscreen"
+	@echo "make demo          run the pipeline headless with qgis_process on sample data"
+	@echo "make package       build dist/lst_fusion_plugin.zip (QGIS: Install from ZIP)"
+	@echo "make deploy        install the plugin into the default QGIS profile"
+	@echo "make qgis-process ARGS='list'   qgis_process with the plugin enabled"
+	@echo "make lint | bench | clean"
+
+install: apt venv stage
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo ">> apt: installing $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo ">> apt: QGIS, rasterio and Xvfb already installed"; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@[ -x $(PY) ] || { echo ">> creating $(VENV) from /usr/bin/python3 (--system-site-packages: sees QGIS, numpy, rasterio)"; /usr/bin/python3 -m venv --system-site-packages $(VENV); }
+	@echo ">> pip: installing requirements.txt (torch CPU, onnx, onnxruntime, pytest, pytest-qgis, ruff)"
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt
+	@touch $@
+
+stage:
+	@$(PY) scripts/build_plugin.py stage
+
+test: stage
+	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+
+package:
+	$(PY) scripts/build_plugin.py package
+
+deploy:
+	$(PY) scripts/build_plugin.py deploy
+
+qgis-process: stage
+	@scripts/qgis_process $(ARGS)
+
+demo: stage
+	@scripts/demo.sh
+
+bench:
+	@echo "no benchmark yet: they arrive with the stages that have speed targets"
+
+clean:
+	rm -rf build dist demo_output .pytest_cache

@@ -1,0 +1,70 @@
+"""Writers: Cloud-Optimized float32 GeoTIFFs with LST metadata, written atomically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+import backend.writers as writers
+from backend.errors import Cancelled
+from backend.lst_raster import LSTRaster
+from backend.progress import Progress
+from backend.readers import read_lst
+
+
+def _raster(n=600):
+    rng = np.random.default_rng(1)
+    data = (290 + 5 * rng.standard_normal((n, n))).astype(np.float32)
+    data[:10, :10] = np.nan
+    import datetime as dt
+
+    return LSTRaster(data, CRS.from_epsg(32631), Affine(30, 0, 400000, 0, -30, 5300000),
+                     dt.date(2020, 7, 1), "LC08_L2SP", "landsat", "/x/LC08_scene_ST_B10.TIF")
+
+
+def test_cog_layout_tags_and_units(tmp_path):
+    r = _raster()
+    out = writers.write_lst(r, tmp_path / "lst.tif")
+    with rasterio.open(out) as src:
+        assert src.dtypes[0] == "float32" and np.isnan(src.nodata)
+        assert src.profile["tiled"] and src.compression.value == "DEFLATE"
+        assert src.overviews(1), "COG should carry overviews"
+        assert src.tags()["LST_UNIT"] == "K" and src.tags()["ACQUISITION_DATE"] == "2020-07-01"
+        assert src.tags()["SOURCE_PRODUCT"] == "LC08_L2SP"
+        assert src.units == ("K",) and src.descriptions == ("LST (K)",)
+        assert src.crs.to_epsg() == 32631 and src.transform == r.transform
+        data = src.read(1)
+    np.testing.assert_array_equal(data, r.data)
+    assert not [p for p in tmp_path.iterdir() if p.name != "lst.tif"], "no temporary left behind"
+
+
+def test_celsius_output(tmp_path):
+    r = _raster(50)
+    out = writers.write_lst(r, tmp_path / "c.tif", unit="C", cog=False)
+    with rasterio.open(out) as src:
+        assert src.tags()["LST_UNIT"] == "C"
+        np.testing.assert_allclose(src.read(1), r.data - 273.15, atol=1e-4)
+    np.testing.assert_allclose(read_lst(out).data, r.data, atol=1e-4)
+
+
+def test_failed_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
+    target = tmp_path / "lst.tif"
+    target.write_bytes(b"previous result")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writers.rasterio.shutil, "copy", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        writers.write_lst(_raster(50), target)
+    assert target.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lst.tif"]
+
+
+def test_cancelled_write_leaves_nothing(tmp_path):
+    with pytest.raises(Cancelled):
+        writers.write_lst(_raster(50), tmp_path / "lst.tif", progress=Progress(is_cancelled=lambda: True))
+    assert list(tmp_path.iterdir()) == []
