@@ -41,7 +41,7 @@ $(VENV)/.installed: requirements.txt constraints.txt
 stage:
 	@$(PY) scripts/build_plugin.py stage
 
-test: stage
+test: stage lint
 	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m pytest
 
@@ -58,7 +58,7 @@ qgis-process: stage
 	@scripts/qgis_process $(ARGS)
 
 demo: stage
-	@scripts/demo.sh
+	@$(PY) scripts/demo.py
 
 bench:
 	@echo "no benchmark yet: they arrive with the stages that have speed targets"

@@ -7,8 +7,8 @@ Stages take an optional :class:`Progress`; the QGIS glue builds one from a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from .errors import Cancelled
 
@@ -21,10 +21,10 @@ class LSTWarning(UserWarning):
 class Progress:
     """Callbacks for progress (0..1), messages, warnings and a cancellation poll."""
 
-    on_progress: Optional[Callable[[float], None]] = None
-    on_message: Optional[Callable[[str], None]] = None
-    on_warning: Optional[Callable[[str], None]] = None
-    is_cancelled: Optional[Callable[[], bool]] = None
+    on_progress: Callable[[float], None] | None = None
+    on_message: Callable[[str], None] | None = None
+    on_warning: Callable[[str], None] | None = None
+    is_cancelled: Callable[[], bool] | None = None
     start: float = 0.0
     end: float = 1.0
 
@@ -52,7 +52,7 @@ class Progress:
         else:
             warnings.warn(message, LSTWarning, stacklevel=2)
 
-    def sub(self, start: float, end: float) -> "Progress":
+    def sub(self, start: float, end: float) -> Progress:
         """A view reporting into the ``[start, end]`` part of this task."""
         span = self.end - self.start
         return Progress(

@@ -12,9 +12,9 @@ import json
 import re
 import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import rasterio

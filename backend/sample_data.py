@@ -31,7 +31,8 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.warp import Resampling, reproject, transform as warp_transform, transform_bounds
+from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.warp import transform as warp_transform
 
 from . import __version__
 from .atomic import atomic_path

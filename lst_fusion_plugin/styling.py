@@ -57,7 +57,7 @@ def apply_lst_style(layer: QgsMapLayer, unit: str = "K", classes: int = 11) -> b
 class LSTStyler(QgsProcessingLayerPostProcessorInterface):
     """Styles an output layer when Processing loads it into the project."""
 
-    _alive: list["LSTStyler"] = []  # Processing keeps no reference; we must.
+    _alive: list[LSTStyler] = []  # Processing keeps no reference; we must.
 
     def __init__(self, unit: str = "K", name: str | None = None):
         super().__init__()
@@ -65,7 +65,7 @@ class LSTStyler(QgsProcessingLayerPostProcessorInterface):
         self.name = name
 
     @classmethod
-    def create(cls, unit: str = "K", name: str | None = None) -> "LSTStyler":
+    def create(cls, unit: str = "K", name: str | None = None) -> LSTStyler:
         styler = cls(unit, name)
         cls._alive = cls._alive[-50:] + [styler]
         return styler

@@ -40,7 +40,8 @@ class ImportLSTAlgorithm(LSTAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(
-            "INPUT", "LST product file", fileFilter="LST products (*.hdf *.HDF *.tif *.TIF *.tiff *.TIFF);;All files (*)"))
+            "INPUT", "LST product file",
+            fileFilter="LST products (*.hdf *.HDF *.tif *.TIF *.tiff *.TIFF);;All files (*)"))
         self.addParameter(QgsProcessingParameterEnum("PRODUCT", "Product", [p[1] for p in PRODUCTS], defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             "UNIT", "Unit of a float input", [u[1] for u in INPUT_UNITS], defaultValue=0))

@@ -14,6 +14,8 @@ from qgis.core import (
 
 from .base import LSTAlgorithm, backend_errors, progress_from
 
+DOUBLE = QgsProcessingParameterNumber.Double
+
 
 class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
     NAME = "generate_sample_dataset"
@@ -46,9 +48,9 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
         advanced = [
             QgsProcessingParameterCrs(
                 "CRS", "Landsat grid CRS (UTM; default EPSG:32631)", "EPSG:32631", optional=True),
-            QgsProcessingParameterNumber("PIXEL_SIZE", "Landsat pixel size (m)", QgsProcessingParameterNumber.Double, 30.0, False, 1.0, 1000.0),
-            QgsProcessingParameterNumber("CENTER_LON", "Centre longitude (°)", QgsProcessingParameterNumber.Double, 1.909, False, -180.0, 180.0),
-            QgsProcessingParameterNumber("CENTER_LAT", "Centre latitude (°)", QgsProcessingParameterNumber.Double, 47.902, False, -85.0, 85.0),
+            QgsProcessingParameterNumber("PIXEL_SIZE", "Landsat pixel size (m)", DOUBLE, 30.0, False, 1.0, 1000.0),
+            QgsProcessingParameterNumber("CENTER_LON", "Centre longitude (°)", DOUBLE, 1.909, False, -180.0, 180.0),
+            QgsProcessingParameterNumber("CENTER_LAT", "Centre latitude (°)", DOUBLE, 47.902, False, -85.0, 85.0),
         ]
         for param in advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)

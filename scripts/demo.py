@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""`make demo`: the main job end to end through qgis_process, then a styled QGIS project.
+
+Steps (each a Processing algorithm run headless by scripts/qgis_process):
+1. lst_fusion:generate_sample_dataset — a small Orléans-like MODIS + Landsat series;
+2. lst_fusion:import_lst — decode every Landsat ST_B10 and MODIS LST file to Kelvin.
+Then it writes demo.qgz with the layers grouped and styled, and overview.png.
+Later stages (gap-fill, resample, fuse, evaluate) extend this chain as they land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WRAPPER = REPO / "scripts" / "qgis_process"
+
+
+def qgis_process(algorithm: str, **params) -> dict:
+    args = [str(WRAPPER), "run", f"lst_fusion:{algorithm}", "--json", "--"]
+    args += [f"{k}={v}" for k, v in params.items()]
+    run = subprocess.run(args, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"qgis_process {algorithm} failed:\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    out = run.stdout
+    return json.loads(out[out.index("{"):])["results"]
+
+
+def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcover: Path, show: int) -> Path:
+    """A .qgz with one group per product, every LST layer styled, and an overview picture.
+
+    Date number ``show`` is the visible one in each group and the one in the overview.
+    """
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    sys.path.insert(0, str(REPO))
+    from qgis.core import (
+        QgsApplication,
+        QgsMapRendererParallelJob,
+        QgsMapSettings,
+        QgsPalettedRasterRenderer,
+        QgsProject,
+        QgsRasterLayer,
+    )
+    from qgis.PyQt.QtCore import QSize, Qt
+    from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
+
+    from backend.sample_data import CLASSES
+    from lst_fusion_plugin.styling import apply_lst_style
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    first = {}
+    for group_name, items in layers.items():
+        group = root.addGroup(group_name)
+        for i, (name, path) in enumerate(items):
+            layer = QgsRasterLayer(str(path), name)
+            apply_lst_style(layer)
+            project.addMapLayer(layer, False)
+            group.addLayer(layer).setItemVisibilityChecked(i == show)
+            if i == show:
+                first[group_name] = layer
+    lc = QgsRasterLayer(str(landcover), "Land cover (simulated)")
+    colors = ["#2b83ba", "#d7191c", "#1a9641", "#fdae61", "#ffffbf", "#a6611a"]
+    lc.setRenderer(QgsPalettedRasterRenderer(lc.dataProvider(), 1, [
+        QgsPalettedRasterRenderer.Class(k, QColor(colors[k]), v) for k, v in CLASSES.items()]))
+    project.addMapLayer(lc, False)
+    root.addLayer(lc).setItemVisibilityChecked(False)
+    qgz = out / "demo.qgz"
+    project.write(str(qgz))
+
+    # Overview: the chosen date of each group side by side, rendered by QGIS with the styles above.
+    panels = list(first.items()) + [("Land cover", lc)]
+    size, pad = 360, 28
+    canvas = QImage(len(panels) * size, size + pad, QImage.Format_ARGB32)
+    canvas.fill(QColor("white"))
+    painter = QPainter(canvas)
+    painter.setFont(QFont("Sans", 11))
+    extent = next(iter(first.values())).extent()
+    for i, (_, layer) in enumerate(panels):
+        settings = QgsMapSettings()
+        settings.setLayers([layer])
+        settings.setDestinationCrs(next(iter(first.values())).crs())
+        settings.setExtent(extent)
+        settings.setOutputSize(QSize(size, size))
+        job = QgsMapRendererParallelJob(settings)
+        job.start()
+        job.waitForFinished()
+        painter.drawImage(i * size, pad, job.renderedImage())
+        painter.setPen(QColor("black"))
+        painter.drawText(i * size, 0, size, pad, Qt.AlignCenter, layer.name())
+    painter.end()
+    canvas.save(str(out / "overview.png"))
+    app.exitQgis()
+    return qgz
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "demo_output")
+    parser.add_argument("--size", type=int, default=300)
+    parser.add_argument("--dates", type=int, default=6)
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    sample = out / "sample"
+    print(f">> 1/3 qgis_process lst_fusion:generate_sample_dataset -> {sample}")
+    res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=args.size, HEIGHT=args.size,
+                       N_DATES=args.dates, SEED=42, CLOUDINESS=0.3)
+    manifest = json.loads(Path(res["MANIFEST"]).read_text())
+    lst = out / "lst"
+    lst.mkdir(exist_ok=True)
+    groups: dict[str, list[tuple[str, Path]]] = {"Landsat LST (decoded)": [], "MODIS LST (decoded)": [],
+                                                  "Truth (simulated, cloud-free)": []}
+    print(f">> 2/3 qgis_process lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
+    for rec in manifest["dates"]:
+        day = rec["date"].replace("-", "")
+        for key, sensor, group in (("landsat_st_b10", "landsat", "Landsat LST (decoded)"),
+                                   ("modis_lst", "modis", "MODIS LST (decoded)")):
+            target = lst / f"{sensor}_{day}.tif"
+            r = qgis_process("import_lst", INPUT=sample / rec[key], OUTPUT=target)
+            label = "Landsat" if sensor == "landsat" else "MODIS"
+            groups[group].append((f"{label} {rec['date']} ({r['VALID_FRACTION']:.0%} valid)", target))
+        groups["Truth (simulated, cloud-free)"].append((f"Truth {rec['date']}", sample / rec["truth"]))
+    print(">> 3/3 writing the QGIS project")
+    # Show the cloudiest date that still has most of its pixels: clouds and QA masking are visible.
+    cover = [r["landsat_cloud_fraction"] if r["landsat_cloud_fraction"] < 0.5 else -1 for r in manifest["dates"]]
+    qgz = build_project(out, groups, sample / "truth" / "landcover.tif", show=cover.index(max(cover)))
+    print("\nDemo outputs:")
+    print(f"  sample dataset : {sample}")
+    print(f"  decoded LST    : {lst}")
+    print(f"  QGIS project   : {qgz}   (open it with: qgis {qgz})")
+    print(f"  overview       : {out / 'overview.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

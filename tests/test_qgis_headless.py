@@ -1,0 +1,161 @@
+"""QGIS itself, in subprocesses: qgis_process through the documented wrapper, the zip
+package installed into a temporary profile, and the desktop application under Xvfb."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WRAPPER = REPO / "scripts" / "qgis_process"
+sys.path.insert(0, str(REPO / "scripts"))
+import build_plugin  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def qgis_env(tmp_path):
+    """Environment with a throw-away QGIS profile, so tests never touch the user's."""
+    env = dict(os.environ)
+    env["QGIS_CUSTOM_CONFIG_PATH"] = str(tmp_path / "qgis_config")
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env.pop("QGIS_PLUGINPATH", None)
+    return env
+
+
+def _json(stdout: str) -> dict:
+    return json.loads(stdout[stdout.index("{"):])
+
+
+def qgis_process(env, *args, check=True):
+    run = subprocess.run([str(WRAPPER), *args], env=env, capture_output=True, text=True, timeout=300)
+    if check:
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return run
+
+
+def test_wrapper_lists_provider(qgis_env):
+    listing = _json(qgis_process(qgis_env, "list", "--json").stdout)
+    provider = listing["providers"]["lst_fusion"]
+    assert provider["name"] == "LST Fusion"
+    assert {"lst_fusion:generate_sample_dataset", "lst_fusion:import_lst"} <= set(provider["algorithms"])
+
+
+def test_wrapper_runs_sample_data_and_import_with_json(qgis_env, tmp_path):
+    out = tmp_path / "sample"
+    res = _json(qgis_process(qgis_env, "run", "lst_fusion:generate_sample_dataset", "--json", "--",
+                             f"OUTPUT_FOLDER={out}", "WIDTH=40", "HEIGHT=40", "N_DATES=2", "SEED=4").stdout)
+    assert res["results"]["DATE_COUNT"] == 2
+    manifest = Path(res["results"]["MANIFEST"])
+    assert manifest.exists() and manifest.parent == out
+    rec = json.loads(manifest.read_text())["dates"][1]
+    decoded = tmp_path / "modis.tif"
+    res = _json(qgis_process(qgis_env, "run", "lst_fusion:import_lst", "--json", "--",
+                             f"INPUT={out / rec['modis_lst']}", f"OUTPUT={decoded}").stdout)
+    assert res["results"]["OUTPUT"] == str(decoded) and res["results"]["DATE_OUT"] == rec["date"]
+    from backend.readers import read_lst
+
+    np.testing.assert_array_equal(read_lst(decoded).data, read_lst(out / rec["modis_lst"]).data)
+
+
+def test_wrapper_reports_bad_input(qgis_env, tmp_path):
+    bogus = tmp_path / "notes.tif"
+    bogus.write_text("not a raster")
+    run = qgis_process(qgis_env, "run", "lst_fusion:import_lst", "--", f"INPUT={bogus}",
+                       f"OUTPUT={tmp_path / 'o.tif'}", check=False)
+    assert run.returncode != 0
+    assert "notes.tif: cannot be read as a raster" in run.stdout + run.stderr
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.fixture(scope="module")
+def installed_profile(tmp_path_factory):
+    """`make package`'s zip, unpacked into a fresh profile as QGIS's Install-from-ZIP does."""
+    root = tmp_path_factory.mktemp("profiles")
+    zip_path = build_plugin.package(root / "lst_fusion_plugin.zip")
+    import zipfile
+
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert {n.split("/")[0] for n in names} == {"lst_fusion_plugin"}, "one top folder"
+    for needed in ("metadata.txt", "__init__.py", "provider.py", "backend/readers.py", "models/__init__.py",
+                   "icons/lst_fusion.svg"):
+        assert f"lst_fusion_plugin/{needed}" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    profile = root / "profiles" / "default"
+    target = build_plugin.deploy(zip_path, profile)
+    assert (target / "metadata.txt").exists() and not (target / "venv_path.txt").exists()
+    ini = profile / "QGIS" / "QGIS3.ini"
+    ini.parent.mkdir(parents=True)
+    ini.write_text("[PythonPlugins]\nlst_fusion_plugin=true\n")
+    return root
+
+
+def test_packaged_plugin_runs_in_qgis_process(installed_profile, tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(installed_profile))
+    env.pop("QGIS_PLUGINPATH", None)
+    run = subprocess.run(["/usr/bin/qgis_process.bin", "run", "lst_fusion:generate_sample_dataset", "--json",
+                          "--", f"OUTPUT_FOLDER={tmp_path / 's'}", "WIDTH=24", "HEIGHT=24", "N_DATES=1"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert _json(run.stdout)["results"]["DATE_COUNT"] == 1
+
+
+DESKTOP_CHECK = textwrap.dedent("""
+    import json, sys, traceback
+    from qgis.core import QgsApplication, QgsMessageLog
+    from qgis.PyQt.QtCore import QTimer
+    import qgis.utils
+
+    def check():
+        out = {}
+        try:
+            reg = QgsApplication.processingRegistry()
+            provider = reg.providerById("lst_fusion")
+            out["active"] = "lst_fusion_plugin" in qgis.utils.active_plugins
+            out["loaded"] = "lst_fusion_plugin" in qgis.utils.plugins
+            out["plugin_file"] = getattr(sys.modules.get("lst_fusion_plugin"), "__file__", "")
+            out["algorithms"] = [a.id() for a in provider.algorithms()] if provider else []
+            import processing
+            res = processing.run("lst_fusion:generate_sample_dataset",
+                                 {"OUTPUT_FOLDER": OUT_DIR, "WIDTH": 24, "HEIGHT": 24, "N_DATES": 1})
+            out["date_count"] = res["DATE_COUNT"]
+        except Exception:
+            out["error"] = traceback.format_exc()
+        with open(RESULT, "w") as f:
+            json.dump(out, f)
+        QgsApplication.exit(0)
+
+    QTimer.singleShot(2000, check)
+""")
+
+
+@pytest.mark.skipif(not shutil.which("xvfb-run") or not shutil.which("qgis"), reason="needs qgis and xvfb-run")
+def test_desktop_loads_packaged_plugin_under_xvfb(installed_profile, tmp_path):
+    result = tmp_path / "result.json"
+    script = tmp_path / "check.py"
+    script.write_text(f"RESULT = {str(result)!r}\nOUT_DIR = {str(tmp_path / 'sample')!r}\n" + DESKTOP_CHECK)
+    env = dict(os.environ)
+    for var in ("QT_QPA_PLATFORM", "QGIS_PLUGINPATH", "QGIS_CUSTOM_CONFIG_PATH"):
+        env.pop(var, None)
+    run = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(installed_profile),
+         "--nologo", "--noversioncheck", "--code", str(script)],
+        env=env, capture_output=True, text=True, timeout=240)
+    log = run.stdout[-3000:] + run.stderr[-3000:]
+    assert result.exists(), log
+    out = json.loads(result.read_text())
+    assert "error" not in out, out["error"]
+    assert out["active"] and out["loaded"], out
+    assert out["plugin_file"].startswith(str(installed_profile)), out
+    assert "lst_fusion:import_lst" in out["algorithms"]
+    assert out["date_count"] == 1
+    assert "Traceback" not in log, log
