@@ -123,36 +123,39 @@ def _hdf_subdataset(path: str, layer: str) -> str | None:
     return None
 
 
-def _modis_sources(path: str, layer: str, qc_path: str | None) -> tuple[str, str | None]:
-    """The LST band and its QC band, for HDF4 files, HDF4 subdatasets or GeoTIFF exports."""
+def _modis_sources(path: str, layer: str, qc_path: str | None) -> tuple[str, str | None, str]:
+    """The LST band, its QC band and the layer name, for HDF4 files, subdatasets or GeoTIFF exports.
+
+    MOD21 products have a single ``LST_1KM`` layer (day or night is in the product
+    name), so it stands in for the requested MOD11 layer when that one is absent.
+    """
     if path.startswith("HDF4_EOS:"):
-        lst = path
+        lst: str | None = path
         layer = path.split(":")[-1]
-        hdf = path.split(":")[2].strip('"')
-        path = hdf
+        path = path.split(":")[2].strip('"')
     elif Path(path).suffix.lower() in (".hdf", ".h4", ".hdf4"):
         lst = _hdf_subdataset(path, layer)
+        if lst is None and _hdf_subdataset(path, "LST_1KM") is not None:
+            layer = "LST_1KM"
+            lst = _hdf_subdataset(path, layer)
         if lst is None:
             raise InputError(
-                f"{path}: has no '{layer}' layer. Is it an LST product (MOD11A1, MOD11A2, "
-                "MOD21A1)? For MOD21 use layer 'LST_1KM'."
+                f"{path}: has no '{layer}' layer. Is it an LST product (MOD11A1, MOD11A2, MOD21A1)?"
             )
     else:
         lst = path
     if qc_path is None:
-        qc_layer = _MODIS_QC_LAYER.get(layer)
-        if qc_layer and lst != path:
-            qc_path = _hdf_subdataset(path, qc_layer)
-        elif qc_layer:
+        if lst != path:
+            qc_path = _hdf_subdataset(path, _MODIS_QC_LAYER.get(layer, "QC"))
+        else:
             # AppEEARS-style exports name the QC file like the LST one.
-            for lst_name in _MODIS_QC_LAYER:
+            for lst_name, qc_name in _MODIS_QC_LAYER.items():
                 if lst_name in Path(path).name:
-                    candidate = Path(path).with_name(
-                        Path(path).name.replace(lst_name, _MODIS_QC_LAYER[lst_name])
-                    )
+                    candidate = Path(path).with_name(Path(path).name.replace(lst_name, qc_name))
                     if candidate.exists():
                         qc_path = str(candidate)
-    return lst, qc_path
+                        break
+    return lst, qc_path, layer
 
 
 def modis_qc_mask(qc: np.ndarray, max_lst_error: float | None = None) -> np.ndarray:
@@ -179,10 +182,13 @@ def read_modis(
     date: str | dt.date | None = None,
     progress: Progress | None = None,
 ) -> LSTRaster:
-    """Read MODIS LST (MOD11A1/MYD11A1/MOD11A2/MOD21A1, HDF4 or GeoTIFF export) in Kelvin."""
+    """Read MODIS LST (MOD11A1/MYD11A1/MOD11A2/MOD21A1, HDF4 or GeoTIFF export) in Kelvin.
+
+    ``layer`` picks day or night from MOD11 HDF files (``LST_Day_1km``/``LST_Night_1km``).
+    """
     progress = ensure(progress)
     path = str(path)
-    lst_src, qc_src = _modis_sources(path, layer, str(qc_path) if qc_path else None)
+    lst_src, qc_src, layer = _modis_sources(path, layer, str(qc_path) if qc_path else None)
     lst = _load(lst_src)
     raw, tags, crs, transform = lst.data, lst.tags, lst.crs, lst.transform
     if not np.issubdtype(raw.dtype, np.integer):
@@ -422,6 +428,7 @@ def read_lst(
     unit: str | None = None,
     date: str | dt.date | None = None,
     progress: Progress | None = None,
+    modis_layer: str = "LST_Day_1km",
 ) -> LSTRaster:
     """Read any supported LST file as an :class:`LSTRaster` in Kelvin with NaN nodata."""
     product = (product or "auto").lower()
@@ -430,7 +437,7 @@ def read_lst(
     if product == "auto":
         product = detect_product(path)
     if product == "modis":
-        return read_modis(path, date=date, progress=progress)
+        return read_modis(path, layer=modis_layer, date=date, progress=progress)
     if product == "landsat":
         return read_landsat(path, date=date, progress=progress)
     return read_float_lst(path, unit=unit, date=date, progress=progress)

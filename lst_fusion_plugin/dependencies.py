@@ -70,8 +70,11 @@ def add_paths(setting: str | None = None) -> list[Path]:
     for venv in venv_candidates(setting):
         for sp in _site_packages(venv):
             if str(sp) not in sys.path:
-                # Appended after the system's packages: QGIS keeps its own numpy/GDAL.
+                # Ahead of the system's packages, as inside the venv itself; the venv holds
+                # no numpy or GDAL (make install keeps Debian's), so QGIS keeps its own.
+                before = list(sys.path)
                 site.addsitedir(str(sp))
+                sys.path[:] = [p for p in sys.path if p not in before] + before
                 added.append(sp)
     return added
 

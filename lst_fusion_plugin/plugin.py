@@ -34,10 +34,12 @@ class LSTFusionPlugin:
             return
         from qgis.PyQt.QtWidgets import QAction
 
-        action = QAction(self.provider.icon(), "LST Fusion algorithms…", self.iface.mainWindow())
-        action.triggered.connect(self._show_toolbox)
-        self.iface.addPluginToRasterMenu("LST Fusion", action)
-        self.actions.append(action)
+        for text, slot in (("LST Fusion algorithms…", self._show_toolbox),
+                           ("Python environment…", self._choose_venv)):
+            action = QAction(self.provider.icon(), text, self.iface.mainWindow())
+            action.triggered.connect(slot)
+            self.iface.addPluginToRasterMenu("LST Fusion", action)
+            self.actions.append(action)
 
     def _show_toolbox(self):
         from qgis.PyQt.QtWidgets import QDockWidget
@@ -46,6 +48,25 @@ class LSTFusionPlugin:
         if dock is not None:
             dock.setVisible(True)
             dock.raise_()
+
+    def _choose_venv(self):
+        """Let the user name the virtual environment holding torch/onnxruntime (kept in QGIS settings)."""
+        from qgis.PyQt.QtWidgets import QFileDialog, QMessageBox
+
+        settings = QgsSettings()
+        folder = QFileDialog.getExistingDirectory(
+            self.iface.mainWindow(), "Virtual environment for LST Fusion (the folder holding lib/python3.X)",
+            settings.value(dependencies.SETTINGS_KEY, "", type=str))
+        if not folder:
+            return
+        settings.setValue(dependencies.SETTINGS_KEY, folder)
+        added = dependencies.add_paths(folder)
+        gone = dependencies.missing(dependencies.REQUIRED) + dependencies.missing(dependencies.OPTIONAL)
+        text = f"Using {folder}" + (f" ({len(added)} path(s) added)." if added else ".")
+        if gone:
+            table = {**dependencies.REQUIRED, **dependencies.OPTIONAL}
+            text += "\n\nStill missing:\n" + dependencies.install_hint(gone, table)
+        QMessageBox.information(self.iface.mainWindow(), "LST Fusion", text)
 
     def unload(self):
         for action in self.actions:

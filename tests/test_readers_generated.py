@@ -158,3 +158,16 @@ def test_lst_raster_contract():
     assert r.bounds == (0, 30, 60, 60)
     with pytest.raises(ValueError, match="2-D"):
         LSTRaster(np.zeros((2, 2, 2)), None, Affine.identity())
+
+
+def test_mod21_export_uses_its_single_layer_and_qc(tmp_path, sample_dataset):
+    folder, manifest = sample_dataset
+    rec = max(manifest["dates"], key=lambda d: d["modis_not_produced_fraction"])
+    doy = rec["modis_lst"].split("doy")[1][:7]
+    lst = tmp_path / f"MOD21A1D.061_LST_1KM_doy{doy}_aid0001.tif"
+    shutil.copy(folder / rec["modis_lst"], lst)
+    shutil.copy(folder / rec["modis_qc"], tmp_path / f"MOD21A1D.061_QC_doy{doy}_aid0001.tif")
+    r = read_lst(lst)
+    assert r.product == "MOD21A1D" and r.date.isoformat() == rec["date"]
+    assert r.tags["qc"].endswith(f"MOD21A1D.061_QC_doy{doy}_aid0001.tif")
+    np.testing.assert_array_equal(r.data, read_lst(folder / rec["modis_lst"]).data)

@@ -18,6 +18,7 @@ PRODUCTS = [("auto", "Detect from file name and metadata"), ("modis", "MODIS MOD
             ("landsat", "Landsat 8/9 Collection 2 Level-2 ST_B10"), ("float", "Float LST raster (K or °C)")]
 INPUT_UNITS = [(None, "As stored in the file (LST Fusion outputs)"), ("K", "Kelvin"), ("C", "Celsius")]
 OUTPUT_UNITS = [("K", "Kelvin"), ("C", "Celsius")]
+MODIS_LAYERS = [("LST_Day_1km", "Day (LST_Day_1km; MOD21: LST_1KM)"), ("LST_Night_1km", "Night (LST_Night_1km)")]
 
 
 class ImportLSTAlgorithm(LSTAlgorithm):
@@ -45,6 +46,8 @@ class ImportLSTAlgorithm(LSTAlgorithm):
         self.addParameter(QgsProcessingParameterEnum("PRODUCT", "Product", [p[1] for p in PRODUCTS], defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             "UNIT", "Unit of a float input", [u[1] for u in INPUT_UNITS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "MODIS_LAYER", "MODIS layer (HDF files)", [m[1] for m in MODIS_LAYERS], defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             "DATE", "Acquisition date (YYYY-MM-DD; empty = from the file name)", "", optional=True))
         self.addParameter(QgsProcessingParameterEnum(
@@ -63,11 +66,13 @@ class ImportLSTAlgorithm(LSTAlgorithm):
             product = PRODUCTS[self.parameterAsEnum(parameters, "PRODUCT", context)][0]
             unit = INPUT_UNITS[self.parameterAsEnum(parameters, "UNIT", context)][0]
             out_unit = OUTPUT_UNITS[self.parameterAsEnum(parameters, "OUTPUT_UNIT", context)][0]
+            modis_layer = MODIS_LAYERS[self.parameterAsEnum(parameters, "MODIS_LAYER", context)][0]
             date = self.parameterAsString(parameters, "DATE", context) or None
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
             progress = progress_from(feedback)
             try:
-                raster = read_lst(source, product=product, unit=unit, date=date, progress=progress.sub(0, 0.5))
+                raster = read_lst(source, product=product, unit=unit, date=date, progress=progress.sub(0, 0.5),
+                                  modis_layer=modis_layer)
             except ValueError as exc:
                 if isinstance(exc, InputError):
                     raise
