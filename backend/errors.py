@@ -13,6 +13,10 @@ class UnknownProductError(InputError):
     """A file is not one of the LST products the readers understand."""
 
 
+class CompanionFileError(UnknownProductError):
+    """A file the project wrote beside LST (fill flags, masks): not LST itself."""
+
+
 class UnitError(InputError):
     """Values do not look like the declared temperature unit."""
 

@@ -21,9 +21,10 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
 
 from .dates import date_from_name, parse_date, product_from_name
-from .errors import EmptyDataError, InputError, UnitError, UnknownProductError
+from .errors import CompanionFileError, EmptyDataError, InputError, UnitError, UnknownProductError
 from .lst_raster import KELVIN_OFFSET, LSTRaster
 from .progress import Progress, ensure
 
@@ -74,17 +75,18 @@ class _Band:
     count: int
 
 
-def _load(path: str | Path, band: int = 1) -> _Band:
-    """Read one band, turning GDAL's open *and* read failures (truncated files) into InputError."""
+def _load(path: str | Path, band: int = 1, window: Window | None = None) -> _Band:
+    """Read one band (or a window of it), turning GDAL's open and read failures into InputError."""
     src = _open(path)
     with src:
         if band < 1 or band > src.count:
             raise InputError(f"{path}: has {src.count} band(s), band {band} was asked for.")
         try:
-            data = src.read(band)
+            data = src.read(band, window=window)
         except RasterioIOError as exc:
             _raise_unreadable(path, exc)
-        return _Band(data, src.crs, src.transform, src.nodata, {**src.tags(), **src.tags(band)}, src.count)
+        transform = src.window_transform(window) if window is not None else src.transform
+        return _Band(data, src.crs, transform, src.nodata, {**src.tags(), **src.tags(band)}, src.count)
 
 
 def normalise_unit(unit: str | None) -> str | None:
@@ -97,8 +99,10 @@ def normalise_unit(unit: str | None) -> str | None:
     return UNITS[key]
 
 
-def _finish(raster: LSTRaster, progress: Progress) -> LSTRaster:
-    """Reject empty rasters and say how much survived masking."""
+def _finish(raster: LSTRaster, progress: Progress, whole: bool = True) -> LSTRaster:
+    """Reject empty rasters and say how much survived masking (windows may be empty)."""
+    if not whole:
+        return raster
     valid = raster.valid_fraction
     if valid == 0.0:
         raise EmptyDataError(
@@ -181,6 +185,7 @@ def read_modis(
     max_lst_error: float | None = None,
     date: str | dt.date | None = None,
     progress: Progress | None = None,
+    window: Window | None = None,
 ) -> LSTRaster:
     """Read MODIS LST (MOD11A1/MYD11A1/MOD11A2/MOD21A1, HDF4 or GeoTIFF export) in Kelvin.
 
@@ -189,7 +194,7 @@ def read_modis(
     progress = ensure(progress)
     path = str(path)
     lst_src, qc_src, layer = _modis_sources(path, layer, str(qc_path) if qc_path else None)
-    lst = _load(lst_src)
+    lst = _load(lst_src, window=window)
     raw, tags, crs, transform = lst.data, lst.tags, lst.crs, lst.transform
     if not np.issubdtype(raw.dtype, np.integer):
         raise InputError(
@@ -204,7 +209,7 @@ def read_modis(
     data = (raw.astype(np.float64) - offset) * scale
     bad = (raw == fill) | (raw < MODIS_VALID_MIN)
     if qc_src is not None:
-        qc = _load(qc_src).data
+        qc = _load(qc_src, window=window).data
         if qc.shape != raw.shape:
             raise InputError(f"{qc_src}: QC grid {qc.shape} differs from LST grid {raw.shape}.")
         bad |= modis_qc_mask(qc, max_lst_error)
@@ -220,7 +225,7 @@ def read_modis(
         data.astype(np.float32), crs, transform, when, product, "modis", path,
         {"layer": layer, "qc": str(qc_src or "")},
     )
-    return _finish(raster, progress)
+    return _finish(raster, progress, window is None)
 
 
 # -------------------------------------------------------------- Landsat
@@ -274,6 +279,7 @@ def read_landsat(
     mask_bits: Iterable[int] = DEFAULT_QA_MASK_BITS,
     date: str | dt.date | None = None,
     progress: Progress | None = None,
+    window: Window | None = None,
 ) -> LSTRaster:
     """Read Landsat 8/9 Collection 2 Level-2 ``ST_B10`` in Kelvin, masked by ``QA_PIXEL``.
 
@@ -282,7 +288,7 @@ def read_landsat(
     """
     progress = ensure(progress)
     p = Path(path)
-    st = _load(p)
+    st = _load(p, window=window)
     raw, crs, transform, nodata = st.data, st.crs, st.transform, st.nodata
     if raw.dtype != np.uint16:
         raise InputError(
@@ -300,7 +306,7 @@ def read_landsat(
     bad = raw == (0 if nodata is None else int(nodata))
     qa_file = Path(qa_path) if qa_path else _sibling(p, "ST_B10", "QA_PIXEL", (".TIF", ".tif"))
     if qa_file is not None:
-        qa = _load(qa_file).data
+        qa = _load(qa_file, window=window).data
         if qa.shape != raw.shape:
             raise InputError(f"{qa_file}: QA grid {qa.shape} differs from ST_B10 grid {raw.shape}.")
         bad |= landsat_qa_mask(qa, mask_bits)
@@ -316,7 +322,7 @@ def read_landsat(
         data.astype(np.float32), crs, transform, when, product, "landsat", str(p),
         {"qa": str(qa_file or ""), "mtl": str(mtl or "")},
     )
-    return _finish(raster, progress)
+    return _finish(raster, progress, window is None)
 
 
 # ---------------------------------------------------------------- float
@@ -359,11 +365,12 @@ def read_float_lst(
     date: str | dt.date | None = None,
     band: int = 1,
     progress: Progress | None = None,
+    window: Window | None = None,
 ) -> LSTRaster:
     """Read a decoded float LST raster in K or °C (the unit is declared, or stored by us)."""
     progress = ensure(progress)
     p = str(path)
-    loaded = _load(p, band)
+    loaded = _load(p, band, window)
     raw, nodata, tags, crs, transform = loaded.data, loaded.nodata, loaded.tags, loaded.crs, loaded.transform
     unit = normalise_unit(unit) or normalise_unit(tags.get("LST_UNIT"))
     if unit is None:
@@ -386,34 +393,42 @@ def read_float_lst(
     sensor = tags.get("SENSOR", "unknown")
     product = tags.get("SOURCE_PRODUCT") or product_from_name(p) or "float"
     raster = LSTRaster(data.astype(np.float32), crs, transform, when, product, sensor, p)
-    return _finish(raster, progress)
+    return _finish(raster, progress, window is None)
 
 
 # ----------------------------------------------------------- dispatcher
 
 def detect_product(path: str | Path) -> str:
-    """'modis', 'landsat' or 'float' from the file name, else from the data type and tags."""
+    """'modis', 'landsat' or 'float' from our own tags, the product file name, or the data type."""
     name = str(path)
-    product = product_from_name(name)
-    if product and product.startswith(("MOD", "MYD")):
+    if name.startswith("HDF4_EOS:"):
         return "modis"
-    if product and product.startswith("L") or "_ST_B10" in Path(name).name.upper():
-        return "landsat"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         src = _open(name)
     with src:
-        if src.subdatasets:
-            names = [s.split(":")[-1] for s in src.subdatasets]
-            if any(n in _MODIS_QC_LAYER for n in names):
-                return "modis"
-            raise UnknownProductError(
-                f"{name}: a container of {len(names)} layers ({', '.join(names[:4])}...) "
-                "with no LST layer. Give an LST product or pick its LST layer."
-            )
         tags = src.tags()
-        dtype = src.dtypes[0]
-    if "LST_UNIT" in tags or np.issubdtype(np.dtype(dtype), np.floating):
+        dtype = src.dtypes[0] if src.count else ""
+        subdatasets = list(src.subdatasets)
+    content = tags.get("LST_FUSION_CONTENT", "lst")
+    if content != "lst":
+        raise CompanionFileError(f"{name}: holds LST Fusion {content.replace('_', ' ')}, not LST.")
+    if "LST_UNIT" in tags:
+        return "float"
+    product = product_from_name(name)
+    if product and product.startswith(("MOD", "MYD")):
+        return "modis"
+    if (product and product.startswith("L")) or "_ST_B10" in Path(name).name.upper():
+        return "landsat"
+    if subdatasets:
+        names = [s.split(":")[-1] for s in subdatasets]
+        if any(n in _MODIS_QC_LAYER for n in names):
+            return "modis"
+        raise UnknownProductError(
+            f"{name}: a container of {len(names)} layers ({', '.join(names[:4])}...) "
+            "with no LST layer. Give an LST product or pick its LST layer."
+        )
+    if dtype and np.issubdtype(np.dtype(dtype), np.floating):
         return "float"
     raise UnknownProductError(
         f"{name}: not a recognised LST product (integer {dtype} data without a MODIS or "
@@ -429,15 +444,20 @@ def read_lst(
     date: str | dt.date | None = None,
     progress: Progress | None = None,
     modis_layer: str = "LST_Day_1km",
+    window: Window | None = None,
 ) -> LSTRaster:
-    """Read any supported LST file as an :class:`LSTRaster` in Kelvin with NaN nodata."""
+    """Read any supported LST file as an :class:`LSTRaster` in Kelvin with NaN nodata.
+
+    With ``window`` only that part is read and decoded (and it may hold no valid pixel):
+    the stages use this to work on rasters of any size in bounded memory.
+    """
     product = (product or "auto").lower()
     if product not in PRODUCTS:
         raise InputError(f"Unknown product {product!r}: choose one of {', '.join(PRODUCTS)}.")
     if product == "auto":
         product = detect_product(path)
     if product == "modis":
-        return read_modis(path, layer=modis_layer, date=date, progress=progress)
+        return read_modis(path, layer=modis_layer, date=date, progress=progress, window=window)
     if product == "landsat":
-        return read_landsat(path, date=date, progress=progress)
-    return read_float_lst(path, unit=unit, date=date, progress=progress)
+        return read_landsat(path, date=date, progress=progress, window=window)
+    return read_float_lst(path, unit=unit, date=date, progress=progress, window=window)

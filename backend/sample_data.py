@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from . import __version__
 from .atomic import atomic_path
 from .errors import InputError
 from .lst_raster import KELVIN_OFFSET, LSTRaster
+from .outputs import prepare_output_folder
 from .progress import Progress, ensure
 from .readers import LANDSAT_ST_ADD, LANDSAT_ST_MULT, MODIS_SCALE
 from .writers import write_lst
@@ -317,11 +317,7 @@ def generate_sample_dataset(
     spec = spec or SampleSpec()
     spec.validate()
     progress = ensure(progress)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
-        raise InputError(
-            f"{out}: folder is not empty. Choose an empty or new folder for the sample dataset."
-        )
+    out = prepare_output_folder(out_dir, "manifest.json")
     rng = np.random.default_rng(spec.seed)
     g = _grids(spec)
     px = spec.pixel_size
@@ -335,8 +331,6 @@ def generate_sample_dataset(
     lc_inner = lc[inner]
     psf_sigma = 0.5 * MODIS_PIXEL / px  # MODIS's point-spread reaches beyond its pixel
     records = []
-    if out.exists() and not any(out.iterdir()):
-        out.rmdir()
     with atomic_path(out, directory=True) as tmp:
         for sub in ("landsat", "modis", "truth"):
             (tmp / sub).mkdir()
@@ -386,7 +380,7 @@ def generate_sample_dataset(
             _write_uint(tmp / "modis" / mnames["lst"], lst_dn, MODIS_SINUSOIDAL, g.modis, 0, m_tags)
             _write_uint(tmp / "modis" / mnames["qc"], qc, MODIS_SINUSOIDAL, g.modis, None, m_tags)
             truth_name = f"LST_truth_{date:%Y%m%d}.tif"
-            write_lst(LSTRaster(truth[inner], g.crs, g.inner, date, "synthetic truth", "landsat"),
+            write_lst(LSTRaster(truth[inner], g.crs, g.inner, date, "synthetic truth", "truth"),
                       tmp / "truth" / truth_name, cog=False)
             records.append({
                 "date": date.isoformat(),
@@ -414,7 +408,5 @@ def generate_sample_dataset(
             "dates": records,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
     progress.update(1.0, f"Wrote {len(dates)} dated MODIS/Landsat pairs to {out}")
     return out / "manifest.json"

@@ -35,6 +35,7 @@ def _cog_available() -> bool:
 def lst_tags(raster: LSTRaster, unit: str) -> dict[str, str]:
     """Dataset tags that let any reader (ours included) know what the file holds."""
     tags = {
+        "LST_FUSION_CONTENT": "lst",
         "LST_UNIT": unit,
         "SOURCE_PRODUCT": raster.product,
         "SENSOR": raster.sensor,
@@ -45,6 +46,17 @@ def lst_tags(raster: LSTRaster, unit: str) -> dict[str, str]:
         tags["ACQUISITION_DATE"] = raster.date.isoformat()
     tags.update({k.upper(): str(v) for k, v in raster.tags.items() if k.upper() not in tags})
     return tags
+
+
+def lst_profile(crs, transform, width: int, height: int) -> dict:
+    """rasterio profile of our float32 LST GeoTIFFs (tiled, DEFLATE with the float predictor)."""
+    return {"driver": "GTiff", "dtype": "float32", "count": 1, "width": width, "height": height,
+            "crs": crs, "transform": transform, "nodata": float("nan"), **_GTIFF_OPTIONS}
+
+
+def describe_lst_band(dst, unit: str) -> None:
+    dst.set_band_description(1, f"LST ({unit})")
+    dst.units = (unit,)
 
 
 def write_lst(
@@ -63,17 +75,7 @@ def write_lst(
     progress = ensure(progress)
     unit = normalise_unit(unit) or "K"
     data = raster.data if unit == "K" else raster.data - np.float32(KELVIN_OFFSET)
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": 1,
-        "width": raster.width,
-        "height": raster.height,
-        "crs": raster.crs,
-        "transform": raster.transform,
-        "nodata": float("nan"),
-        **_GTIFF_OPTIONS,
-    }
+    profile = lst_profile(raster.crs, raster.transform, raster.width, raster.height)
     final = Path(path)
     with atomic_path(final) as tmp:
         stage = tmp.with_name(tmp.name + ".stage.tif") if cog and _cog_available() else tmp
@@ -81,8 +83,7 @@ def write_lst(
             with rasterio.open(stage, "w", **profile) as dst:
                 dst.write(data.astype(np.float32), 1)
                 dst.update_tags(**lst_tags(raster, unit))
-                dst.set_band_description(1, f"LST ({unit})")
-                dst.units = (unit,)
+                describe_lst_band(dst, unit)
             progress.update(0.7)
             if stage != tmp:
                 rasterio.shutil.copy(

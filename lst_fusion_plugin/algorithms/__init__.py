@@ -1,6 +1,10 @@
 """One thin QgsProcessingAlgorithm per pipeline stage."""
 
+from .gapfill import GapFillAlgorithm
 from .import_lst import ImportLSTAlgorithm
+from .patches import BuildPatchesAlgorithm
+from .resample import ResampleAlgorithm
 from .sample_data import GenerateSampleDatasetAlgorithm
 
-ALGORITHMS = [GenerateSampleDatasetAlgorithm, ImportLSTAlgorithm]
+ALGORITHMS = [GenerateSampleDatasetAlgorithm, ImportLSTAlgorithm, GapFillAlgorithm, ResampleAlgorithm,
+              BuildPatchesAlgorithm]

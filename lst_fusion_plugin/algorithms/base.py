@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+)
 from qgis.PyQt.QtGui import QIcon
 
 from .. import dependencies
@@ -79,3 +88,39 @@ def backend_errors() -> Iterator[None]:
         raise QgsProcessingException(f"{exc} No output was written.") from exc
     except LSTFusionError as exc:
         raise QgsProcessingException(str(exc)) from exc
+
+
+def add_series_inputs(alg: QgsProcessingAlgorithm, what: str, optional_folder: bool = True) -> None:
+    """INPUT (a folder, searched recursively) and INPUT_FILES (individual files) for a series."""
+    alg.addParameter(QgsProcessingParameterFile(
+        "INPUT", f"{what}: folder (searched recursively)", behavior=QgsProcessingParameterFile.Folder,
+        optional=optional_folder))
+    alg.addParameter(QgsProcessingParameterMultipleLayers(
+        "INPUT_FILES", f"{what}: files", layerType=QgsProcessing.TypeFile, optional=True))
+
+
+def series_inputs(alg: QgsProcessingAlgorithm, parameters, context) -> list[str]:
+    """The folder and files given for a series; at least one is required."""
+    folder = alg.parameterAsString(parameters, "INPUT", context)
+    files = alg.parameterAsFileList(parameters, "INPUT_FILES", context)
+    # An unset multiple-file parameter comes back as [''], not [].
+    inputs = [p for p in [folder, *(files or [])] if p]
+    if not inputs:
+        raise QgsProcessingException("Give the series as a folder (INPUT) or as files (INPUT_FILES).")
+    return inputs
+
+
+def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "K") -> None:
+    """Queue output rasters to be loaded, styled as LST, when the algorithm finishes."""
+    from ..styling import LSTStyler
+
+    for path in paths:
+        name = f"{group} {Path(path).stem}"
+        details = QgsProcessingContext.LayerDetails(name, context.project(), name)
+        details.setPostProcessor(LSTStyler.create(unit, name))
+        context.addLayerToLoadOnCompletion(str(path), details)
+
+
+def enum_value(alg: QgsProcessingAlgorithm, parameters, name: str, context, options: list):
+    """The value behind an enum parameter whose options are (value, label) pairs."""
+    return options[alg.parameterAsEnum(parameters, name, context)][0]

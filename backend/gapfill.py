@@ -1,0 +1,280 @@
+"""Gap-filling of LST time series: temporal, spatial, or temporal then spatial.
+
+Temporal: a missing pixel takes the linear interpolation in time of the same pixel's
+nearest valid observations before and after it, when those two are at most
+``max_gap_days`` apart (no extrapolation past the ends of the series).
+
+Spatial: normalised convolution. A missing pixel takes the Gaussian-weighted mean of
+the *valid* pixels around it, at the smallest scale (σ = 1, 2, 4 ... px) where enough
+valid neighbours exist. Valid pixels are never changed and each gap is filled from its
+nearest surroundings, so LST's sharp edges (water, roofs, irrigated fields) stay sharp,
+unlike a blur of the whole image.
+
+Works in row blocks: pass 1 reads every date of a block and fills in time; pass 2
+fills each date in space with a halo of ``max_distance_px`` rows. Memory is bounded
+whatever the raster size or series length. Every output raster has a companion
+``*_fillflags.tif`` saying how each pixel was obtained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from scipy.ndimage import gaussian_filter
+
+from .atomic import atomic_path
+from .errors import InputError
+from .grid import block_rows_for
+from .lst_raster import LSTRaster
+from .outputs import prepare_output_folder
+from .progress import Progress, ensure
+from .series import SeriesItem, load_series
+from .writers import describe_lst_band, lst_profile, lst_tags
+
+METHODS = ("temporal_then_spatial", "temporal", "spatial")
+OBSERVED, TEMPORAL, SPATIAL, NODATA = 0, 1, 2, 255
+FLAG_MEANING = {OBSERVED: "observed", TEMPORAL: "filled in time", SPATIAL: "filled in space", NODATA: "nodata"}
+MIN_SUPPORT = 0.02  # weighted fraction of valid neighbours needed at a scale
+
+
+def temporal_interpolation(stack: np.ndarray, days: np.ndarray, max_gap_days: float) -> np.ndarray:
+    """Linear interpolation in time of every pixel of a (dates, rows, cols) stack.
+
+    Each date's value comes from the same pixel's nearest valid observations strictly
+    before and strictly after it, when those are at most ``max_gap_days`` apart; NaN
+    otherwise. Observed pixels get an interpolation too, so the gap-filler can measure
+    how far today's weather departs from it.
+    """
+    n = stack.shape[0]
+    valid = np.isfinite(stack)
+    index = np.arange(n, dtype=np.int16)[:, None, None]
+    prev = np.maximum.accumulate(np.where(valid, index, -1).astype(np.int16), axis=0)
+    nxt = np.minimum.accumulate(np.where(valid, index, n).astype(np.int16)[::-1], axis=0)[::-1]
+    # Strictly before / after: shift by one date.
+    prev = np.concatenate([np.full_like(prev[:1], -1), prev[:-1]])
+    nxt = np.concatenate([nxt[1:], np.full_like(nxt[:1], n)])
+    p, q = np.clip(prev, 0, n - 1), np.clip(nxt, 0, n - 1)
+    d = np.asarray(days, np.float64)
+    span = d[q] - d[p]
+    usable = (prev >= 0) & (nxt < n) & (span <= max_gap_days)
+    out = np.full(stack.shape, np.nan, np.float32)
+    if usable.any():
+        before = np.take_along_axis(stack, p, axis=0)
+        after = np.take_along_axis(stack, q, axis=0)
+        weight = ((d[:, None, None] - d[p]) / np.where(span > 0, span, 1)).astype(np.float32)
+        out[usable] = (before + weight * (after - before))[usable]
+    return out
+
+
+def spatial_fill(image: np.ndarray, targets: np.ndarray, max_distance_px: float) -> np.ndarray:
+    """Fill ``targets`` pixels of a 2-D image in place from valid neighbours (normalised convolution).
+
+    Pixels farther than about ``max_distance_px`` from any valid pixel stay NaN.
+    Returns the mask of the pixels it filled.
+    """
+    valid = np.isfinite(image)
+    todo = targets & ~valid
+    filled = np.zeros_like(todo)
+    if not todo.any() or not valid.any():
+        return filled
+    values = np.where(valid, image, 0.0).astype(np.float64)
+    weights = valid.astype(np.float64)
+    sigma = 1.0
+    while todo.any() and 3.0 * sigma <= max(max_distance_px, 3.0):
+        num = gaussian_filter(values, sigma, mode="constant", truncate=3.0)
+        den = gaussian_filter(weights, sigma, mode="constant", truncate=3.0)
+        ok = todo & (den > MIN_SUPPORT)
+        image[ok] = (num[ok] / den[ok]).astype(image.dtype)
+        filled |= ok
+        todo &= ~ok
+        sigma *= 2.0
+    return filled
+
+
+@dataclass
+class DateReport:
+    date: str
+    source: str
+    output: str
+    flags: str
+    observed_fraction: float
+    temporal_fraction: float
+    spatial_fraction: float
+    nodata_fraction: float
+
+
+def _output_stem(item: SeriesItem) -> str:
+    name = Path(item.path.split(":")[2].strip('"') if item.path.startswith("HDF4") else item.path).name
+    return name.rsplit(".", 1)[0] if name.lower().endswith((".tif", ".tiff", ".hdf")) else name
+
+
+def _fill_date(
+    observed: np.ndarray,
+    interp: np.ndarray | None,
+    climatology: np.ndarray | None,
+    method: str,
+    max_distance_px: float,
+    fill_never_observed: bool,
+    mean_residual: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill one date's block (with halo); return (values, flags).
+
+    In time: the interpolation plus today's departure from it (the residual at observed
+    pixels, spread into the gap by normalised convolution), so a hot or cold day is not
+    filled with its neighbours' weather. In space: the pixel's mean over the series plus
+    today's anomaly from it, spread the same way, so the fill keeps the landscape's
+    thermal structure (city warm, river cool) inside large clouds.
+    """
+    value = observed.copy()
+    flags = np.full(observed.shape, NODATA, np.uint8)
+    flags[np.isfinite(observed)] = OBSERVED
+    if interp is not None:
+        targets = ~np.isfinite(observed) & np.isfinite(interp)
+        residual = observed - interp
+        spatial_fill(residual, targets, max_distance_px)
+        correction = np.where(np.isfinite(residual), residual, np.float32(mean_residual))
+        value[targets] = interp[targets] + correction[targets]
+        flags[targets] = TEMPORAL
+    if method == "temporal":
+        return value, flags
+    targets = ~np.isfinite(value)
+    if interp is not None and not fill_never_observed:
+        targets &= np.isfinite(climatology)
+    with_climatology = targets & np.isfinite(climatology)
+    anomaly = value - climatology
+    spatial_fill(anomaly, with_climatology, max_distance_px)
+    use = with_climatology & np.isfinite(anomaly)
+    value[use] = climatology[use] + anomaly[use]
+    spatial_fill(value, targets & ~np.isfinite(value), max_distance_px)
+    flags[targets & np.isfinite(value)] = SPATIAL
+    return value, flags
+
+
+def gap_fill_series(
+    inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    method: str = "temporal_then_spatial",
+    sensor: str = "auto",
+    max_gap_days: float = 32.0,
+    max_distance_px: float = 100.0,
+    fill_never_observed: bool = False,
+    min_valid_fraction: float = 0.0,
+    unit: str | None = None,
+    block_rows: int | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Gap-fill a series of one sensor's LST rasters into ``out_dir``; return the report's path.
+
+    ``fill_never_observed``: with a temporal method, pixels without a single valid
+    observation in the series stay nodata unless this is set. ``min_valid_fraction``:
+    refuse (InputError) any date with less valid data than this before filling.
+    """
+    progress = ensure(progress)
+    if method not in METHODS:
+        raise InputError(f"Unknown gap-fill method {method!r}: choose one of {', '.join(METHODS)}.")
+    if max_gap_days <= 0 or max_distance_px <= 0:
+        raise InputError("MAX_GAP_DAYS and MAX_DISTANCE_PX must be positive.")
+    temporal = method != "spatial"
+    items = load_series(inputs, sensor=sensor, unit=unit, min_dates=2 if temporal else 1, progress=progress)
+    grid = items[0].grid
+    days = np.array([(i.date - items[0].date).days for i in items], np.float64)
+    n = len(items)
+    out = prepare_output_folder(out_dir, "gapfill_report.json")
+    halo = int(math.ceil(max_distance_px))
+    rows_a = block_rows or block_rows_for(grid.width, n * 48)
+    rows_b = block_rows or block_rows_for(grid.width, 96)
+    progress.info(f"Gap-filling {n} {items[0].sensor} dates on {grid.describe()} with {method}")
+    with atomic_path(out, directory=True) as tmp:
+        stage = tmp / ".stage"
+        stage.mkdir()
+        profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
+        flag_profile = {**profile, "dtype": "uint8", "nodata": None, "predictor": 2}
+        observed_count = np.zeros(n, np.int64)
+        residual_sum, residual_count = np.zeros(n), np.zeros(n, np.int64)
+        stage_files = [stage / f"{k}.tif" for k in range(n)]
+        climatology_file = stage / "climatology.tif"
+        blocks = list(grid.row_blocks(rows_a))
+        stage_ds = [rasterio.open(f, "w", **{**profile, "count": 2}) for f in stage_files]
+        try:
+            with rasterio.open(climatology_file, "w", **profile) as clim_ds:
+                for b, (window, _, _) in enumerate(blocks):
+                    stack = np.stack([it.read(window).data for it in items])
+                    valid = np.isfinite(stack)
+                    observed_count += valid.sum(axis=(1, 2))
+                    count = valid.sum(axis=0)
+                    clim = np.where(count > 0, np.where(valid, stack, 0).sum(axis=0) / np.maximum(count, 1), np.nan)
+                    clim_ds.write(clim.astype(np.float32), 1, window=window)
+                    interp = temporal_interpolation(stack, days, max_gap_days) if temporal else stack
+                    if temporal:
+                        residual = stack - interp
+                        both = np.isfinite(residual)
+                        residual_sum += np.where(both, residual, 0).sum(axis=(1, 2))
+                        residual_count += both.sum(axis=(1, 2))
+                    for k, ds in enumerate(stage_ds):
+                        ds.write(np.stack([stack[k], interp[k]]), window=window)
+                    progress.update(0.5 * (b + 1) / len(blocks))
+        finally:
+            for ds in stage_ds:
+                ds.close()
+        total = grid.width * grid.height
+        observed = observed_count / total
+        too_sparse = [(it, f) for it, f in zip(items, observed) if f < min_valid_fraction]
+        if too_sparse:
+            listing = "; ".join(f"{it.date} ({Path(it.path).name}): {f:.1%}" for it, f in too_sparse)
+            raise InputError(
+                f"{len(too_sparse)} date(s) have less valid data than MIN_VALID_FRACTION "
+                f"{min_valid_fraction:.0%}: {listing}. Remove them from the series or lower the threshold."
+            )
+        mean_residual = residual_sum / np.maximum(residual_count, 1)
+        reports = []
+        for k, item in enumerate(items):
+            stem = _output_stem(item)
+            target, flags_path = tmp / f"{stem}_filled.tif", tmp / f"{stem}_fillflags.tif"
+            meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, item.date,
+                             item.product, item.sensor, item.path)
+            tags = {**lst_tags(meta, "K"), "GAPFILL_METHOD": method,
+                    "GAPFILL_MAX_GAP_DAYS": str(max_gap_days), "GAPFILL_MAX_DISTANCE_PX": str(max_distance_px)}
+            tally = np.zeros(256, np.int64)
+            with rasterio.open(stage_files[k]) as src, rasterio.open(climatology_file) as clim_src, \
+                    rasterio.open(target, "w", **profile) as dst, \
+                    rasterio.open(flags_path, "w", **flag_profile) as fdst:
+                dst.update_tags(**tags)
+                describe_lst_band(dst, "K")
+                fdst.update_tags(LST_FUSION_CONTENT="fill_flags", ACQUISITION_DATE=item.date.isoformat(),
+                                 FLAG_VALUES=", ".join(f"{v}={m}" for v, m in FLAG_MEANING.items()))
+                for window, haloed, inner in grid.row_blocks(rows_b, halo):
+                    values, flags = _fill_date(
+                        src.read(1, window=haloed), src.read(2, window=haloed) if temporal else None,
+                        clim_src.read(1, window=haloed), method, max_distance_px, fill_never_observed,
+                        float(mean_residual[k]))
+                    dst.write(values[inner], 1, window=window)
+                    fdst.write(flags[inner], 1, window=window)
+                    tally += np.bincount(flags[inner].ravel(), minlength=256)
+            fractions = {name: round(float(tally[v]) / total, 6) for v, name in
+                         ((OBSERVED, "observed"), (TEMPORAL, "temporal"), (SPATIAL, "spatial"), (NODATA, "nodata"))}
+            reports.append(DateReport(item.date.isoformat(), item.path, target.name, flags_path.name,
+                                      fractions["observed"], fractions["temporal"], fractions["spatial"],
+                                      fractions["nodata"]))
+            progress.update(0.5 + 0.5 * (k + 1) / n,
+                            f"{item.date}: {fractions['observed']:.1%} observed, {fractions['temporal']:.1%} "
+                            f"filled in time, {fractions['spatial']:.1%} in space, {fractions['nodata']:.1%} nodata")
+        for f in stage.iterdir():
+            f.unlink()
+        stage.rmdir()
+        report = {
+            "kind": "lst_fusion_gapfill",
+            "method": method, "sensor": items[0].sensor, "max_gap_days": max_gap_days,
+            "max_distance_px": max_distance_px, "fill_never_observed": fill_never_observed,
+            "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
+                     "width": grid.width, "height": grid.height},
+            "flags": {str(k): v for k, v in FLAG_MEANING.items()},
+            "dates": [asdict(r) for r in reports],
+        }
+        (tmp / "gapfill_report.json").write_text(json.dumps(report, indent=2))
+    return out / "gapfill_report.json"

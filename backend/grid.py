@@ -1,0 +1,90 @@
+"""Raster grids (CRS, transform, size) and the row-block windows stages iterate over."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where a raster's pixels are: CRS, affine transform and size."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, path: str) -> Grid:
+        """The grid of a raster file (or GDAL subdataset)."""
+        from .readers import _open
+
+        with _open(path) as src:
+            if src.crs is None:
+                raise InputError(f"{path}: has no coordinate reference system.")
+            return cls(src.crs, src.transform, src.width, src.height)
+
+    @classmethod
+    def from_bounds(cls, crs: CRS | str, resolution: float, bounds: tuple[float, float, float, float]) -> Grid:
+        """A north-up grid of square pixels covering ``bounds`` (left, bottom, right, top), snapped outward."""
+        if resolution <= 0:
+            raise InputError(f"Resolution must be positive, got {resolution}.")
+        left, bottom, right, top = bounds
+        if not (right > left and top > bottom):
+            raise InputError(f"Empty extent {bounds}: give (left, bottom, right, top) with left < right.")
+        left = np.floor(left / resolution) * resolution
+        top = np.ceil(top / resolution) * resolution
+        width = int(np.ceil((right - left) / resolution - 1e-9))
+        height = int(np.ceil((top - bottom) / resolution - 1e-9))
+        return cls(CRS.from_user_input(crs), Affine(resolution, 0, left, 0, -resolution, top), width, height)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return rasterio.transform.array_bounds(self.height, self.width, self.transform)[0:4]
+
+    def bounds_in(self, crs: CRS | str) -> tuple[float, float, float, float]:
+        left, bottom, right, top = self.bounds
+        return transform_bounds(self.crs, crs, left, bottom, right, top, densify_pts=21)
+
+    def same_as(self, other: Grid, tolerance: float = 1e-6) -> bool:
+        """Same CRS, size and transform (to ``tolerance`` of a pixel)."""
+        if (self.width, self.height) != (other.width, other.height) or self.crs != other.crs:
+            return False
+        a, b = np.array(self.transform)[:6], np.array(other.transform)[:6]
+        return bool(np.all(np.abs(a - b) <= tolerance * max(abs(self.transform.a), 1e-12)))
+
+    def describe(self) -> str:
+        left, bottom, right, top = self.bounds
+        epsg = self.crs.to_epsg()
+        crs = f"EPSG:{epsg}" if epsg else "custom CRS"
+        return (f"{self.width}×{self.height} px of {abs(self.transform.a):g} in {crs}, "
+                f"extent ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f})")
+
+    def row_blocks(self, rows: int, halo: int = 0) -> Iterator[tuple[Window, Window, slice]]:
+        """Row blocks covering the grid: (block window, window with ``halo`` rows above and
+        below clipped to the grid, rows of the block inside the haloed window)."""
+        rows = max(1, int(rows))
+        for top in range(0, self.height, rows):
+            h = min(rows, self.height - top)
+            lo, hi = max(0, top - halo), min(self.height, top + h + halo)
+            yield (Window(0, top, self.width, h), Window(0, lo, self.width, hi - lo),
+                   slice(top - lo, top - lo + h))
+
+
+def block_rows_for(width: int, bytes_per_row_pixel: int, budget_bytes: int = 256 * 2**20) -> int:
+    """Rows per block so one block of all the arrays a stage holds stays within ``budget_bytes``."""
+    return max(16, int(budget_bytes // max(1, width * bytes_per_row_pixel)))

@@ -1,0 +1,343 @@
+"""Training samples: MODIS/Landsat pairs by date, dated triplets, a leak-free split, and patches.
+
+A triplet is what a fusion model learns from: MODIS(t1), Landsat(t1), MODIS(t2) as input
+and Landsat(t2) as target, t1 the nearest earlier pair (or t1 before and t3 after t2
+for two-reference methods). Triplets are split by *date* into train / validation /
+test, and no training (or validation) triplet may use a test date in any role.
+
+Patches are not copied out: the aligned images are stored once as a memory-mapped
+``images.npy`` (pairs × [MODIS, Landsat] × rows × cols) and each split has an index of
+(triplet, row, col). Training reads patches lazily, so the dataset costs the size of
+the images, not patches × overlap (95 px at stride 20 would be ~22× larger).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import InputError
+from .grid import block_rows_for
+from .outputs import prepare_output_folder
+from .progress import Progress, ensure
+from .series import SeriesItem, load_series
+
+SPLITS = ("train", "val", "test")
+COARSE, FINE = 0, 1
+
+
+@dataclass(frozen=True)
+class Pair:
+    date: dt.date
+    fine: SeriesItem
+    coarse: SeriesItem
+
+
+@dataclass(frozen=True)
+class Triplet:
+    """Indices into the pair list: references (t1, or t1 and t3) and the target t2."""
+
+    refs: tuple[int, ...]
+    target: int
+
+    def members(self) -> tuple[int, ...]:
+        return (*self.refs, self.target)
+
+
+def pair_by_date(fine: list[SeriesItem], coarse: list[SeriesItem], tolerance_days: int = 0) -> list[Pair]:
+    """Pair each fine date with the closest coarse date within ``tolerance_days`` (each used once)."""
+    if tolerance_days < 0:
+        raise InputError("DATE_TOLERANCE must be 0 or more days.")
+    candidates = sorted(
+        (abs((c.date - f.date).days), i, j)
+        for i, f in enumerate(fine) for j, c in enumerate(coarse)
+        if abs((c.date - f.date).days) <= tolerance_days
+    )
+    used_f, used_c, pairs = set(), set(), []
+    for _, i, j in candidates:
+        if i not in used_f and j not in used_c:
+            used_f.add(i)
+            used_c.add(j)
+            pairs.append(Pair(fine[i].date, fine[i], coarse[j]))
+    if not pairs:
+        raise InputError(
+            f"No date in common between the fine series ({fine[0].date} .. {fine[-1].date}, {len(fine)} dates) "
+            f"and the coarse series ({coarse[0].date} .. {coarse[-1].date}, {len(coarse)} dates) "
+            f"within {tolerance_days} day(s). Raise DATE_TOLERANCE or check the inputs."
+        )
+    return sorted(pairs, key=lambda p: p.date)
+
+
+def make_triplets(n_pairs: int, references: int = 1) -> list[Triplet]:
+    """Consecutive triplets: t1 the previous pair (and t3 the next one with two references)."""
+    if references not in (1, 2):
+        raise InputError("REFERENCES must be 1 (t1 before) or 2 (t1 before and t3 after).")
+    needed = references + 1
+    if n_pairs < needed:
+        raise InputError(
+            f"{n_pairs} dated pair(s) found; {needed} are needed for triplets with {references} reference(s)."
+        )
+    if references == 1:
+        return [Triplet((i - 1,), i) for i in range(1, n_pairs)]
+    return [Triplet((i - 1, i + 1), i) for i in range(1, n_pairs - 1)]
+
+
+def split_triplets(
+    dates: list[dt.date],
+    triplets: list[Triplet],
+    test_dates: list[dt.date] | None = None,
+    test_fraction: float = 0.16,
+    val_fraction: float = 0.16,
+) -> tuple[dict[str, list[Triplet]], list[tuple[Triplet, str]]]:
+    """Split triplets by target date; drop any that would leak a held-out date into training.
+
+    Without ``test_dates`` the split is chronological: the last ``test_fraction`` of
+    triplets are test, the ``val_fraction`` before them validation (forecast-like, as in
+    the survey). Returns the splits and the dropped triplets with the reason.
+    """
+    if not (0 <= test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
+        raise InputError("TEST_FRACTION and VAL_FRACTION must be in [0, 1) and sum to less than 1.")
+    order = sorted(triplets, key=lambda t: dates[t.target])
+    n = len(order)
+    if test_dates:
+        wanted = set(test_dates)
+        targets = {dates[t.target] for t in order}
+        missing = sorted(wanted - targets)
+        if missing:
+            raise InputError(
+                "TEST_DATES not usable as triplet targets: " + ", ".join(d.isoformat() for d in missing)
+                + ". A test date must be a paired date with a reference pair before it."
+            )
+        test = [t for t in order if dates[t.target] in wanted]
+        rest = [t for t in order if dates[t.target] not in wanted]
+    else:
+        n_test = int(round(n * test_fraction))
+        test, rest = order[n - n_test:] if n_test else [], order[: n - n_test]
+    n_val = int(round(n * val_fraction))
+    val, train = (rest[len(rest) - n_val:], rest[: len(rest) - n_val]) if n_val else ([], rest)
+    held_test = {dates[t.target] for t in test}
+    held_val = {dates[t.target] for t in val}
+    dropped: list[tuple[Triplet, str]] = []
+
+    def keep(group: list[Triplet], forbidden: set[dt.date], why: str) -> list[Triplet]:
+        kept = []
+        for t in group:
+            if {dates[i] for i in t.members()} & forbidden:
+                dropped.append((t, why))
+            else:
+                kept.append(t)
+        return kept
+
+    train = keep(train, held_test | held_val, "uses a test or validation date")
+    val = keep(val, held_test, "uses a test date")
+    if not train:
+        raise InputError("No training triplet is left after holding out test and validation dates.")
+    return {"train": train, "val": val, "test": test}, dropped
+
+
+def patch_origins(size: int, patch: int, stride: int) -> np.ndarray:
+    """Top-left offsets along one axis: floor((size - patch) / stride) + 1 of them."""
+    if patch > size:
+        raise InputError(f"PATCH_SIZE {patch} is larger than the raster ({size} px).")
+    if patch < 1 or stride < 1:
+        raise InputError("PATCH_SIZE and STRIDE must be positive.")
+    return np.arange(0, size - patch + 1, stride, dtype=np.int32)
+
+
+def _nodata_fractions(nan_mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch: int) -> np.ndarray:
+    """Fraction of nodata in every patch, from a summed-area table (one pass per image)."""
+    sat = np.zeros((nan_mask.shape[0] + 1, nan_mask.shape[1] + 1), np.int64)
+    sat[1:, 1:] = nan_mask.cumsum(0).cumsum(1)
+    r0, c0 = rows[:, None], cols[None, :]
+    r1, c1 = r0 + patch, c0 + patch
+    return (sat[r1, c1] - sat[r0, c1] - sat[r1, c0] + sat[r0, c0]) / float(patch * patch)
+
+
+def _observed_flags(item: SeriesItem, window) -> np.ndarray | None:
+    """The gap-filler's flags for this raster (1 = really observed), when its sidecar exists."""
+    path = Path(item.path)
+    flags = path.with_name(path.name.replace("_filled.tif", "_fillflags.tif"))
+    if flags == path or not flags.exists():
+        return None
+    with rasterio.open(flags) as src:
+        return (src.read(1, window=window) == 0).astype(np.uint8)
+
+
+def build_patch_dataset(
+    fine_inputs: list[str | os.PathLike],
+    coarse_inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    patch_size: int = 95,
+    stride: int = 20,
+    date_tolerance_days: int = 0,
+    references: int = 1,
+    test_dates: list[dt.date] | None = None,
+    test_fraction: float = 0.16,
+    val_fraction: float = 0.16,
+    max_nodata_fraction: float = 0.1,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Path:
+    """Build the on-disk patch dataset from aligned fine (Landsat) and coarse (MODIS) series.
+
+    The coarse series must already be on the fine grid (resample it first). Returns the
+    path of ``manifest.json``.
+    """
+    progress = ensure(progress)
+    if not 0 <= max_nodata_fraction <= 1:
+        raise InputError("MAX_NODATA_FRACTION must be between 0 and 1.")
+    fine = load_series(fine_inputs, progress=progress)
+    coarse = load_series(coarse_inputs, progress=progress)
+    if fine[0].sensor == coarse[0].sensor and fine[0].sensor != "unknown":
+        raise InputError(
+            f"Both inputs hold {fine[0].sensor} rasters. Give the fine (Landsat) series and the coarse "
+            "(MODIS, resampled to the Landsat grid) series."
+        )
+    if fine[0].sensor == "modis" or coarse[0].sensor == "landsat":
+        raise InputError("The fine input holds MODIS or the coarse input holds Landsat: swap them.")
+    grid = fine[0].grid
+    if not coarse[0].grid.same_as(grid):
+        raise InputError(
+            f"The coarse series ({coarse[0].grid.describe()}) is not on the fine grid ({grid.describe()}). "
+            "Resample it onto the Landsat grid first."
+        )
+    pairs = pair_by_date(fine, coarse, date_tolerance_days)
+    dates = [p.date for p in pairs]
+    triplets = make_triplets(len(pairs), references)
+    splits, dropped = split_triplets(dates, triplets, test_dates, test_fraction, val_fraction)
+    rows = patch_origins(grid.height, patch_size, stride)
+    cols = patch_origins(grid.width, patch_size, stride)
+    out = prepare_output_folder(out_dir, "manifest.json")
+    rng = np.random.default_rng(seed)
+    train_pairs = sorted({i for t in splits["train"] for i in t.members()})
+    sums = np.zeros((2, 3))  # per channel: count, sum, sum of squares (train pairs only)
+    with atomic_path(out, directory=True) as tmp:
+        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.float32, (len(pairs), 2, *grid.shape))
+        observed = np.lib.format.open_memmap(tmp / "observed.npy", "w+", np.uint8, (len(pairs), *grid.shape))
+        nodata = np.zeros((len(pairs), len(rows), len(cols)), np.float32)
+        block = block_rows_for(grid.width, 16)
+        for k, pair in enumerate(pairs):
+            for window, _, _ in grid.row_blocks(block):
+                r0, r1 = int(window.row_off), int(window.row_off + window.height)
+                for channel, item in ((COARSE, pair.coarse), (FINE, pair.fine)):
+                    data = item.read(window).data
+                    images[k, channel, r0:r1] = data
+                    if k in train_pairs:
+                        v = data[np.isfinite(data)].astype(np.float64)
+                        sums[channel] += (v.size, v.sum(), (v * v).sum())
+                flags = _observed_flags(pair.fine, window)
+                fine_valid = np.isfinite(images[k, FINE, r0:r1])
+                observed[k, r0:r1] = fine_valid if flags is None else flags & fine_valid
+            missing = ~np.isfinite(images[k]).all(axis=0)
+            nodata[k] = _nodata_fractions(missing, rows, cols, patch_size)
+            progress.update(0.9 * (k + 1) / len(pairs), f"{pair.date}: pair {k + 1}/{len(pairs)} stored")
+        images.flush()
+        observed.flush()
+        del images, observed
+        counts, all_triplets = {}, []
+        grid_r, grid_c = np.meshgrid(rows, cols, indexing="ij")
+        for split in SPLITS:
+            entries = []
+            for t in splits[split]:
+                tid = len(all_triplets)
+                all_triplets.append({"id": tid, "split": split, "target": dates[t.target].isoformat(),
+                                     "references": [dates[i].isoformat() for i in t.refs],
+                                     "pair_indices": {"references": list(t.refs), "target": t.target}})
+                worst = np.max(nodata[list(t.members())], axis=0)
+                ok = worst <= max_nodata_fraction
+                entries.append(np.stack([np.full(ok.sum(), tid), grid_r[ok], grid_c[ok]], axis=1))
+            index = np.concatenate(entries).astype(np.int32) if entries else np.zeros((0, 3), np.int32)
+            if split == "train":
+                index = index[rng.permutation(len(index))]
+            np.save(tmp / f"index_{split}.npy", index)
+            counts[split] = {"triplets": len(splits[split]), "patches": int(len(index))}
+        stats = {}
+        for channel, name in ((COARSE, "coarse"), (FINE, "fine")):
+            n, s, ss = sums[channel]
+            mean = s / max(n, 1)
+            stats[name] = {"mean": mean, "std": float(np.sqrt(max(ss / max(n, 1) - mean * mean, 1e-12))),
+                           "unit": "K"}
+        manifest = {
+            "kind": "lst_fusion_patch_dataset",
+            "version": __version__,
+            "patch_size": patch_size, "stride": stride, "references": references,
+            "date_tolerance_days": date_tolerance_days, "max_nodata_fraction": max_nodata_fraction,
+            "seed": seed,
+            "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
+                     "width": grid.width, "height": grid.height},
+            "patch_origins": {"rows": len(rows), "cols": len(cols), "per_image": int(len(rows) * len(cols))},
+            "channels": ["coarse (MODIS on the fine grid)", "fine (Landsat)"],
+            "pairs": [{"index": k, "date": p.date.isoformat(), "fine": p.fine.path, "coarse": p.coarse.path,
+                       "coarse_date": p.coarse.date.isoformat()} for k, p in enumerate(pairs)],
+            "triplets": all_triplets,
+            "dropped_triplets": [{"target": dates[t.target].isoformat(),
+                                  "references": [dates[i].isoformat() for i in t.refs], "reason": why}
+                                 for t, why in dropped],
+            "normalisation": stats,
+            "counts": counts,
+            "files": {"images": "images.npy", "observed": "observed.npy",
+                      **{f"index_{s}": f"index_{s}.npy" for s in SPLITS}},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        progress.update(1.0, ", ".join(f"{s}: {c['triplets']} triplets, {c['patches']} patches"
+                                       for s, c in counts.items()))
+    return out / "manifest.json"
+
+
+class PatchDataset:
+    """Lazy reader of one split of a patch dataset: patches are cut from memory-mapped images.
+
+    ``dataset[i]`` is a dict of float32 arrays (patch × patch), in Kelvin or normalised
+    with the training statistics: ``coarse_t1``, ``fine_t1``, ``coarse_t2``, ``fine_t2``
+    (and ``coarse_t3``, ``fine_t3`` with two references), plus ``observed_t2`` (1 where
+    the target was really observed, not gap-filled).
+    """
+
+    def __init__(self, folder: str | os.PathLike, split: str = "train", normalise: bool = True):
+        if split not in SPLITS:
+            raise InputError(f"Unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
+        self.folder = Path(folder)
+        manifest = self.folder / "manifest.json"
+        if not manifest.exists():
+            raise InputError(f"{self.folder}: not a patch dataset (no manifest.json). Run 'Build patches' first.")
+        self.manifest = json.loads(manifest.read_text())
+        if self.manifest.get("kind") != "lst_fusion_patch_dataset":
+            raise InputError(f"{manifest}: not an LST Fusion patch dataset manifest.")
+        self.split = split
+        self.normalise = normalise
+        self.images = np.load(self.folder / "images.npy", mmap_mode="r")
+        self.observed = np.load(self.folder / "observed.npy", mmap_mode="r")
+        self.index = np.load(self.folder / f"index_{split}.npy")
+        self.triplets = {t["id"]: t for t in self.manifest["triplets"]}
+        self.size = self.manifest["patch_size"]
+        stats = self.manifest["normalisation"]
+        self._stats = [(stats["coarse"]["mean"], stats["coarse"]["std"]), (stats["fine"]["mean"], stats["fine"]["std"])]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        tid, r, c = (int(v) for v in self.index[i])
+        t = self.triplets[tid]["pair_indices"]
+        window = (slice(r, r + self.size), slice(c, c + self.size))
+        out = {}
+        roles = [("t1", t["references"][0]), ("t2", t["target"])]
+        if len(t["references"]) == 2:
+            roles.append(("t3", t["references"][1]))
+        for role, k in roles:
+            for channel, name in ((COARSE, "coarse"), (FINE, "fine")):
+                patch = np.array(self.images[k, channel][window], np.float32)
+                if self.normalise:
+                    mean, std = self._stats[channel]
+                    patch = (patch - mean) / std
+                out[f"{name}_{role}"] = patch
+        out["observed_t2"] = np.array(self.observed[t["target"]][window], np.float32)
+        return out

@@ -1,0 +1,143 @@
+"""Reprojection and resampling of (MODIS) LST onto a reference grid, e.g. Landsat's 30 m.
+
+GDAL's warper does the work (through rasterio): it knows the MODIS sinusoidal
+projection and every CRS pair, and with NaN declared as nodata it leaves invalid
+pixels out of each kernel instead of mixing fill values in, so no cold or hot halo
+appears around clouds or at swath edges. The output is written in row blocks: a
+10,000 × 10,000 px target costs the memory of one block, not of the whole grid.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.warp import Resampling, reproject, transform_bounds
+
+from .atomic import atomic_path
+from .errors import InputError
+from .grid import Grid, block_rows_for
+from .lst_raster import LSTRaster
+from .outputs import prepare_output_folder
+from .progress import Progress, ensure
+from .series import SeriesItem, describe, find_lst_files, load_series
+from .writers import describe_lst_band, lst_profile, lst_tags
+
+METHODS = {
+    "bicubic": Resampling.cubic,
+    "bilinear": Resampling.bilinear,
+    "nearest": Resampling.nearest,
+    "average": Resampling.average,
+    "cubic_spline": Resampling.cubic_spline,
+}
+
+
+def _check_overlap(source: LSTRaster, grid: Grid) -> None:
+    """Refuse inputs that cannot overlap, stating both extents in the target CRS and in degrees."""
+    left, bottom, right, top = source.bounds
+    try:
+        s = transform_bounds(source.crs, grid.crs, left, bottom, right, top, densify_pts=21)
+    except Exception:  # noqa: BLE001 - GDAL raises several types for impossible transforms
+        s = (np.nan,) * 4
+    g = grid.bounds
+    overlaps = np.all(np.isfinite(s)) and s[0] < g[2] and s[2] > g[0] and s[1] < g[3] and s[3] > g[1]
+    if not overlaps:
+        sd = transform_bounds(source.crs, "EPSG:4326", left, bottom, right, top, densify_pts=21)
+        gd = grid.bounds_in("EPSG:4326")
+        raise InputError(
+            f"{Path(source.source).name or 'input'} does not overlap the target grid. "
+            f"Input extent: lon {sd[0]:.4f}..{sd[2]:.4f}, lat {sd[1]:.4f}..{sd[3]:.4f}; "
+            f"target extent: lon {gd[0]:.4f}..{gd[2]:.4f}, lat {gd[1]:.4f}..{gd[3]:.4f} "
+            f"({grid.describe()}). Check that both cover the same place."
+        )
+
+
+def resample_lst(
+    source: LSTRaster,
+    grid: Grid,
+    out_path: str | os.PathLike,
+    method: str = "bicubic",
+    block_rows: int | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Warp ``source`` onto ``grid`` with ``method`` and write it atomically to ``out_path``."""
+    progress = ensure(progress)
+    if method not in METHODS:
+        raise InputError(f"Unknown resampling method {method!r}: choose one of {', '.join(METHODS)}.")
+    if source.crs is None:
+        raise InputError(f"{source.source}: has no CRS; it cannot be reprojected.")
+    _check_overlap(source, grid)
+    rows = block_rows or block_rows_for(grid.width, 16)
+    blocks = list(grid.row_blocks(rows))
+    profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
+    tags = {**lst_tags(source, "K"), "RESAMPLING": method,
+            "SOURCE_RESOLUTION": f"{source.resolution[0]:g}", "SOURCE_CRS": source.crs.to_string()}
+    valid = 0
+    with atomic_path(out_path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.update_tags(**tags)
+            describe_lst_band(dst, "K")
+            for b, (window, _, _) in enumerate(blocks):
+                block = np.full((int(window.height), int(window.width)), np.nan, np.float32)
+                reproject(
+                    source.data, block,
+                    src_transform=source.transform, src_crs=source.crs, src_nodata=np.nan,
+                    dst_transform=rasterio.windows.transform(window, grid.transform), dst_crs=grid.crs,
+                    dst_nodata=np.nan, resampling=METHODS[method],
+                )
+                valid += int(np.isfinite(block).sum())
+                dst.write(block, 1, window=window)
+                progress.update((b + 1) / len(blocks))
+    if valid == 0:
+        Path(out_path).unlink()
+        raise InputError(f"{source.source}: no valid pixel falls on the target grid ({grid.describe()}).")
+    return Path(out_path)
+
+
+def reference_grid(reference: str | os.PathLike) -> Grid:
+    """The grid of a reference raster, or of the first Landsat (else any) LST raster in a folder."""
+    path = Path(reference)
+    if path.is_dir():
+        files = find_lst_files([path])
+        items = [describe(f) for f in files]
+        items = [i for i in items if i.sensor == "landsat"] or items
+        if not items:
+            raise InputError(f"{path}: no raster to take the reference grid from.")
+        return sorted(items, key=lambda i: i.date)[0].grid
+    if not path.exists():
+        raise InputError(f"{path}: reference raster not found.")
+    return describe(str(path)).grid if path.suffix.lower() == ".hdf" else Grid.of(str(path))
+
+
+def resample_series(
+    inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    grid: Grid,
+    method: str = "bicubic",
+    sensor: str = "auto",
+    unit: str | None = None,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Resample every raster of a series onto ``grid``, into ``out_dir`` (written atomically)."""
+    progress = ensure(progress)
+    items: list[SeriesItem] = load_series(inputs, sensor=sensor, unit=unit, same_grid=False, progress=progress)
+    out = prepare_output_folder(out_dir, "resample_report.json")
+    outputs = []
+    with atomic_path(out, directory=True) as tmp:
+        for k, item in enumerate(items):
+            name = f"{item.sensor}_{item.date:%Y%m%d}_{method}.tif"
+            outputs.append(out / name)
+            resample_lst(item.read(), grid, tmp / name, method, progress=progress.sub(k / len(items),
+                                                                                      (k + 1) / len(items)))
+            progress.info(f"{item.date}: {Path(item.path).name} -> {name}")
+        import json
+
+        (tmp / "resample_report.json").write_text(json.dumps({
+            "kind": "lst_fusion_resample", "method": method,
+            "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
+                     "width": grid.width, "height": grid.height},
+            "dates": [{"date": i.date.isoformat(), "source": i.path, "output": o.name} for i, o in zip(items, outputs)],
+        }, indent=2))
+    return outputs

@@ -1,0 +1,98 @@
+"""Processing algorithm: gap-fill a MODIS or Landsat LST time series."""
+
+from __future__ import annotations
+
+import json
+
+from qgis.core import (
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+)
+
+from .base import (
+    LSTAlgorithm,
+    add_series_inputs,
+    backend_errors,
+    enum_value,
+    load_outputs,
+    progress_from,
+    series_inputs,
+)
+
+SENSORS = [("auto", "All files are one sensor"), ("landsat", "Landsat only"), ("modis", "MODIS only")]
+METHODS = [("temporal_then_spatial", "Temporal, then spatial (default)"), ("temporal", "Temporal only"),
+           ("spatial", "Spatial only")]
+UNITS = [(None, "As stored in the files"), ("K", "Kelvin"), ("C", "Celsius")]
+
+
+class GapFillAlgorithm(LSTAlgorithm):
+    NAME = "gap_fill"
+    DISPLAY = "Gap-fill LST time series"
+    GROUP = "preprocessing"
+    HELP = (
+        "Fills cloud and nodata gaps in a time series of one sensor's LST rasters (raw MODIS or "
+        "Landsat products, or decoded LST), all on one grid.\n\n"
+        "Temporal: linear interpolation between the same pixel's valid observations before and after "
+        "the date, when those are at most MAX_GAP_DAYS apart, corrected by how much warmer or cooler "
+        "the date is than that interpolation around the gap.\n"
+        "Spatial: normalised convolution from the nearest valid pixels (up to MAX_DISTANCE_PX away), "
+        "applied to the date's departure from each pixel's mean, so edges such as rivers and roofs "
+        "stay sharp and valid pixels are never changed.\n\n"
+        "Pixels never observed in the series stay nodata unless FILL_NEVER_OBSERVED is set. A date "
+        "with less valid data than MIN_VALID_FRACTION stops the run with its name. Each output "
+        "*_filled.tif has a *_fillflags.tif: 0 observed, 1 filled in time, 2 in space, 255 nodata; "
+        "gapfill_report.json gives the fractions per date."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        add_series_inputs(self, "LST series")
+        self.addParameter(QgsProcessingParameterEnum("SENSOR", "Sensor", [s[1] for s in SENSORS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m[1] for m in METHODS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MAX_GAP_DAYS", "Largest time between the observations bracketing a gap (days)",
+            QgsProcessingParameterNumber.Double, 32.0, False, 1.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MAX_DISTANCE_PX", "Largest distance for spatial filling (pixels)",
+            QgsProcessingParameterNumber.Double, 100.0, False, 1.0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "FILL_NEVER_OBSERVED", "Also fill pixels never observed in the series (spatially)", False))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MIN_VALID_FRACTION", "Refuse dates with less valid data than (0-1)",
+            QgsProcessingParameterNumber.Double, 0.0, False, 0.0, 1.0))
+        unit = QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0)
+        unit.setFlags(unit.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(unit)
+        self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the filled rasters", False))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Gap-filled series"))
+        self.addOutput(QgsProcessingOutputFile("REPORT", "Gap-fill report (JSON)"))
+        self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Number of dates"))
+        self.addOutput(QgsProcessingOutputNumber("FILLED_FRACTION", "Mean fraction of pixels filled"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        with backend_errors():
+            from backend.gapfill import gap_fill_series
+
+            folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+            report_path = gap_fill_series(
+                series_inputs(self, parameters, context), folder,
+                method=enum_value(self, parameters, "METHOD", context, METHODS),
+                sensor=enum_value(self, parameters, "SENSOR", context, SENSORS),
+                max_gap_days=self.parameterAsDouble(parameters, "MAX_GAP_DAYS", context),
+                max_distance_px=self.parameterAsDouble(parameters, "MAX_DISTANCE_PX", context),
+                fill_never_observed=self.parameterAsBool(parameters, "FILL_NEVER_OBSERVED", context),
+                min_valid_fraction=self.parameterAsDouble(parameters, "MIN_VALID_FRACTION", context),
+                unit=enum_value(self, parameters, "UNIT", context, UNITS),
+                progress=progress_from(feedback),
+            )
+        report = json.loads(report_path.read_text())
+        dates = report["dates"]
+        if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
+            load_outputs(context, [report_path.parent / d["output"] for d in dates], "Gap-filled")
+        filled = sum(d["temporal_fraction"] + d["spatial_fraction"] for d in dates) / len(dates)
+        return {"OUTPUT_FOLDER": folder, "REPORT": str(report_path), "DATE_COUNT": len(dates),
+                "FILLED_FRACTION": filled}
