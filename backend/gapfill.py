@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 
 from .atomic import atomic_path
 from .errors import InputError
@@ -75,24 +75,32 @@ def temporal_interpolation(stack: np.ndarray, days: np.ndarray, max_gap_days: fl
 def spatial_fill(image: np.ndarray, targets: np.ndarray, max_distance_px: float) -> np.ndarray:
     """Fill ``targets`` pixels of a 2-D image in place from valid neighbours (normalised convolution).
 
-    Pixels farther than about ``max_distance_px`` from any valid pixel stay NaN.
-    Returns the mask of the pixels it filled.
+    Only pixels within ``max_distance_px`` of a valid pixel are filled; the scale grows
+    (σ = 1, 2, 4 ... px) until each of them has enough valid neighbours. Returns the
+    mask of the pixels it filled.
     """
     valid = np.isfinite(image)
     todo = targets & ~valid
     filled = np.zeros_like(todo)
     if not todo.any() or not valid.any():
         return filled
+    todo &= distance_transform_edt(~valid) <= max_distance_px
     values = np.where(valid, image, 0.0).astype(np.float64)
     weights = valid.astype(np.float64)
     sigma = 1.0
-    while todo.any() and 3.0 * sigma <= max(max_distance_px, 3.0):
-        num = gaussian_filter(values, sigma, mode="constant", truncate=3.0)
-        den = gaussian_filter(weights, sigma, mode="constant", truncate=3.0)
+    while todo.any():
+        # Reach of the kernel: 3σ, never past the distance the caller allowed (and its halo).
+        radius = min(3.0 * sigma, max(max_distance_px, 1.0))
+        num = gaussian_filter(values, sigma, mode="constant", truncate=radius / sigma)
+        den = gaussian_filter(weights, sigma, mode="constant", truncate=radius / sigma)
         ok = todo & (den > MIN_SUPPORT)
+        if 3.0 * sigma >= max_distance_px:
+            ok = todo & (den > 0)  # last scale: any support within reach will do
         image[ok] = (num[ok] / den[ok]).astype(image.dtype)
         filled |= ok
         todo &= ~ok
+        if 3.0 * sigma >= max_distance_px:
+            break
         sigma *= 2.0
     return filled
 
@@ -186,7 +194,9 @@ def gap_fill_series(
     days = np.array([(i.date - items[0].date).days for i in items], np.float64)
     n = len(items)
     out = prepare_output_folder(out_dir, "gapfill_report.json")
-    halo = int(math.ceil(max_distance_px))
+    # _fill_date chains up to three spatial fills, each reaching max_distance_px and
+    # each reading the previous one's results: a block needs three reaches of context.
+    halo = 3 * int(math.ceil(max_distance_px))
     rows_a = block_rows or block_rows_for(grid.width, n * 48)
     rows_b = block_rows or block_rows_for(grid.width, 96)
     progress.info(f"Gap-filling {n} {items[0].sensor} dates on {grid.describe()} with {method}")
