@@ -61,7 +61,7 @@ demo: stage
 	@$(PY) scripts/demo.py
 
 bench:
-	@echo "no benchmark yet: they arrive with the stages that have speed targets"
+	@for b in bench/bench_*.py; do echo ">> $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf build dist demo_output .pytest_cache
