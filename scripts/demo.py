@@ -2,10 +2,13 @@
 """`make demo`: the main job end to end through qgis_process, then a styled QGIS project.
 
 Steps (each a Processing algorithm run headless by scripts/qgis_process):
-1. lst_fusion:generate_sample_dataset — a small Orléans-like MODIS + Landsat series;
-2. lst_fusion:import_lst — decode every Landsat ST_B10 and MODIS LST file to Kelvin.
+1. generate_sample_dataset — a small Orléans-like MODIS + Landsat series (a cloudy season);
+2. import_lst — decode every Landsat ST_B10 and MODIS LST file to Kelvin;
+3. gap_fill — fill the clouds of both series;
+4. resample — MODIS onto the Landsat 30 m grid;
+5. build_patches — triplets and training patches.
 Then it writes demo.qgz with the layers grouped and styled, and overview.png.
-Later stages (gap-fill, resample, fuse, evaluate) extend this chain as they land.
+Later stages (train, fuse, evaluate) extend this chain as they land.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     project.write(str(qgz))
 
     # Overview: the chosen date of each group side by side, rendered by QGIS with the styles above.
-    panels = list(first.items()) + [("Land cover", lc)]
+    panels = [(g, first[g]) for g in first if "decoded)" not in g]
     size, pad = 360, 28
     canvas = QImage(len(panels) * size, size + pad, QImage.Format_ARGB32)
     canvas.fill(QColor("white"))
@@ -105,36 +108,61 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "demo_output")
     parser.add_argument("--size", type=int, default=300)
-    parser.add_argument("--dates", type=int, default=6)
+    parser.add_argument("--dates", type=int, default=8)
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     sample = out / "sample"
-    print(f">> 1/3 qgis_process lst_fusion:generate_sample_dataset -> {sample}")
+    print(f">> 1/6 lst_fusion:generate_sample_dataset -> {sample}")
     res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=args.size, HEIGHT=args.size,
-                       N_DATES=args.dates, SEED=42, CLOUDINESS=0.3)
+                       N_DATES=args.dates, START_DATE="2020-04-01", END_DATE="2020-09-30", SEED=42, CLOUDINESS=0.3)
     manifest = json.loads(Path(res["MANIFEST"]).read_text())
     lst = out / "lst"
     lst.mkdir(exist_ok=True)
-    groups: dict[str, list[tuple[str, Path]]] = {"Landsat LST (decoded)": [], "MODIS LST (decoded)": [],
-                                                  "Truth (simulated, cloud-free)": []}
-    print(f">> 2/3 qgis_process lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
+    groups: dict[str, list[tuple[str, Path]]] = {
+        "Landsat LST (decoded, clouds masked)": [], "Landsat LST (gap-filled)": [], "MODIS LST (decoded)": [],
+        "MODIS LST (on the Landsat grid)": [], "Truth (simulated, cloud-free)": []}
+    print(f">> 2/6 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
     for rec in manifest["dates"]:
         day = rec["date"].replace("-", "")
-        for key, sensor, group in (("landsat_st_b10", "landsat", "Landsat LST (decoded)"),
+        for key, sensor, group in (("landsat_st_b10", "landsat", "Landsat LST (decoded, clouds masked)"),
                                    ("modis_lst", "modis", "MODIS LST (decoded)")):
             target = lst / f"{sensor}_{day}.tif"
             r = qgis_process("import_lst", INPUT=sample / rec[key], OUTPUT=target)
             label = "Landsat" if sensor == "landsat" else "MODIS"
             groups[group].append((f"{label} {rec['date']} ({r['VALID_FRACTION']:.0%} valid)", target))
         groups["Truth (simulated, cloud-free)"].append((f"Truth {rec['date']}", sample / rec["truth"]))
-    print(">> 3/3 writing the QGIS project")
-    # Show the cloudiest date that still has most of its pixels: clouds and QA masking are visible.
-    cover = [r["landsat_cloud_fraction"] if r["landsat_cloud_fraction"] < 0.5 else -1 for r in manifest["dates"]]
+    print(">> 3/6 lst_fusion:gap_fill (Landsat, then MODIS)")
+    filled = {}
+    for sensor, index in (("landsat", 1), ("modis", 2)):
+        r = qgis_process("gap_fill", INPUT=sample, SENSOR=index, OUTPUT_FOLDER=out / f"{sensor}_filled")
+        filled[sensor] = json.loads(Path(r["REPORT"]).read_text())
+        print(f"   {sensor}: {r['FILLED_FRACTION']:.0%} of pixels filled on average")
+    for d in filled["landsat"]["dates"]:
+        groups["Landsat LST (gap-filled)"].append(
+            (f"Landsat {d['date']} gap-filled", out / "landsat_filled" / d["output"]))
+    print(">> 4/6 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
+    qgis_process("resample", INPUT=out / "modis_filled", REFERENCE_FOLDER=out / "landsat_filled",
+                 OUTPUT_FOLDER=out / "modis_30m")
+    report = json.loads((out / "modis_30m" / "resample_report.json").read_text())
+    for d in report["dates"]:
+        groups["MODIS LST (on the Landsat grid)"].append(
+            (f"MODIS {d['date']} at 30 m", out / "modis_30m" / d["output"]))
+    print(">> 5/6 lst_fusion:build_patches (95 x 95, stride 20)")
+    r = qgis_process("build_patches", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
+                     OUTPUT_FOLDER=out / "patches")
+    print(f"   {r['TRIPLETS']} triplets: {r['TRAIN_PATCHES']} train, {r['VAL_PATCHES']} validation, "
+          f"{r['TEST_PATCHES']} test patches")
+    print(">> 6/6 writing the QGIS project")
+    # Show the cloudiest date that still has most of its pixels: clouds and gap-filling are visible.
+    cover = [r["landsat_cloud_fraction"] if r["landsat_cloud_fraction"] < 0.6 else -1 for r in manifest["dates"]]
     qgz = build_project(out, groups, sample / "truth" / "landcover.tif", show=cover.index(max(cover)))
     print("\nDemo outputs:")
     print(f"  sample dataset : {sample}")
     print(f"  decoded LST    : {lst}")
+    print(f"  gap-filled     : {out / 'landsat_filled'}, {out / 'modis_filled'}")
+    print(f"  MODIS at 30 m  : {out / 'modis_30m'}")
+    print(f"  patch dataset  : {out / 'patches'}")
     print(f"  QGIS project   : {qgz}   (open it with: qgis {qgz})")
     print(f"  overview       : {out / 'overview.png'}")
     return 0

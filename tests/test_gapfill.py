@@ -10,8 +10,7 @@ import pytest
 import rasterio
 
 from backend.errors import Cancelled, InputError
-from backend.gapfill import NODATA, OBSERVED, SPATIAL, TEMPORAL, gap_fill_series, spatial_fill, \
-    temporal_interpolation
+from backend.gapfill import NODATA, OBSERVED, SPATIAL, TEMPORAL, gap_fill_series, spatial_fill, temporal_interpolation
 from backend.progress import Progress
 from backend.readers import read_lst
 from backend.sample_data import SampleSpec, generate_sample_dataset
@@ -109,6 +108,7 @@ def test_blocks_give_the_same_result_as_one_pass(cloudy_season, tmp_path):
     root, _ = cloudy_season
     a = gap_fill_series([root / "sample"], tmp_path / "a", sensor="landsat", max_distance_px=30)
     b = gap_fill_series([root / "sample"], tmp_path / "b", sensor="landsat", max_distance_px=30, block_rows=37)
+    assert json.loads(a.read_text())["dates"] == json.loads(b.read_text())["dates"]
     for d in json.loads(a.read_text())["dates"]:
         np.testing.assert_allclose(read_lst(tmp_path / "a" / d["output"]).data,
                                    read_lst(tmp_path / "b" / d["output"]).data, atol=1e-4, equal_nan=True)

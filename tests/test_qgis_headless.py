@@ -159,3 +159,28 @@ def test_desktop_loads_packaged_plugin_under_xvfb(installed_profile, tmp_path):
     assert "lst_fusion:import_lst" in out["algorithms"]
     assert out["date_count"] == 1
     assert "Traceback" not in log, log
+
+
+def test_wrapper_runs_preprocessing_chain_and_model(qgis_env, tmp_path):
+    s = tmp_path / "sample"
+    qgis_process(qgis_env, "run", "lst_fusion:generate_sample_dataset", "--", f"OUTPUT_FOLDER={s}", "WIDTH=64",
+                 "HEIGHT=64", "N_DATES=3", "START_DATE=2020-06-01", "END_DATE=2020-07-03")
+    res = {}
+    for alg, params in (
+        ("gap_fill", [f"INPUT={s}", "SENSOR=1", f"OUTPUT_FOLDER={tmp_path / 'l'}"]),
+        ("gap_fill", [f"INPUT={s}", "SENSOR=2", f"OUTPUT_FOLDER={tmp_path / 'm'}"]),
+        ("resample", [f"INPUT={tmp_path / 'm'}", f"REFERENCE_FOLDER={tmp_path / 'l'}",
+                      f"OUTPUT_FOLDER={tmp_path / 'm30'}"]),
+        ("build_patches", [f"FINE={tmp_path / 'l'}", f"COARSE={tmp_path / 'm30'}", "PATCH_SIZE=32", "STRIDE=16",
+                           f"OUTPUT_FOLDER={tmp_path / 'p'}"]),
+    ):
+        res[alg] = _json(qgis_process(qgis_env, "run", f"lst_fusion:{alg}", "--json", "--", *params).stdout)["results"]
+    assert res["gap_fill"]["DATE_COUNT"] == 3 and Path(res["gap_fill"]["REPORT"]).exists()
+    assert res["resample"]["DATE_COUNT"] == 3
+    assert res["build_patches"]["TRIPLETS"] == 2 and Path(res["build_patches"]["MANIFEST"]).exists()
+    model = REPO / "examples" / "lst_preprocessing.model3"
+    out = _json(qgis_process(qgis_env, "run", str(model), "--json", "--", "WIDTH=64", "HEIGHT=64", "N_DATES=3",
+                             "START_DATE=2020-06-01", "END_DATE=2020-07-03", "PATCH_SIZE=32", "STRIDE=16",
+                             f"patches:PATCHES={tmp_path / 'model_patches'}").stdout)
+    assert out["results"]["patches:PATCHES"] == str(tmp_path / "model_patches")
+    assert (tmp_path / "model_patches" / "manifest.json").exists()
