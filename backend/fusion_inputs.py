@@ -1,0 +1,87 @@
+"""Inputs of the fusion methods: dated fine/coarse rasters on one grid, checked once for all methods."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .dates import file_name
+from .errors import InputError
+from .grid import Grid
+from .series import SeriesItem, describe
+
+
+@dataclass(frozen=True)
+class FusionInputs:
+    """Reference pairs (fine, coarse) and the coarse raster of the prediction date, on one grid."""
+
+    pairs: tuple[tuple[SeriesItem, SeriesItem], ...]
+    coarse_target: SeriesItem
+    grid: Grid
+
+    @property
+    def target_date(self) -> dt.date:
+        return self.coarse_target.date
+
+
+def load_fusion_inputs(
+    pairs: list[tuple[str | os.PathLike, str | os.PathLike]],
+    coarse_target: str | os.PathLike,
+    required_pairs: int,
+    bracket: bool = False,
+    unit: str | None = None,
+) -> FusionInputs:
+    """Describe and check the inputs of a fusion run.
+
+    All rasters must share one grid (the coarse ones resampled onto the fine grid first),
+    have dates, and the reference dates must differ from the prediction date; with
+    ``bracket`` the two references must lie on either side of it (ESTARFM).
+    """
+    if len(pairs) != required_pairs:
+        raise InputError(
+            f"This method needs {required_pairs} reference pair(s) (fine + coarse at the same date); "
+            f"{len(pairs)} given."
+        )
+    items = [(describe(str(f), unit), describe(str(c), unit)) for f, c in pairs]
+    target = describe(str(coarse_target), unit)
+    grid = items[0][0].grid
+    for item in [x for pair in items for x in pair] + [target]:
+        if not item.grid.same_as(grid):
+            raise InputError(
+                f"{file_name(item.path)} is not on the fine grid ({item.grid.describe()} vs {grid.describe()}). "
+                "Resample the MODIS rasters onto the Landsat grid first (Resample to a reference grid)."
+            )
+    for fine, coarse in items:
+        if abs((fine.date - coarse.date).days) > 1:
+            raise InputError(
+                f"Reference pair dates differ: {file_name(fine.path)} is {fine.date}, {file_name(coarse.path)} "
+                f"is {coarse.date}. A pair is a fine and a coarse raster of the same day."
+            )
+        if fine.date == target.date:
+            raise InputError(f"The prediction date {target.date} is also a reference date: nothing to predict.")
+    if bracket:
+        (t1, _), (t3, _) = sorted(items, key=lambda p: p[0].date)
+        if not t1.date < target.date < t3.date:
+            raise InputError(
+                f"The prediction date {target.date} must lie between the two reference dates "
+                f"({t1.date} and {t3.date}). Choose references before and after it."
+            )
+        items.sort(key=lambda p: p[0].date)
+    return FusionInputs(tuple(items), target, grid)
+
+
+def global_stats(item: SeriesItem, grid: Grid, block_rows: int = 1024) -> tuple[float, float]:
+    """Mean and standard deviation of a raster's valid pixels, streamed in row blocks."""
+    n, s, ss = 0, 0.0, 0.0
+    for window, _, _ in grid.row_blocks(block_rows):
+        data = item.read(window).data
+        v = data[np.isfinite(data)].astype(np.float64)
+        n, s, ss = n + v.size, s + v.sum(), ss + (v * v).sum()
+    if n == 0:
+        raise InputError(f"{Path(item.path).name}: no valid pixel.")
+    mean = s / n
+    return float(mean), float(np.sqrt(max(ss / n - mean * mean, 0.0)))
