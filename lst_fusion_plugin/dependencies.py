@@ -27,6 +27,8 @@ REQUIRED = {
     "affine": ("affine<3", "python3-affine", "every stage"),
 }
 OPTIONAL = {
+    "numba": ("numba", "", "STARFM/ESTARFM fusion"),
+    "scipy": ("scipy", "python3-scipy", "gap-filling and ESTARFM"),
     "torch": ("torch==2.13.0", "", "training deep models"),
     "onnx": ("onnx", "", "exporting models"),
     "onnxruntime": ("onnxruntime", "", "fusing with deep models"),

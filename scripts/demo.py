@@ -6,9 +6,10 @@ Steps (each a Processing algorithm run headless by scripts/qgis_process):
 2. import_lst — decode every Landsat ST_B10 and MODIS LST file to Kelvin;
 3. gap_fill — fill the clouds of both series;
 4. resample — MODIS onto the Landsat 30 m grid;
-5. build_patches — triplets and training patches.
+5. build_patches — triplets and training patches;
+6. fuse — ESTARFM prediction of a cloudy date from the dates before and after it.
 Then it writes demo.qgz with the layers grouped and styled, and overview.png.
-Later stages (train, fuse, evaluate) extend this chain as they land.
+Later stages (train, deep-model fusion, evaluate) extend this chain as they land.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
             layer = QgsRasterLayer(str(path), name)
             apply_lst_style(layer)
             project.addMapLayer(layer, False)
-            group.addLayer(layer).setItemVisibilityChecked(i == show)
-            if i == show:
+            shown = i == (show if len(items) > 1 else 0)
+            group.addLayer(layer).setItemVisibilityChecked(shown)
+            if shown:
                 first[group_name] = layer
     lc = QgsRasterLayer(str(landcover), "Land cover (simulated)")
     colors = ["#2b83ba", "#d7191c", "#1a9641", "#fdae61", "#ffffbf", "#a6611a"]
@@ -79,7 +81,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     project.write(str(qgz))
 
     # Overview: the chosen date of each group side by side, rendered by QGIS with the styles above.
-    panels = [(g, first[g]) for g in first if "decoded)" not in g]
+    panels = [(g, first[g]) for g in first if "decoded)" not in g and "on the Landsat" not in g]
     size, pad = 360, 28
     canvas = QImage(len(panels) * size, size + pad, QImage.Format_ARGB32)
     canvas.fill(QColor("white"))
@@ -113,7 +115,7 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     sample = out / "sample"
-    print(f">> 1/6 lst_fusion:generate_sample_dataset -> {sample}")
+    print(f">> 1/7 lst_fusion:generate_sample_dataset -> {sample}")
     res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=args.size, HEIGHT=args.size,
                        N_DATES=args.dates, START_DATE="2020-04-01", END_DATE="2020-09-30", SEED=42, CLOUDINESS=0.3)
     manifest = json.loads(Path(res["MANIFEST"]).read_text())
@@ -121,8 +123,8 @@ def main() -> int:
     lst.mkdir(exist_ok=True)
     groups: dict[str, list[tuple[str, Path]]] = {
         "Landsat LST (decoded, clouds masked)": [], "Landsat LST (gap-filled)": [], "MODIS LST (decoded)": [],
-        "MODIS LST (on the Landsat grid)": [], "Truth (simulated, cloud-free)": []}
-    print(f">> 2/6 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
+        "MODIS LST (on the Landsat grid)": [], "Fused LST (ESTARFM)": [], "Truth (simulated, cloud-free)": []}
+    print(f">> 2/7 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
     for rec in manifest["dates"]:
         day = rec["date"].replace("-", "")
         for key, sensor, group in (("landsat_st_b10", "landsat", "Landsat LST (decoded, clouds masked)"),
@@ -132,7 +134,7 @@ def main() -> int:
             label = "Landsat" if sensor == "landsat" else "MODIS"
             groups[group].append((f"{label} {rec['date']} ({r['VALID_FRACTION']:.0%} valid)", target))
         groups["Truth (simulated, cloud-free)"].append((f"Truth {rec['date']}", sample / rec["truth"]))
-    print(">> 3/6 lst_fusion:gap_fill (Landsat, then MODIS)")
+    print(">> 3/7 lst_fusion:gap_fill (Landsat, then MODIS)")
     filled = {}
     for sensor, index in (("landsat", 1), ("modis", 2)):
         r = qgis_process("gap_fill", INPUT=sample, SENSOR=index, OUTPUT_FOLDER=out / f"{sensor}_filled")
@@ -141,28 +143,41 @@ def main() -> int:
     for d in filled["landsat"]["dates"]:
         groups["Landsat LST (gap-filled)"].append(
             (f"Landsat {d['date']} gap-filled", out / "landsat_filled" / d["output"]))
-    print(">> 4/6 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
+    print(">> 4/7 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
     qgis_process("resample", INPUT=out / "modis_filled", REFERENCE_FOLDER=out / "landsat_filled",
                  OUTPUT_FOLDER=out / "modis_30m")
     report = json.loads((out / "modis_30m" / "resample_report.json").read_text())
     for d in report["dates"]:
         groups["MODIS LST (on the Landsat grid)"].append(
             (f"MODIS {d['date']} at 30 m", out / "modis_30m" / d["output"]))
-    print(">> 5/6 lst_fusion:build_patches (95 x 95, stride 20)")
+    print(">> 5/7 lst_fusion:build_patches (95 x 95, stride 20)")
     r = qgis_process("build_patches", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
                      OUTPUT_FOLDER=out / "patches")
     print(f"   {r['TRIPLETS']} triplets: {r['TRAIN_PATCHES']} train, {r['VAL_PATCHES']} validation, "
           f"{r['TEST_PATCHES']} test patches")
-    print(">> 6/6 writing the QGIS project")
-    # Show the cloudiest date that still has most of its pixels: clouds and gap-filling are visible.
-    cover = [r["landsat_cloud_fraction"] if r["landsat_cloud_fraction"] < 0.6 else -1 for r in manifest["dates"]]
-    qgz = build_project(out, groups, sample / "truth" / "landcover.tif", show=cover.index(max(cover)))
+    # Show the cloudiest inner date that still has most of its pixels: clouds, gap-filling and a
+    # fusion with references on both sides are visible.
+    dates = manifest["dates"]
+    cover = [r["landsat_cloud_fraction"] if 0 < i < len(dates) - 1 and r["landsat_cloud_fraction"] < 0.6 else -1
+             for i, r in enumerate(dates)]
+    show = cover.index(max(cover))
+    fine = [out / "landsat_filled" / d["output"] for d in filled["landsat"]["dates"]]
+    coarse = [out / "modis_30m" / d["output"] for d in report["dates"]]
+    fused = out / f"estarfm_{dates[show]['date'].replace('-', '')}.tif"
+    print(f">> 6/7 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
+          f"{dates[show + 1]['date']}")
+    r = qgis_process("fuse", METHOD=1, FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], FINE_T3=fine[show + 1],
+                     COARSE_T3=coarse[show + 1], COARSE_T2=coarse[show], OUTPUT=fused)
+    groups["Fused LST (ESTARFM)"] = [(f"ESTARFM {r['DATE']}", fused)]
+    print(">> 7/7 writing the QGIS project")
+    qgz = build_project(out, groups, sample / "truth" / "landcover.tif", show=show)
     print("\nDemo outputs:")
     print(f"  sample dataset : {sample}")
     print(f"  decoded LST    : {lst}")
     print(f"  gap-filled     : {out / 'landsat_filled'}, {out / 'modis_filled'}")
     print(f"  MODIS at 30 m  : {out / 'modis_30m'}")
     print(f"  patch dataset  : {out / 'patches'}")
+    print(f"  fused (ESTARFM): {fused}")
     print(f"  QGIS project   : {qgz}   (open it with: qgis {qgz})")
     print(f"  overview       : {out / 'overview.png'}")
     return 0

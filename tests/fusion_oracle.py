@@ -1,3 +1,4 @@
+# ruff: noqa: N806  (the papers' notation: F, C, S, T, R, D)
 """Per-pixel reference implementations of STARFM and ESTARFM, written straight from the
 papers' formulas (with the LST parameter mapping documented in backend.starfm/estarfm).
 Slow and obviously correct: the oracle the fast kernels are tested against, and the
@@ -43,15 +44,17 @@ def starfm_pixelwise(f1, c1, c0, window=51, classes=4, fine_unc=0.2, coarse_unc=
 
 
 def estarfm_pixelwise(f1, c1, f3, c3, c2, window=51, classes=4, min_similar=5, min_change=2.0, max_slope=5.0,
-                      alpha=0.05, valid_range=(180.0, 360.0)):
+                      alpha=0.05, valid_range=(180.0, 360.0), region=None):
+    """ESTARFM pixel by pixel; ``region`` (r0, r1, c0, c1) limits which pixels are predicted."""
     f1, c1, f3, c3, c2 = (np.asarray(a, np.float64) for a in (f1, c1, f3, c3, c2))
     half = window // 2
     valid = np.isfinite(f1) & np.isfinite(c1) & np.isfinite(f3) & np.isfinite(c3) & np.isfinite(c2)
     th1 = np.std(f1[np.isfinite(f1)]) * 2 / classes
     th3 = np.std(f3[np.isfinite(f3)]) * 2 / classes
     out = np.full(f1.shape, np.nan)
-    for r in range(f1.shape[0]):
-        for c in range(f1.shape[1]):
+    row0, row1, col0, col1 = region or (0, f1.shape[0], 0, f1.shape[1])
+    for r in range(row0, row1):
+        for c in range(col0, col1):
             if not valid[r, c]:
                 continue
             win, dist = _window(f1.shape, r, c, half)

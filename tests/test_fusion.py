@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from fusion_oracle import estarfm_pixelwise, starfm_pixelwise
 from scipy.ndimage import gaussian_filter, uniform_filter
 
 from backend.errors import InputError
@@ -18,7 +19,6 @@ from backend.readers import read_lst
 from backend.resample import reference_grid, resample_series
 from backend.sample_data import SampleSpec, generate_sample_dataset
 from backend.starfm import StarfmParams, starfm
-from fusion_oracle import estarfm_pixelwise, starfm_pixelwise
 
 YANCO = "yanco_ubestarfm"
 

@@ -1,5 +1,6 @@
 """One thin QgsProcessingAlgorithm per pipeline stage."""
 
+from .fuse import FuseAlgorithm
 from .gapfill import GapFillAlgorithm
 from .import_lst import ImportLSTAlgorithm
 from .patches import BuildPatchesAlgorithm
@@ -7,4 +8,4 @@ from .resample import ResampleAlgorithm
 from .sample_data import GenerateSampleDatasetAlgorithm
 
 ALGORITHMS = [GenerateSampleDatasetAlgorithm, ImportLSTAlgorithm, GapFillAlgorithm, ResampleAlgorithm,
-              BuildPatchesAlgorithm]
+              BuildPatchesAlgorithm, FuseAlgorithm]

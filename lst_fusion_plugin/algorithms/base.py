@@ -84,6 +84,13 @@ def backend_errors() -> Iterator[None]:
 
     try:
         yield
+    except ModuleNotFoundError as exc:
+        table = {**dependencies.REQUIRED, **dependencies.OPTIONAL}
+        if exc.name not in table:
+            raise
+        raise QgsProcessingException(
+            f"This algorithm needs the Python package {exc.name}.\n" + dependencies.install_hint([exc.name], table)
+        ) from exc
     except Cancelled as exc:
         raise QgsProcessingException(f"{exc} No output was written.") from exc
     except LSTFusionError as exc:
