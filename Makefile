@@ -6,7 +6,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-scipy python3-venv xvfb xauth
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-scipy python3-matplotlib python3-venv xvfb xauth
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 

@@ -1,4 +1,2 @@
-"""Deep spatio-temporal fusion networks, their registry and shipped ONNX model cards.
-
-Pure torch/onnx code: never imports qgis. The networks arrive with the training stage.
-"""
+"""Deep spatio-temporal fusion networks (EDCSTFN, STTFN, MLFF-GAN), their contract, losses,
+registry and model cards. Pure torch: never imports qgis."""

@@ -6,6 +6,7 @@ from .import_lst import ImportLSTAlgorithm
 from .patches import BuildPatchesAlgorithm
 from .resample import ResampleAlgorithm
 from .sample_data import GenerateSampleDatasetAlgorithm
+from .train import TrainAlgorithm
 
 ALGORITHMS = [GenerateSampleDatasetAlgorithm, ImportLSTAlgorithm, GapFillAlgorithm, ResampleAlgorithm,
-              BuildPatchesAlgorithm, FuseAlgorithm]
+              BuildPatchesAlgorithm, TrainAlgorithm, FuseAlgorithm]

@@ -1,0 +1,101 @@
+"""ONNX export of trained fusion networks, with the model card embedded and a parity check.
+
+The exported graph takes Kelvin channels (N, C, H, W) in the card's role order and
+returns Kelvin fine LST (N, 1, H, W); normalisation is inside the graph, spatial size is
+dynamic. After export ONNX Runtime and torch must agree to 1e-4 (relative) on a test
+input, or the export fails and no file is left.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import InputError, LSTFusionError
+
+OPSET = 17
+
+
+class ExportError(LSTFusionError):
+    """ONNX export failed or its output disagrees with torch."""
+
+
+def export_onnx(model, card, out_path: str | os.PathLike, sample_size: int = 64, tolerance: float = 1e-4) -> Path:
+    """Export ``model`` (a KelvinModel) with ``card`` as metadata; verify parity with ONNX Runtime."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from models.card import CARD_KEY
+
+    model = model.eval().cpu()
+    rng = np.random.default_rng(0)
+    mean = card.normalisation["fine"]["mean"]
+    std = card.normalisation["fine"]["std"]
+    # Two different sizes, both multiples of the card's, so a size baked into the graph would show.
+    m = max(1, card.size_multiple)
+    height, width = -(-sample_size // m) * m, -(-(sample_size + 3) // m) * m + m
+    sample = (mean + std * rng.standard_normal((1, len(card.roles), height, width)))
+    sample = torch.from_numpy(sample.astype(np.float32))
+    with torch.no_grad():
+        expected = model(sample).numpy()
+    with atomic_path(out_path) as tmp:
+        with warnings.catch_warnings():
+            # The TorchScript-based exporter is deprecated in favour of torch.export, which
+            # needs onnxscript; it remains the dependable path for these convolutional graphs.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
+            torch.onnx.export(model, (sample,), str(tmp), dynamo=False, opset_version=OPSET,
+                              input_names=["inputs"], output_names=["lst"],
+                              dynamic_axes={"inputs": {0: "batch", 2: "height", 3: "width"},
+                                            "lst": {0: "batch", 2: "height", 3: "width"}})
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = CARD_KEY, card.to_json()
+        proto.producer_name = "LST Fusion"
+        proto.doc_string = f"{card.title} ({card.paper}) — fine LST from MODIS + Landsat, Kelvin in and out."
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"inputs": sample.numpy()})[0]
+        error = float(np.abs(got - expected).max()) / float(np.abs(expected).max())
+        other = sample[..., : height - m if height > m else height, :]  # another size: the graph must follow it
+        with torch.no_grad():
+            expected_other = model(other).numpy()
+        got_other = session.run(None, {"inputs": other.numpy()})[0]
+        if got_other.shape != expected_other.shape:
+            raise ExportError(f"The exported graph does not follow the input size ({got_other.shape} for "
+                              f"{tuple(other.shape)}).")
+        error = max(error, float(np.abs(got_other - expected_other).max()) / float(np.abs(expected_other).max()))
+        if not error <= tolerance:
+            raise ExportError(f"ONNX Runtime and torch disagree after export: relative error {error:.2e} > "
+                              f"{tolerance:.0e}. The model was not written.")
+    return Path(out_path)
+
+
+def read_model_card(path: str | os.PathLike):
+    """The validated card of an LST Fusion ONNX model; InputError for anything else."""
+    import onnx
+
+    from models.card import CARD_KEY, ModelCard
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: model file not found.")
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValidationError, OSError...
+        raise InputError(f"{p.name}: not a readable ONNX model ({type(exc).__name__}: {exc}). "
+                         "Export it again with 'Train STF model'.") from exc
+    props = {e.key: e.value for e in proto.metadata_props}
+    if CARD_KEY not in props:
+        raise InputError(f"{p.name}: an ONNX model without an LST Fusion model card; it cannot be used for fusion.")
+    try:
+        return ModelCard.from_json(props[CARD_KEY])
+    except ValueError as exc:
+        raise InputError(f"{p.name}: {exc}.") from exc

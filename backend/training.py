@@ -1,0 +1,439 @@
+"""Training of the deep fusion models on a patch dataset, with resumable checkpoints and ONNX export.
+
+* Data: the patch dataset of ``backend.patches``, read lazily, normalised with its
+  manifest's statistics; optional flips/rot90 augmentation drawn from the seed and epoch.
+* Device: CUDA when present (bf16 autocast), else the CPU with all its cores.
+* Reproducible: seeds, deterministic algorithms, and a shuffle that depends only on
+  (seed, epoch), so a resumed run continues exactly where an uninterrupted one would be.
+* Nothing lost: after every epoch a checkpoint (weights, optimiser, scheduler, epoch,
+  RNG states, data cursor, history) is written atomically; checkpoints are read with
+  ``weights_only=True``, so a checkpoint file can never execute code.
+* Cloud-aware option: target pixels that were gap-filled, not observed, carry no loss
+  and no gradient (``models.losses.keep_observed``).
+* Validation every epoch on the validation dates; learning-rate reduction on plateau;
+  early stopping; the best epoch is exported to ONNX with its model card.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import InputError
+from .patches import PatchDataset
+from .progress import Progress, ensure
+
+CHECKPOINT_FORMAT = "lst_fusion_checkpoint"
+DEFAULT_LR = {"edcstfn": 1e-3, "sttfn": 1e-3, "mlffgan": 2e-4}
+
+
+@dataclass
+class TrainConfig:
+    model: str = "edcstfn"
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float | None = None  # None: the model's published default
+    device: str = "auto"
+    cloud_aware: bool = False
+    augment: bool = True
+    seed: int = 0
+    patience: int = 6
+    pretrain_epochs: int = 2  # EDCSTFN's feature autoencoder
+    max_batches: int | None = None  # per epoch; for smoke runs and benchmarks
+
+    def validate(self) -> None:
+        from models import registry
+
+        try:
+            registry.get(self.model)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        if self.epochs < 1 or self.batch_size < 1:
+            raise InputError("EPOCHS and BATCH_SIZE must be at least 1.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise InputError("LEARNING_RATE must be positive.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError("DEVICE must be auto, cpu or cuda.")
+
+
+@dataclass
+class TrainResult:
+    onnx: Path
+    checkpoints: Path
+    report: Path
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_rmse: float | None = None
+
+
+def _device(name: str):
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("DEVICE is cuda but no CUDA GPU is available here; use auto or cpu.")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+class _Batches:
+    """Tensors for the model's contract from a PatchDataset split."""
+
+    def __init__(self, dataset: PatchDataset, roles: tuple[str, ...], cloud_aware: bool):
+        self.dataset, self.roles, self.cloud_aware = dataset, roles, cloud_aware
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, indices, rng: np.random.Generator | None, device):
+        import torch
+
+        xs, ys, ms = [], [], []
+        for i in indices:
+            item = self.dataset[int(i)]
+            x = np.stack([item[r] for r in self.roles])
+            y = item["fine_t2"][None]
+            m = np.isfinite(y) & ((item["observed_t2"][None] > 0.5) if self.cloud_aware else True)
+            xs.append(np.nan_to_num(x, nan=0.0))
+            ys.append(np.nan_to_num(y, nan=0.0))
+            ms.append(m.astype(np.float32))
+        x, y, m = (torch.from_numpy(np.stack(a)) for a in (xs, ys, ms))
+        if rng is not None:
+            k, flip = int(rng.integers(4)), bool(rng.integers(2))
+            x, y, m = (torch.rot90(t, k, (2, 3)) for t in (x, y, m))
+            if flip:
+                x, y, m = (torch.flip(t, (3,)) for t in (x, y, m))
+        return x.to(device), y.to(device), m.to(device)
+
+
+class _Trainer:
+    """Model, losses and optimisers of one registered model; one ``step`` per batch."""
+
+    def __init__(self, spec, references: int, config: TrainConfig, device):
+        import torch
+
+        from models.contract import PaddedModel
+
+        self.spec, self.config, self.device = spec, config, device
+        self.contract = spec.contract(references)
+        self.net = PaddedModel(spec.build(references), self.contract).to(device)
+        lr = config.learning_rate or DEFAULT_LR[spec.name]
+        betas = (0.5, 0.999) if spec.adversarial else (0.9, 0.999)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, betas=betas)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=2)
+        self.extra: dict[str, torch.nn.Module] = {}
+        self.extra_optim: dict[str, torch.optim.Optimizer] = {}
+        if spec.name == "edcstfn":
+            from models.edcstfn import FeatureAutoencoder
+
+            self.extra["feature_ae"] = FeatureAutoencoder().to(device)
+            self.extra_optim["feature_ae"] = torch.optim.Adam(self.extra["feature_ae"].parameters(), lr=1e-3)
+        if spec.adversarial:
+            from models.mlffgan import Discriminator
+
+            self.extra["discriminator"] = Discriminator(self.contract.channels + 1).to(device)
+            self.extra_optim["discriminator"] = torch.optim.Adam(self.extra["discriminator"].parameters(),
+                                                                 lr=lr, betas=betas)
+
+    def autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def pretrain_step(self, fine) -> float:
+        """One step of EDCSTFN's feature autoencoder (reconstruct fine patches)."""
+        import torch.nn.functional as F
+
+        ae, opt = self.extra["feature_ae"], self.extra_optim["feature_ae"]
+        ae.train()
+        opt.zero_grad()
+        with self.autocast():
+            loss = F.mse_loss(ae(fine), fine)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def loss(self, x, y, m):
+        """The model's published loss on (prediction, target) restricted by the mask."""
+        import torch.nn.functional as F
+
+        from models.losses import cosine_similarity, keep_observed, lsgan, ms_ssim
+
+        if self.spec.name == "sttfn":
+            preds = [keep_observed(p, y, m) for p in self.net.network.predictions(x)]
+            return sum(F.mse_loss(p, y) for p in preds) / len(preds), preds[0]
+        pred = keep_observed(self.net(x), y, m)
+        if self.spec.name == "edcstfn":
+            encoder = self.extra["feature_ae"].encoder
+            loss = F.mse_loss(pred, y) + F.mse_loss(encoder(pred), encoder(y)) + 0.8 * (1 - ms_ssim(pred, y))
+            return loss, pred
+        disc = self.extra["discriminator"]
+        adversarial = lsgan(disc(x, pred), True)
+        loss = 1e-2 * adversarial + F.l1_loss(pred, y) + (1 - ms_ssim(pred, y)) + (1 - cosine_similarity(pred, y))
+        return loss, pred
+
+    def step(self, x, y, m) -> float:
+        self.net.train()
+        for module in self.extra.values():
+            module.train()
+        if "feature_ae" in self.extra:
+            self.extra["feature_ae"].eval()
+            for p in self.extra["feature_ae"].parameters():
+                p.requires_grad_(False)
+        self.optimizer.zero_grad()
+        with self.autocast():
+            loss, pred = self.loss(x, y, m)
+        loss.backward()
+        self.optimizer.step()
+        if self.spec.adversarial:
+            disc, opt = self.extra["discriminator"], self.extra_optim["discriminator"]
+            opt.zero_grad()
+            with self.autocast():
+                from models.losses import keep_observed, lsgan
+
+                real = lsgan(disc(x, keep_observed(y, y, m)), True)
+                fake = lsgan(disc(x, pred.detach()), False)
+                d_loss = 0.5 * (real + fake)
+            d_loss.backward()
+            opt.step()
+        return loss.item()
+
+    def state(self) -> dict:
+        out = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+               "scheduler": self.scheduler.state_dict()}
+        for name, module in self.extra.items():
+            out[name] = module.state_dict()
+            out[f"{name}_optimizer"] = self.extra_optim[name].state_dict()
+        return out
+
+    def load(self, state: dict) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        for name, module in self.extra.items():
+            module.load_state_dict(state[name])
+            self.extra_optim[name].load_state_dict(state[f"{name}_optimizer"])
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint safely (no code runs) and check it is one of ours."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: checkpoint not found.")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike
+        raise InputError(f"{p.name}: not a valid LST Fusion checkpoint ({type(exc).__name__}); it was not "
+                         "loaded, and nothing in it was run.") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{p.name}: not an LST Fusion checkpoint.")
+    return state
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _rng_state() -> dict:
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": [keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+             "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state(("MT19937", np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _evaluate(trainer: _Trainer, batches: _Batches, batch_size: int, fine_std: float, limit: int | None):
+    """Mean loss and RMSE (K) on a split, over pixels the loss may see."""
+    import torch
+
+    trainer.net.eval()
+    sq, count, losses = 0.0, 0.0, []
+    n = len(batches) if limit is None else min(len(batches), limit * batch_size)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            x, y, m = batches.batch(range(start, min(n, start + batch_size)), None, trainer.device)
+            with trainer.autocast():
+                pred = trainer.net(x).float()
+            sq += float((((pred - y) * m) ** 2).sum())
+            count += float(m.sum())
+            losses.append(float(torch.nn.functional.mse_loss(pred * m, y * m)))
+    if count == 0:
+        return None, None
+    return float(np.mean(losses)), float(np.sqrt(sq / count)) * fine_std
+
+
+def train(
+    dataset_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on a patch dataset; write checkpoints, the ONNX model and a report."""
+    import torch
+
+    from models import registry
+    from models.card import ModelCard
+    from models.contract import KelvinModel, Normalise
+
+    from .onnx_export import export_onnx
+    from .training_report import write_report
+
+    config = config or TrainConfig()
+    config.validate()
+    progress = ensure(progress)
+    spec = registry.get(config.model)
+    train_set = PatchDataset(dataset_dir, "train")
+    val_set = PatchDataset(dataset_dir, "val")
+    manifest = train_set.manifest
+    references = int(manifest["references"])
+    try:
+        spec.contract(references)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if len(train_set) == 0:
+        raise InputError(f"{dataset_dir}: the training split holds no patch.")
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.pt"
+    if not resume and out.exists() and any(out.iterdir()) and not (out / "history.json").exists() \
+            and not last.exists():
+        raise InputError(f"{out}: folder is not empty. Choose an empty or new folder for the training outputs.")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    device = _device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    _seed_everything(config.seed)
+    trainer = _Trainer(spec, references, config, device)
+    contract = trainer.contract
+    batches = _Batches(train_set, contract.roles, config.cloud_aware)
+    val_batches = _Batches(val_set, contract.roles, config.cloud_aware)
+    fine_std = float(manifest["normalisation"]["fine"]["std"])
+    history: list[dict] = []
+    start_epoch, best, stale = 0, {"epoch": 0, "rmse": None}, 0
+    if resume:
+        if not last.exists():
+            raise InputError(f"Nothing to resume in {out}: no checkpoints/last.pt. Start without RESUME.")
+        state = load_checkpoint(last)
+        if state["model_name"] != spec.name or state["dataset"] != str(Path(dataset_dir).resolve()):
+            raise InputError(f"{last} was trained with {state['model_name']} on {state['dataset']}; "
+                             "resume it with the same model and dataset, or start a new folder.")
+        trainer.load(state["trainer"])
+        _set_rng_state(state["rng"])
+        history, best, stale = state["history"], state["best"], state["stale_epochs"]
+        start_epoch = state["cursor"]["epoch"]
+        progress.info(f"Resuming {spec.title} after epoch {start_epoch}")
+    elif last.exists():
+        raise InputError(f"{out} already holds a training run; set RESUME to continue it or choose a new folder.")
+    per_epoch = -(-len(batches) // config.batch_size)
+    if config.max_batches:
+        per_epoch = min(per_epoch, config.max_batches)
+    total = config.epochs * per_epoch
+    if spec.name == "edcstfn" and start_epoch == 0 and not resume:
+        rng = np.random.default_rng([config.seed, 10_000])
+        for _ in range(config.pretrain_epochs):
+            order = rng.permutation(len(batches))
+            for b in range(per_epoch):
+                x, _, _ = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size], None, device)
+                trainer.pretrain_step(x[:, 1:2])
+                progress.check()
+        progress.info(f"Feature autoencoder pre-trained for {config.pretrain_epochs} epoch(s)")
+    for epoch in range(start_epoch, config.epochs):
+        rng = np.random.default_rng([config.seed, epoch])
+        order = rng.permutation(len(batches))
+        losses = []
+        for b in range(per_epoch):
+            progress.check()  # between batches: the last checkpoint stays intact
+            x, y, m = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size],
+                                    rng if config.augment else None, device)
+            losses.append(trainer.step(x, y, m))
+            progress.update((epoch * per_epoch + b + 1) / total)
+        val_loss, val_rmse = _evaluate(trainer, val_batches, config.batch_size, fine_std, config.max_batches)
+        monitor = val_loss if val_loss is not None else float(np.mean(losses))
+        trainer.scheduler.step(monitor)
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                  "val_rmse_k": val_rmse, "lr": trainer.optimizer.param_groups[0]["lr"]}
+        history.append(record)
+        score = val_rmse if val_rmse is not None else record["train_loss"]
+        improved = best["rmse"] is None or score < best["rmse"]
+        if improved:
+            best, stale = {"epoch": epoch + 1, "rmse": score}, 0
+        else:
+            stale += 1
+        state = {"format": CHECKPOINT_FORMAT, "version": __version__, "model_name": spec.name,
+                 "references": references, "dataset": str(Path(dataset_dir).resolve()),
+                 "config": asdict(config), "trainer": trainer.state(), "rng": _rng_state(),
+                 "history": history, "best": best, "stale_epochs": stale,
+                 "cursor": {"epoch": epoch + 1, "batch": 0}}
+        _save_checkpoint(last, state)
+        if improved:
+            _save_checkpoint(ckpt_dir / "best.pt", state)
+        progress.info(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}"
+                      + (f", validation RMSE {val_rmse:.2f} K" if val_rmse is not None else ""))
+        if stale >= config.patience:
+            progress.info(f"Early stop: no improvement for {stale} epochs")
+            break
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    best_state = load_checkpoint(ckpt_dir / "best.pt")
+    trainer.load(best_state["trainer"])
+    stats = manifest["normalisation"]
+    kelvin = KelvinModel(trainer.net.network, Normalise(contract, stats)).cpu().eval()
+    train_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "train"})
+    val_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "val"})
+    card = ModelCard(
+        model=spec.name, title=spec.title, paper=spec.paper, model_version=spec.version,
+        package_version=__version__, roles=contract.roles, size_multiple=contract.size_multiple, units="K",
+        normalisation={k: {"mean": v["mean"], "std": v["std"]} for k, v in stats.items() if k in ("fine", "coarse")},
+        parameters=registry.parameter_count(trainer.net),
+        training={"dataset": Path(dataset_dir).name, "train_dates": train_dates, "validation_dates": val_dates,
+                  "grid": manifest["grid"], "epochs": len(history), "best_epoch": best["epoch"],
+                  "cloud_aware": config.cloud_aware, "seed": config.seed, "batch_size": config.batch_size,
+                  "device": device.type, "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+        validation={"rmse_k": best["rmse"] if val_dates else None, "history": history},
+    )
+    onnx_path = export_onnx(kelvin, card, out / f"{spec.name}.onnx")
+    report = write_report(out / "report.html", card, history, config)
+    return TrainResult(onnx_path, ckpt_dir, report, history, best["epoch"], best["rmse"] if val_dates else None)
+

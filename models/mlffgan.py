@@ -1,0 +1,117 @@
+"""MLFF-GAN — Song, Zhang, Ma, Li & Zhou (2022), "MLFF-GAN: A Multilevel Feature Fusion
+With GAN for Spatiotemporal Remote Sensing Images", IEEE TGRS 60.
+
+Generator: two five-level encoders (16, 32, 64, 128, 256 channels, residual blocks), one
+for coarse images (applied to C1 and C2) and one for the fine reference F1. At each level
+the fine features are given the statistics of the C2 features by adaptive instance
+normalisation (AdaIN), and an attention map computed from the difference of the C2 and
+C1 features (1×1 convolutions, batch norm, sigmoid) mixes the C2 features with the
+AdaIN'd fine features. A decoder of transposed convolutions with skip connections
+returns the fine image at t2. Discriminator: a PatchGAN (LSGAN objective).
+Generator loss: 1e-2·GAN + L1 + (1 − MS-SSIM) + (1 − cosine similarity).
+
+Departures, and why: one band (LST); inputs already on the fine grid (no internal
+upsampling); the discriminator is conditioned on the three input channels (the fake or
+real fine image is concatenated to them), as in conditional PatchGAN practice; sizes
+must be multiples of 16 (four stride-2 levels), which ``PaddedModel`` provides.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import ResBlock
+from .contract import ROLES_ONE_REFERENCE, Contract
+
+CHANNELS = (16, 32, 64, 128, 256)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, cin: int = 1):
+        super().__init__()
+        c = CHANNELS
+        self.levels = nn.ModuleList([nn.Sequential(nn.Conv2d(cin, c[0], 7, 1, 3), ResBlock(c[0]))] + [
+            nn.Sequential(nn.Conv2d(c[i - 1], c[i], 3, 2, 1), ResBlock(c[i])) for i in range(1, 5)])
+
+    def forward(self, x):
+        out = []
+        for level in self.levels:
+            x = level(x)
+            out.append(x)
+        return out
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Give ``content`` the per-channel mean and standard deviation of ``style``."""
+    c_mean = content.mean(dim=(2, 3), keepdim=True)
+    c_std = (content.var(dim=(2, 3), keepdim=True) + eps).sqrt()
+    s_mean = style.mean(dim=(2, 3), keepdim=True)
+    s_std = (style.var(dim=(2, 3), keepdim=True) + eps).sqrt()
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+class _Attention(nn.Module):
+    """Mixes coarse-t2 features with AdaIN'd fine features by a map learnt from the coarse change."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.b = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.m = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.BatchNorm2d(1), nn.Sigmoid())
+
+    def forward(self, coarse_t2, coarse_t1, fine):
+        mask = self.m(self.a(coarse_t2) - self.b(coarse_t1))
+        return coarse_t2 * mask + fine * (1 - mask)
+
+
+def _up(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.LeakyReLU(), ResBlock(cout))
+
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c = CHANNELS
+        self.coarse_net = _Encoder()
+        self.fine_net = _Encoder()
+        self.attention = nn.ModuleList(_Attention(ch) for ch in c)
+        self.up = nn.ModuleList([_up(c[4] * 2, c[3]), _up(c[3] * 2, c[2]), _up(c[2] * 2, c[1]), _up(c[1] * 2, c[0])])
+        self.head = nn.Sequential(ResBlock(c[0] * 2), nn.Conv2d(c[0] * 2, c[0], 1), ResBlock(c[0]),
+                                  nn.Conv2d(c[0], 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        coarse_t1, fine_t1, coarse_t2 = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+        c2 = self.coarse_net(coarse_t2)
+        c1 = self.coarse_net(coarse_t1)
+        f1 = self.fine_net(fine_t1)
+        fused = [att(a, b, adain(f, a)) for att, a, b, f in zip(self.attention, c2, c1, f1)]
+        y = self.up[0](torch.cat((fused[4], c2[4]), 1))
+        for level, up in zip((3, 2, 1), self.up[1:]):
+            y = up(torch.cat((fused[level], y), 1))
+        return self.head(torch.cat((fused[0], y), 1))
+
+
+class Discriminator(nn.Module):
+    """PatchGAN: real/fake scores for overlapping patches of (inputs, fine image)."""
+
+    def __init__(self, cin: int = 4, features: int = 64, layers: int = 3):
+        super().__init__()
+        seq = [nn.Conv2d(cin, features, 4, 2, 2), nn.LeakyReLU(0.2, True)]
+        nf = features
+        for _ in range(1, layers):
+            seq += [nn.Conv2d(nf, min(nf * 2, 512), 4, 2, 2), nn.BatchNorm2d(min(nf * 2, 512)),
+                    nn.LeakyReLU(0.2, True)]
+            nf = min(nf * 2, 512)
+        seq += [nn.Conv2d(nf, min(nf * 2, 512), 4, 1, 2), nn.BatchNorm2d(min(nf * 2, 512)), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(min(nf * 2, 512), 1, 4, 1, 2)]
+        self.model = nn.Sequential(*seq)
+
+    def forward(self, inputs: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat((inputs, fine), 1))
+
+
+def contract(references: int = 1) -> Contract:
+    if references != 1:
+        raise ValueError("MLFF-GAN uses one reference pair; build the patches with REFERENCES = one.")
+    return Contract(ROLES_ONE_REFERENCE, size_multiple=16)
