@@ -18,6 +18,20 @@ from .atomic import atomic_path
 from .errors import InputError, LSTFusionError
 
 OPSET = 17
+DIGEST_KEY = "lst_fusion_weights_sha256"
+
+
+def weights_digest(proto) -> str:
+    """SHA-256 of the graph's weights and structure: any later change to the file shows."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for tensor in sorted(proto.graph.initializer, key=lambda t: t.name):
+        digest.update(tensor.name.encode())
+        digest.update(tensor.SerializeToString())
+    for node in proto.graph.node:
+        digest.update(node.SerializeToString())
+    return digest.hexdigest()
 
 
 class ExportError(LSTFusionError):
@@ -54,8 +68,9 @@ def export_onnx(model, card, out_path: str | os.PathLike, sample_size: int = 64,
                               dynamic_axes={"inputs": {0: "batch", 2: "height", 3: "width"},
                                             "lst": {0: "batch", 2: "height", 3: "width"}})
         proto = onnx.load(str(tmp))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = CARD_KEY, card.to_json()
+        for key, value in ((CARD_KEY, card.to_json()), (DIGEST_KEY, weights_digest(proto))):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
         proto.producer_name = "LST Fusion"
         proto.doc_string = f"{card.title} ({card.paper}) — fine LST from MODIS + Landsat, Kelvin in and out."
         onnx.checker.check_model(proto)
@@ -95,6 +110,9 @@ def read_model_card(path: str | os.PathLike):
     props = {e.key: e.value for e in proto.metadata_props}
     if CARD_KEY not in props:
         raise InputError(f"{p.name}: an ONNX model without an LST Fusion model card; it cannot be used for fusion.")
+    if props.get(DIGEST_KEY) != weights_digest(proto):
+        raise InputError(f"{p.name}: its weights or graph were modified after export (checksum mismatch); "
+                         "it is not loaded. Use the file 'Train STF model' wrote.")
     try:
         return ModelCard.from_json(props[CARD_KEY])
     except ValueError as exc:

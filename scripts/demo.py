@@ -7,9 +7,10 @@ Steps (each a Processing algorithm run headless by scripts/qgis_process):
 3. gap_fill — fill the clouds of both series;
 4. resample — MODIS onto the Landsat 30 m grid;
 5. build_patches — triplets and training patches;
-6. fuse — ESTARFM prediction of a cloudy date from the dates before and after it.
+6. train — a short CPU training of EDCSTFN, exported to ONNX with its report;
+7. fuse — ESTARFM prediction of a cloudy date from the dates before and after it.
 Then it writes demo.qgz with the layers grouped and styled, and overview.png.
-Later stages (train, deep-model fusion, evaluate) extend this chain as they land.
+Later stages (deep-model fusion, evaluation) extend this chain as they land.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     sample = out / "sample"
-    print(f">> 1/7 lst_fusion:generate_sample_dataset -> {sample}")
+    print(f">> 1/8 lst_fusion:generate_sample_dataset -> {sample}")
     res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=args.size, HEIGHT=args.size,
                        N_DATES=args.dates, START_DATE="2020-04-01", END_DATE="2020-09-30", SEED=42, CLOUDINESS=0.3)
     manifest = json.loads(Path(res["MANIFEST"]).read_text())
@@ -124,7 +125,7 @@ def main() -> int:
     groups: dict[str, list[tuple[str, Path]]] = {
         "Landsat LST (decoded, clouds masked)": [], "Landsat LST (gap-filled)": [], "MODIS LST (decoded)": [],
         "MODIS LST (on the Landsat grid)": [], "Fused LST (ESTARFM)": [], "Truth (simulated, cloud-free)": []}
-    print(f">> 2/7 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
+    print(f">> 2/8 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
     for rec in manifest["dates"]:
         day = rec["date"].replace("-", "")
         for key, sensor, group in (("landsat_st_b10", "landsat", "Landsat LST (decoded, clouds masked)"),
@@ -134,7 +135,7 @@ def main() -> int:
             label = "Landsat" if sensor == "landsat" else "MODIS"
             groups[group].append((f"{label} {rec['date']} ({r['VALID_FRACTION']:.0%} valid)", target))
         groups["Truth (simulated, cloud-free)"].append((f"Truth {rec['date']}", sample / rec["truth"]))
-    print(">> 3/7 lst_fusion:gap_fill (Landsat, then MODIS)")
+    print(">> 3/8 lst_fusion:gap_fill (Landsat, then MODIS)")
     filled = {}
     for sensor, index in (("landsat", 1), ("modis", 2)):
         r = qgis_process("gap_fill", INPUT=sample, SENSOR=index, OUTPUT_FOLDER=out / f"{sensor}_filled")
@@ -143,18 +144,22 @@ def main() -> int:
     for d in filled["landsat"]["dates"]:
         groups["Landsat LST (gap-filled)"].append(
             (f"Landsat {d['date']} gap-filled", out / "landsat_filled" / d["output"]))
-    print(">> 4/7 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
+    print(">> 4/8 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
     qgis_process("resample", INPUT=out / "modis_filled", REFERENCE_FOLDER=out / "landsat_filled",
                  OUTPUT_FOLDER=out / "modis_30m")
     report = json.loads((out / "modis_30m" / "resample_report.json").read_text())
     for d in report["dates"]:
         groups["MODIS LST (on the Landsat grid)"].append(
             (f"MODIS {d['date']} at 30 m", out / "modis_30m" / d["output"]))
-    print(">> 5/7 lst_fusion:build_patches (95 x 95, stride 20)")
+    print(">> 5/8 lst_fusion:build_patches (95 x 95, stride 20)")
     r = qgis_process("build_patches", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
                      OUTPUT_FOLDER=out / "patches")
     print(f"   {r['TRIPLETS']} triplets: {r['TRAIN_PATCHES']} train, {r['VAL_PATCHES']} validation, "
           f"{r['TEST_PATCHES']} test patches")
+    print(">> 6/8 lst_fusion:train (EDCSTFN, a short CPU run: 3 epochs of 10 batches)")
+    trained = qgis_process("train", DATASET=out / "patches", MODEL=0, EPOCHS=3, BATCH_SIZE=8, MAX_BATCHES=10,
+                           OUTPUT_FOLDER=out / "training")
+    print(f"   best epoch {trained['BEST_EPOCH']}, validation RMSE {trained['VAL_RMSE']:.2f} K")
     # Show the cloudiest inner date that still has most of its pixels: clouds, gap-filling and a
     # fusion with references on both sides are visible.
     dates = manifest["dates"]
@@ -164,12 +169,12 @@ def main() -> int:
     fine = [out / "landsat_filled" / d["output"] for d in filled["landsat"]["dates"]]
     coarse = [out / "modis_30m" / d["output"] for d in report["dates"]]
     fused = out / f"estarfm_{dates[show]['date'].replace('-', '')}.tif"
-    print(f">> 6/7 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
+    print(f">> 7/8 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
           f"{dates[show + 1]['date']}")
     r = qgis_process("fuse", METHOD=1, FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], FINE_T3=fine[show + 1],
                      COARSE_T3=coarse[show + 1], COARSE_T2=coarse[show], OUTPUT=fused)
     groups["Fused LST (ESTARFM)"] = [(f"ESTARFM {r['DATE']}", fused)]
-    print(">> 7/7 writing the QGIS project")
+    print(">> 8/8 writing the QGIS project")
     qgz = build_project(out, groups, sample / "truth" / "landcover.tif", show=show)
     print("\nDemo outputs:")
     print(f"  sample dataset : {sample}")
@@ -177,6 +182,7 @@ def main() -> int:
     print(f"  gap-filled     : {out / 'landsat_filled'}, {out / 'modis_filled'}")
     print(f"  MODIS at 30 m  : {out / 'modis_30m'}")
     print(f"  patch dataset  : {out / 'patches'}")
+    print(f"  EDCSTFN model  : {trained['ONNX']}  (report: {trained['REPORT']})")
     print(f"  fused (ESTARFM): {fused}")
     print(f"  QGIS project   : {qgz}   (open it with: qgis {qgz})")
     print(f"  overview       : {out / 'overview.png'}")

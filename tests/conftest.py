@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -14,6 +15,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from backend.gapfill import gap_fill_series  # noqa: E402
+from backend.patches import build_patch_dataset  # noqa: E402
+from backend.resample import reference_grid, resample_series  # noqa: E402
 from backend.sample_data import SampleSpec, generate_sample_dataset  # noqa: E402
 
 
@@ -34,3 +38,18 @@ def sample_dataset(tmp_path_factory) -> tuple[Path, dict]:
     spec = SampleSpec(width=120, height=100, n_dates=4, cloudiness=0.4, seed=7)
     manifest = generate_sample_dataset(out, spec)
     return out, json.loads(manifest.read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_patches(tmp_path_factory) -> Path:
+    """A tiny cloudy patch dataset: 6 dates, 96 × 96 px, 32 px patches (train/val/test)."""
+    root = tmp_path_factory.mktemp("tiny")
+    spec = SampleSpec(width=96, height=96, n_dates=6, start=dt.date(2020, 5, 1), end=dt.date(2020, 8, 5),
+                      cloudiness=0.3, seed=5)
+    generate_sample_dataset(root / "sample", spec)
+    gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", fill_never_observed=True)
+    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True)
+    resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))
+    build_patch_dataset([root / "landsat"], [root / "modis30"], root / "patches", patch_size=32, stride=16,
+                        test_fraction=0.2, val_fraction=0.2)
+    return root / "patches"
