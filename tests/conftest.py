@@ -53,3 +53,18 @@ def tiny_patches(tmp_path_factory) -> Path:
     build_patch_dataset([root / "landsat"], [root / "modis30"], root / "patches", patch_size=32, stride=16,
                         test_fraction=0.2, val_fraction=0.2)
     return root / "patches"
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_processing):
+    """The LST Fusion provider registered in QGIS's Processing registry (referenced, so kept alive)."""
+    from qgis.core import QgsApplication
+
+    from lst_fusion_plugin.provider import LSTFusionProvider
+
+    registry = QgsApplication.processingRegistry()
+    prov = registry.providerById("lst_fusion")
+    if prov is None:
+        prov = LSTFusionProvider()
+        assert registry.addProvider(prov)
+    yield prov

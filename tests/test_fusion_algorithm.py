@@ -9,23 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsProject
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 from backend.readers import read_lst
-from lst_fusion_plugin.provider import LSTFusionProvider
 
 REPO = Path(__file__).resolve().parents[1]
 Y = "yanco_ubestarfm"
 
-
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    registry = QgsApplication.processingRegistry()
-    prov = registry.providerById("lst_fusion")
-    if prov is None:
-        prov = LSTFusionProvider()
-        assert registry.addProvider(prov)
-    yield prov
 
 
 def _yanco(shared_data, name):

@@ -8,24 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsProcessingModelAlgorithm
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingModelAlgorithm
 
 from backend.grid import Grid
 from backend.sample_data import SampleSpec, generate_sample_dataset
-from lst_fusion_plugin.provider import LSTFusionProvider
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "lst_preprocessing.model3"
 
-
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    registry = QgsApplication.processingRegistry()
-    prov = registry.providerById("lst_fusion")
-    if prov is None:
-        prov = LSTFusionProvider()
-        assert registry.addProvider(prov)
-    yield prov
 
 
 @pytest.fixture(scope="module")

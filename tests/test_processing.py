@@ -16,18 +16,7 @@ from qgis.core import (
 
 from backend.readers import read_lst
 from lst_fusion_plugin import dependencies
-from lst_fusion_plugin.provider import LSTFusionProvider
 from lst_fusion_plugin.styling import apply_lst_style
-
-
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    registry = QgsApplication.processingRegistry()
-    prov = registry.providerById("lst_fusion")
-    if prov is None:
-        prov = LSTFusionProvider()  # kept referenced by this fixture: not garbage-collected
-        assert registry.addProvider(prov)
-    yield prov
 
 
 def _run(alg, params, feedback=None):

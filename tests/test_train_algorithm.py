@@ -8,22 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from backend.onnx_export import read_model_card
-from lst_fusion_plugin.provider import LSTFusionProvider
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    registry = QgsApplication.processingRegistry()
-    prov = registry.providerById("lst_fusion")
-    if prov is None:
-        prov = LSTFusionProvider()
-        assert registry.addProvider(prov)
-    yield prov
 
 
 def test_train_through_processing_run(provider, tiny_patches, tmp_path):

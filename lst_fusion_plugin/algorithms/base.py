@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
 )
@@ -115,6 +116,23 @@ def series_inputs(alg: QgsProcessingAlgorithm, parameters, context) -> list[str]
     if not inputs:
         raise QgsProcessingException("Give the series as a folder (INPUT) or as files (INPUT_FILES).")
     return inputs
+
+
+def add_advanced(alg: QgsProcessingAlgorithm, params) -> None:
+    """Add parameters under the dialog's 'Advanced' section."""
+    for param in params:
+        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        alg.addParameter(param)
+
+
+def style_output(context: QgsProcessingContext, output: str, name: str, unit: str = "K") -> None:
+    """Name the output layer and style it as LST when Processing loads it."""
+    from ..styling import LSTStyler
+
+    if context.willLoadLayerOnCompletion(output):
+        details = context.layerToLoadOnCompletionDetails(output)
+        details.name = name
+        details.setPostProcessor(LSTStyler.create(unit, name))
 
 
 def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "K") -> None:

@@ -5,15 +5,13 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
-from ..styling import LSTStyler
-from .base import LSTAlgorithm, backend_errors, enum_value, progress_from
+from .base import LSTAlgorithm, add_advanced, backend_errors, enum_value, progress_from, style_output
 from .gapfill import UNITS
 
 METHODS = [("starfm", "STARFM (one reference pair)"), ("estarfm", "ESTARFM (two reference pairs around the date)")]
@@ -58,9 +56,7 @@ class FuseAlgorithm(LSTAlgorithm):
                                          DOUBLE, 2.0, False, 0.0),
             QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused LST"))
         self.addOutput(QgsProcessingOutputString("DATE", "Prediction date"))
         self.addOutput(QgsProcessingOutputNumber("VALID_FRACTION", "Fraction of pixels predicted"))
@@ -97,9 +93,6 @@ class FuseAlgorithm(LSTAlgorithm):
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
             result = fuse(method, pairs, self._path(parameters, "COARSE_T2", context), output, params,
                           unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback))
-        if context.willLoadLayerOnCompletion(output):
-            details = context.layerToLoadOnCompletionDetails(output)
-            details.name = f"LST {result.target_date} {method.upper()}"
-            details.setPostProcessor(LSTStyler.create("K", details.name))
+        style_output(context, output, f"LST {result.target_date} {method.upper()}")
         return {"OUTPUT": output, "DATE": result.target_date, "VALID_FRACTION": result.valid_fraction,
                 "NODATA_PIXELS": result.nodata_pixels}

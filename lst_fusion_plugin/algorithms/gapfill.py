@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -16,6 +15,7 @@ from qgis.core import (
 
 from .base import (
     LSTAlgorithm,
+    add_advanced,
     add_series_inputs,
     backend_errors,
     enum_value,
@@ -64,9 +64,8 @@ class GapFillAlgorithm(LSTAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "MIN_VALID_FRACTION", "Refuse dates with less valid data than (0-1)",
             QgsProcessingParameterNumber.Double, 0.0, False, 0.0, 1.0))
-        unit = QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0)
-        unit.setFlags(unit.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(unit)
+        add_advanced(self, [QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS],
+                                                       defaultValue=0)])
         self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the filled rasters", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Gap-filled series"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Gap-fill report (JSON)"))

@@ -11,8 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..styling import LSTStyler
-from .base import LSTAlgorithm, backend_errors, progress_from
+from .base import LSTAlgorithm, backend_errors, progress_from, style_output
 
 PRODUCTS = [("auto", "Detect from file name and metadata"), ("modis", "MODIS MOD11/MYD11/MOD21 LST"),
             ("landsat", "Landsat 8/9 Collection 2 Level-2 ST_B10"), ("float", "Float LST raster (K or °C)")]
@@ -79,8 +78,5 @@ class ImportLSTAlgorithm(LSTAlgorithm):
                 raise InputError(f"DATE: {exc}") from exc
             write_lst(raster, output, unit=out_unit, progress=progress.sub(0.5, 1.0))
         date_text = raster.date.isoformat() if raster.date else ""
-        if context.willLoadLayerOnCompletion(output):
-            details = context.layerToLoadOnCompletionDetails(output)
-            details.name = f"LST {date_text} {raster.product}".strip()
-            details.setPostProcessor(LSTStyler.create(out_unit, details.name))
+        style_output(context, output, f"LST {date_text} {raster.product}".strip(), out_unit)
         return {"OUTPUT": output, "DATE_OUT": date_text, "VALID_FRACTION": raster.valid_fraction}

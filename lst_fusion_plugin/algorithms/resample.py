@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -18,6 +17,7 @@ from qgis.core import (
 
 from .base import (
     LSTAlgorithm,
+    add_advanced,
     add_series_inputs,
     backend_errors,
     enum_value,
@@ -60,9 +60,7 @@ class ResampleAlgorithm(LSTAlgorithm):
             QgsProcessingParameterExtent("EXTENT", "Target extent (without reference)", optional=True),
             QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Resampling", [m[1] for m in METHODS], defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the resampled rasters", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Resampled series"))

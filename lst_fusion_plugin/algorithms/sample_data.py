@@ -6,13 +6,12 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterCrs,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
-from .base import LSTAlgorithm, backend_errors, progress_from
+from .base import LSTAlgorithm, add_advanced, backend_errors, progress_from
 
 DOUBLE = QgsProcessingParameterNumber.Double
 
@@ -52,9 +51,7 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
             QgsProcessingParameterNumber("CENTER_LON", "Centre longitude (°)", DOUBLE, 1.909, False, -180.0, 180.0),
             QgsProcessingParameterNumber("CENTER_LAT", "Centre latitude (°)", DOUBLE, 47.902, False, -85.0, 85.0),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Sample dataset folder"))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", "Manifest (JSON)"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Number of dates"))

@@ -7,14 +7,13 @@ from qgis.core import (
     QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
 )
 
-from .base import LSTAlgorithm, backend_errors, enum_value, progress_from
+from .base import LSTAlgorithm, add_advanced, backend_errors, enum_value, progress_from
 
 MODELS = [("edcstfn", "EDCSTFN (Tan et al., 2019)"), ("sttfn", "STTFN (Yin et al., 2020)"),
           ("mlffgan", "MLFF-GAN (Song et al., 2022)")]
@@ -56,9 +55,7 @@ class TrainAlgorithm(LSTAlgorithm):
             QgsProcessingParameterNumber("PATIENCE", "Early stopping patience (epochs)", INT, 6, False, 1),
             QgsProcessingParameterNumber("MAX_BATCHES", "Batches per epoch (0 = all)", INT, 0, False, 0),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Training outputs"))
         self.addOutput(QgsProcessingOutputFile("ONNX", "ONNX model"))
         self.addOutput(QgsProcessingOutputFolder("CHECKPOINTS", "Checkpoint folder"))
