@@ -16,6 +16,7 @@ def _curves_png(history: list[dict]) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -34,6 +35,8 @@ def _curves_png(history: list[dict]) -> str:
         ax2.text(0.5, 0.5, "no validation dates", ha="center", va="center", transform=ax2.transAxes)
     ax2.set_xlabel("epoch")
     ax2.grid(alpha=0.3)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
@@ -69,7 +72,7 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 </tr>{rows}</table>
 <h2>Data</h2>
 <p>Dataset {html.escape(training["dataset"])}; {len(training["train_dates"])} training dates
-({html.escape(", ".join(training["train_dates"][:3]))}…), {len(training["validation_dates"])} validation dates;
+({html.escape(", ".join(training["train_dates"][:3]))}…), {len(training["validation_dates"])} validation date(s);
 grid {html.escape(str(training["grid"]["crs"]))}, {training["grid"]["width"]} × {training["grid"]["height"]} px.
 Cloud-aware loss: {"yes" if training["cloud_aware"] else "no"}. Trained on {html.escape(training["device"])},
 {html.escape(training["trained"])}.</p>

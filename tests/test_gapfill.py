@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +160,17 @@ def test_cancel_leaves_nothing(cloudy_season, tmp_path):
         gap_fill_series([root / "sample"], tmp_path / "out", sensor="landsat",
                         progress=Progress(is_cancelled=cancel_later))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_file_in_a_series_is_named(cloudy_season, tmp_path):
+    root, manifest = cloudy_season
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for rec in manifest["dates"][:3]:
+        for key in ("landsat_st_b10", "landsat_qa_pixel", "landsat_mtl"):
+            (folder / Path(rec[key]).name).write_bytes((root / "sample" / rec[key]).read_bytes())
+    broken = folder / "LC08_L2SP_199027_20200922_20201006_02_T1_ST_B10.TIF"
+    broken.write_bytes(b"II*\x00 truncated download")
+    with pytest.raises(InputError, match="LC08_L2SP_199027_20200922.*cannot be read as a raster"):
+        gap_fill_series([folder], tmp_path / "out", sensor="landsat")
+    assert not (tmp_path / "out").exists()

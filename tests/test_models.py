@@ -111,3 +111,16 @@ def test_keep_observed_and_ms_ssim():
     assert torch.count_nonzero(pred.grad[mask == 0]) == 0
     assert float(ms_ssim(target, target)) == pytest.approx(1.0, abs=1e-5)
     assert float(ms_ssim(pred.detach(), target)) < 0.5
+
+
+def test_export_fails_loudly_and_leaves_nothing(tmp_path):
+    from backend.onnx_export import ExportError
+
+    spec = registry.get("sttfn")
+    contract = spec.contract(1)
+    card = ModelCard(model="sttfn", title=spec.title, paper=spec.paper, model_version=spec.version,
+                     package_version="test", roles=contract.roles, size_multiple=1, units="K", normalisation=STATS,
+                     parameters=1)
+    with pytest.raises(ExportError, match="disagree"):
+        export_onnx(KelvinModel(spec.build(1), Normalise(contract, STATS)), card, tmp_path / "m.onnx", tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == []
