@@ -81,7 +81,9 @@ def test_wrapper_reports_bad_input(qgis_env, tmp_path):
 def installed_profile(tmp_path_factory):
     """`make package`'s zip, unpacked into a fresh profile as QGIS's Install-from-ZIP does."""
     root = tmp_path_factory.mktemp("profiles")
-    zip_path = build_plugin.package(root / "lst_fusion_plugin.zip")
+    run = subprocess.run(["make", "package"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    zip_path = REPO / "dist" / "lst_fusion_plugin.zip"
     import zipfile
 
     names = zipfile.ZipFile(zip_path).namelist()
