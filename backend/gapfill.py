@@ -29,6 +29,7 @@ import rasterio
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
 from .atomic import atomic_path
+from .dates import file_name
 from .errors import InputError
 from .grid import block_rows_for
 from .lst_raster import LSTRaster
@@ -118,7 +119,7 @@ class DateReport:
 
 
 def _output_stem(item: SeriesItem) -> str:
-    name = Path(item.path.split(":")[2].strip('"') if item.path.startswith("HDF4") else item.path).name
+    name = file_name(item.path)
     return name.rsplit(".", 1)[0] if name.lower().endswith((".tif", ".tiff", ".hdf")) else name
 
 

@@ -35,9 +35,11 @@ class SeriesItem:
     product: str
     grid: Grid
     unit: str | None = None
+    kind: str = "auto"  # the reader: 'modis', 'landsat' or 'float' (detected once)
 
     def read(self, window: Window | None = None, progress: Progress | None = None):
-        return read_lst(self.path, unit=self.unit, date=self.date, window=window, progress=progress)
+        return read_lst(self.path, product=self.kind, unit=self.unit, date=self.date, window=window,
+                        progress=progress)
 
 
 def lst_grid(path: str, product: str) -> Grid:
@@ -81,14 +83,14 @@ def find_lst_files(inputs: Iterable[str | os.PathLike], progress: Progress | Non
 def describe(path: str, unit: str | None = None, date: dt.date | None = None) -> SeriesItem:
     """Date, sensor, product and grid of one raster, from a one-pixel read."""
     product = detect_product(path)
-    probe = read_lst(path, unit=unit, date=date, window=Window(0, 0, 1, 1))
+    probe = read_lst(path, product=product, unit=unit, date=date, window=Window(0, 0, 1, 1))
     if probe.date is None:
         raise InputError(
             f"{file_name(path)}: no acquisition date in its name or metadata. Rename it with "
             "the date (e.g. lst_2016-02-18.tif) or import it with an explicit date."
         )
     sensor = probe.sensor if probe.sensor in ("landsat", "modis") else "unknown"
-    return SeriesItem(path, probe.date, sensor, probe.product, lst_grid(path, product), unit)
+    return SeriesItem(path, probe.date, sensor, probe.product, lst_grid(path, product), unit, product)
 
 
 def load_series(
