@@ -97,62 +97,47 @@ def _estarfm_rows(f1, f3, valid, q, d1, d3, xa, yb, xx, xy, yy, c1, c3, m2, m1, 
                   th1, th3, min_similar, min_change, max_slope, f_crit, lo, hi, out):
     height, width = f1.shape
     for r in prange(r0, r1):
-        n = np.zeros(width)
-        su = np.zeros(width)
-        sd1 = np.zeros(width)
-        sd3 = np.zeros(width)
-        sf1 = np.zeros(width)
-        sf3 = np.zeros(width)
-        sx = np.zeros(width)
-        sy = np.zeros(width)
-        sxx = np.zeros(width)
-        sxy = np.zeros(width)
-        syy = np.zeros(width)
-        sc1 = np.zeros(width)
-        sc3 = np.zeros(width)
-        for dy in range(-half, half + 1):
-            rr = r + dy
-            if rr < 0 or rr >= height:
-                continue
-            for dx in range(-half, half + 1):
-                dist = 1.0 + math.sqrt(dy * dy + dx * dx) / half
-                lo_c = max(0, -dx)
-                hi_c = min(width, width - dx)
-                for c in range(lo_c, hi_c):
-                    cc = c + dx
-                    if (valid[rr, cc] and abs(f1[rr, cc] - f1[r, c]) < th1
-                            and abs(f3[rr, cc] - f3[r, c]) < th3):
-                        u = 1.0 / (q[rr, cc] * dist + 1e-7)
-                        n[c] += 1.0
-                        su[c] += u
-                        sd1[c] += u * d1[rr, cc]
-                        sd3[c] += u * d3[rr, cc]
-                        sf1[c] += u * f1[rr, cc]
-                        sf3[c] += u * f3[rr, cc]
-                        sx[c] += xa[rr, cc]
-                        sy[c] += yb[rr, cc]
-                        sxx[c] += xx[rr, cc]
-                        sxy[c] += xy[rr, cc]
-                        syy[c] += yy[rr, cc]
-                        sc1[c] += c1[rr, cc]
-                        sc3[c] += c3[rr, cc]
         for c in range(width):
             if not valid[r, c]:
                 out[r - r0, c] = np.nan
                 continue
+            # One pixel at a time: the window sums stay in registers.
+            n = su = sd1 = sd3 = sf1 = sf3 = sx = sy = sxx = sxy = syy = sc1 = sc3 = 0.0
+            fc1, fc3 = f1[r, c], f3[r, c]
+            for dy in range(-half, half + 1):
+                rr = r + dy
+                if rr < 0 or rr >= height:
+                    continue
+                for cc in range(max(0, c - half), min(width, c + half + 1)):
+                    if (valid[rr, cc] and abs(f1[rr, cc] - fc1) < th1 and abs(f3[rr, cc] - fc3) < th3):
+                        dx = cc - c
+                        u = 1.0 / (q[rr, cc] * (1.0 + math.sqrt(dy * dy + dx * dx) / half) + 1e-7)
+                        n += 1.0
+                        su += u
+                        sd1 += u * d1[rr, cc]
+                        sd3 += u * d3[rr, cc]
+                        sf1 += u * f1[rr, cc]
+                        sf3 += u * f3[rr, cc]
+                        sx += xa[rr, cc]
+                        sy += yb[rr, cc]
+                        sxx += xx[rr, cc]
+                        sxy += xy[rr, cc]
+                        syy += yy[rr, cc]
+                        sc1 += c1[rr, cc]
+                        sc3 += c3[rr, cc]
             g1 = m2[r, c] - m1[r, c]
             g3 = m2[r, c] - m3[r, c]
             a1 = 1.0 / (abs(g1) + 1e-10)
             a3 = 1.0 / (abs(g3) + 1e-10)
             t1 = a1 / (a1 + a3)
             t3 = a3 / (a1 + a3)
-            if n[c] > min_similar:
+            if n > min_similar:
                 v = 1.0
-                big_n = 2.0 * n[c]
-                if abs(sc1[c] - sc3[c]) / n[c] >= min_change:
-                    sxx_c = sxx[c] - sx[c] * sx[c] / big_n
-                    sxy_c = sxy[c] - sx[c] * sy[c] / big_n
-                    syy_c = syy[c] - sy[c] * sy[c] / big_n
+                big_n = 2.0 * n
+                if abs(sc1 - sc3) / n >= min_change:
+                    sxx_c = sxx - sx * sx / big_n
+                    sxy_c = sxy - sx * sy / big_n
+                    syy_c = syy - sy * sy / big_n
                     if sxx_c > 0.0:
                         slope = sxy_c / sxx_c
                         ssr = slope * sxy_c
@@ -164,11 +149,11 @@ def _estarfm_rows(f1, f3, valid, q, d1, d3, xa, yb, xx, xy, yy, c1, c3, m2, m1, 
                             fstat = np.inf
                         if fstat >= f_crit[df] and slope > 0.0 and slope <= max_slope:
                             v = slope
-                pred = t1 * (f1[r, c] + v * sd1[c] / su[c]) + t3 * (f3[r, c] + v * sd3[c] / su[c])
+                pred = t1 * (fc1 + v * sd1 / su) + t3 * (fc3 + v * sd3 / su)
                 if pred <= lo or pred >= hi:
-                    pred = t1 * sf1[c] / su[c] + t3 * sf3[c] / su[c]
+                    pred = t1 * sf1 / su + t3 * sf3 / su
             else:
-                pred = t1 * (f1[r, c] + g1) + t3 * (f3[r, c] + g3)
+                pred = t1 * (fc1 + g1) + t3 * (fc3 + g3)
             out[r - r0, c] = pred
 
 

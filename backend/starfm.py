@@ -64,30 +64,29 @@ class StarfmParams:
 def _starfm_rows(f1, s, t, p, valid, r0, r1, half, threshold, sigma_s, sigma_t, importance, eps, out):
     height, width = f1.shape
     for r in prange(r0, r1):
-        wsum = np.zeros(width)
-        psum = np.zeros(width)
-        for dy in range(-half, half + 1):
-            rr = r + dy
-            if rr < 0 or rr >= height:
-                continue
-            for dx in range(-half, half + 1):
-                dist = 1.0 + math.sqrt(dy * dy + dx * dx) / importance
-                lo = max(0, -dx)
-                hi = min(width, width - dx)
-                for c in range(lo, hi):
-                    cc = c + dx
-                    if (valid[rr, cc] and abs(f1[rr, cc] - f1[r, c]) <= threshold
-                            and s[rr, cc] < s[r, c] + sigma_s and t[rr, cc] < t[r, c] + sigma_t):
-                        w = 1.0 / ((s[rr, cc] + eps) * (t[rr, cc] + eps) * dist)
-                        wsum[c] += w
-                        psum[c] += w * p[rr, cc]
         for c in range(width):
             if not valid[r, c]:
                 out[r - r0, c] = np.nan
-            elif s[r, c] == 0.0 or t[r, c] == 0.0:
+                continue
+            if s[r, c] == 0.0 or t[r, c] == 0.0:
                 out[r - r0, c] = p[r, c]
-            else:
-                out[r - r0, c] = psum[c] / wsum[c]
+                continue
+            # One pixel at a time: the window sums stay in registers.
+            wsum = psum = 0.0
+            fc, s_max, t_max = f1[r, c], s[r, c] + sigma_s, t[r, c] + sigma_t
+            for dy in range(-half, half + 1):
+                rr = r + dy
+                if rr < 0 or rr >= height:
+                    continue
+                for cc in range(max(0, c - half), min(width, c + half + 1)):
+                    if (valid[rr, cc] and abs(f1[rr, cc] - fc) <= threshold
+                            and s[rr, cc] < s_max and t[rr, cc] < t_max):
+                        dx = cc - c
+                        dist = 1.0 + math.sqrt(dy * dy + dx * dx) / importance
+                        w = 1.0 / ((s[rr, cc] + eps) * (t[rr, cc] + eps) * dist)
+                        wsum += w
+                        psum += w * p[rr, cc]
+            out[r - r0, c] = psum / wsum
 
 
 def starfm_block(f1: np.ndarray, c1: np.ndarray, c0: np.ndarray, rows: slice, params: StarfmParams,
