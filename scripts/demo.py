@@ -50,6 +50,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
         QgsPalettedRasterRenderer,
         QgsProject,
         QgsRasterLayer,
+        QgsReferencedRectangle,
     )
     from qgis.PyQt.QtCore import QSize, Qt
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
@@ -78,6 +79,9 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
         QgsPalettedRasterRenderer.Class(k, QColor(colors[k]), v) for k, v in CLASSES.items()]))
     project.addMapLayer(lc, False)
     root.addLayer(lc).setItemVisibilityChecked(False)
+    # Open on the scene, in the Landsat grid's CRS (a project written without a canvas has no view yet).
+    project.setCrs(lc.crs())
+    project.viewSettings().setDefaultViewExtent(QgsReferencedRectangle(lc.extent(), lc.crs()))
     qgz = out / "demo.qgz"
     project.write(str(qgz))
 
