@@ -118,6 +118,17 @@ class DateReport:
     nodata_fraction: float
 
 
+FILLED_SUFFIX, FLAGS_SUFFIX = "_filled.tif", "_fillflags.tif"
+
+
+def flags_path_for(filled: str | os.PathLike) -> Path | None:
+    """The flags sidecar the gap-filler wrote next to ``filled``, or None if it is not a gap-filled raster."""
+    path = Path(filled)
+    if not path.name.endswith(FILLED_SUFFIX):
+        return None
+    return path.with_name(path.name[: -len(FILLED_SUFFIX)] + FLAGS_SUFFIX)
+
+
 def _output_stem(item: SeriesItem) -> str:
     name = file_name(item.path)
     return name.rsplit(".", 1)[0] if name.lower().endswith((".tif", ".tiff", ".hdf")) else name
@@ -246,7 +257,8 @@ def gap_fill_series(
         reports = []
         for k, item in enumerate(items):
             stem = _output_stem(item)
-            target, flags_path = tmp / f"{stem}_filled.tif", tmp / f"{stem}_fillflags.tif"
+            target = tmp / f"{stem}{FILLED_SUFFIX}"
+            flags_path = flags_path_for(target)
             meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, item.date,
                              item.product, item.sensor, item.path)
             tags = {**lst_tags(meta, "K"), "GAPFILL_METHOD": method,

@@ -25,6 +25,7 @@ import rasterio
 from . import __version__
 from .atomic import atomic_path
 from .errors import InputError
+from .gapfill import flags_path_for
 from .grid import block_rows_for
 from .outputs import prepare_output_folder
 from .progress import Progress, ensure
@@ -163,9 +164,8 @@ def _nodata_fractions(nan_mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, 
 
 def _observed_flags(item: SeriesItem, window) -> np.ndarray | None:
     """The gap-filler's flags for this raster (1 = really observed), when its sidecar exists."""
-    path = Path(item.path)
-    flags = path.with_name(path.name.replace("_filled.tif", "_fillflags.tif"))
-    if flags == path or not flags.exists():
+    flags = flags_path_for(item.path)
+    if flags is None or not flags.exists():
         return None
     with rasterio.open(flags) as src:
         return (src.read(1, window=window) == 0).astype(np.uint8)
@@ -217,7 +217,7 @@ def build_patch_dataset(
     cols = patch_origins(grid.width, patch_size, stride)
     out = prepare_output_folder(out_dir, "manifest.json")
     rng = np.random.default_rng(seed)
-    train_pairs = sorted({i for t in splits["train"] for i in t.members()})
+    train_pairs = {i for t in splits["train"] for i in t.members()}
     sums = np.zeros((2, 3))  # per channel: count, sum, sum of squares (train pairs only)
     with atomic_path(out, directory=True) as tmp:
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.float32, (len(pairs), 2, *grid.shape))
