@@ -1,48 +1,206 @@
-"""Write outputs under a temporary name and rename on success, so nothing partial is left."""
+"""Temporary names, atomic renames, write-error translation and signal handling for every write.
+
+Each output is first written under a hidden temporary name beside its destination (same
+file system, so the final rename is atomic). The name records the host and process that
+made it: the temporary is removed when the block fails, is cancelled, or is stopped by
+SIGINT/SIGTERM/SIGHUP, and one left behind by a killed process is removed by the next run
+of the same output. Failed writes (disk full, file-size limit, permissions) become
+:class:`OutputError` naming the path, never a traceback.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
+import signal
+import socket
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
+from .errors import Interrupted, LSTFusionError, OutputError
 
-def _remove(path: Path) -> None:
-    """Remove a file or folder and any GDAL sidecar left next to it."""
-    for p in (path, Path(str(path) + ".aux.xml"), Path(str(path) + ".ovr")):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+TMP_TAG = "lstf"
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+_lock = threading.Lock()
+_depth = 0
+_previous: dict[int, object] = {}
+_destination: ContextVar[Path | None] = ContextVar("lst_fusion_destination", default=None)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def temporary_name(final: Path) -> Path:
+    """A hidden sibling of ``final`` that says which host and process are writing it."""
+    token = f"{TMP_TAG}-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return final.with_name(f".{final.name}.{token}.part{final.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a folder tree made by this package (never follows a link into a folder)."""
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale(final: Path) -> list[Path]:
+    """Remove the temporaries of ``final`` left by processes of this host that no longer run."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.{TMP_TAG}-([A-Za-z0-9]+)-(\d+)-[0-9a-f]+\.part")
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    host = _host()
+    for entry in final.parent.iterdir():
+        m = pattern.match(entry.name)
+        if m and m.group(1) == host and not _alive(int(m.group(2))):
+            remove_path(entry)
+            removed.append(entry)
+    return removed
+
+
+def _raise_interrupted(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise Interrupted(f"Stopped by {signal.Signals(signum).name}; the partial output was removed.")
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of ``final``; move it into place only if the block succeeds.
+def stop_on_signals() -> Iterator[None]:
+    """While a run writes, SIGINT/SIGTERM/SIGHUP raise :class:`Interrupted` so temporaries are removed.
 
-    The temporary lives in the same folder so the rename is atomic on one file system.
-    On any exception (cancellation included) the temporary is deleted and ``final`` is
-    left as it was.
+    Python delivers signals to the main thread only; elsewhere (QGIS runs algorithms in
+    worker threads) this does nothing and cancellation goes through the feedback instead.
+    """
+    global _depth
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            for sig in _SIGNALS:
+                try:
+                    _previous[sig] = signal.signal(sig, _raise_interrupted)
+                except (ValueError, OSError):
+                    pass
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for sig, handler in _previous.items():
+                    with contextlib.suppress(ValueError, OSError, TypeError):
+                        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+                _previous.clear()
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path.cwd()
+
+
+def describe_write_failure(path: Path, exc: OSError) -> str:
+    """What went wrong writing ``path``, and what the user can do about it."""
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(_existing_ancestor(path.parent)).free
+            return (f"{path}: the disk is full ({free / 2**20:.1f} MiB free). Free some space or choose a folder "
+                    "on another disk; nothing was written there.")
+        return f"{path}: the disk is full. Free some space or choose another disk; nothing was written there."
+    if code == errno.EFBIG:
+        return (f"{path}: the file system or a size limit refused a file this large. Choose another disk or "
+                "raise the limit; nothing was written there.")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"{path}: no permission to write in {path.parent}. Choose a folder you can write to; nothing "
+                "was written there.")
+    reason = exc.strerror or str(exc)
+    return f"{path}: writing failed ({reason}). Nothing was written there."
+
+
+@contextlib.contextmanager
+def write_errors(final: Path) -> Iterator[None]:
+    """Turn operating-system write failures in the block into :class:`OutputError` about ``final``.
+
+    Nested blocks (a file written inside a staged output folder) report the outermost
+    destination: the one the user named, not a temporary inside it.
+    """
+    token = _destination.set(final) if _destination.get() is None else None
+    target = _destination.get()
+    try:
+        yield
+    except LSTFusionError:
+        raise
+    except OSError as exc:
+        raise OutputError(describe_write_failure(target, exc)) from exc
+    finally:
+        if token is not None:
+            _destination.reset(token)
+
+
+def make_parent(final: Path) -> None:
+    """Create the folder an output goes into, or say clearly why it cannot be."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise OutputError(f"{final}: {exc.filename or final.parent} is a file, not a folder. "
+                          "Choose an output in a folder.") from exc
+    except OSError as exc:
+        raise OutputError(describe_write_failure(final, exc)) from exc
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Yield a temporary sibling of the file ``final``; move it into place only if the block succeeds.
+
+    ``verify`` reads the finished temporary back (e.g. every raster block) before the
+    rename, so a write error that the library only reported on stderr is still caught.
+    On any failure, cancellation or signal the temporary is removed and ``final`` is left
+    as it was. Call the output checks of :mod:`backend.outputs` first: this never deletes
+    a folder, and replaces ``final`` only with a file.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name, not a file made by mkstemp, so GDAL creates it with the user's umask.
-    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.part{final.suffix}")
-    if directory:
-        tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        _remove(tmp)
-        raise
-    if directory and final.is_dir():
-        shutil.rmtree(final)
-    else:
-        _remove(final)
-    os.replace(tmp, final)
-    with contextlib.suppress(FileNotFoundError):
-        Path(str(tmp) + ".aux.xml").unlink()
+    make_parent(final)
+    remove_stale(final)
+    tmp = temporary_name(final)
+    with stop_on_signals(), write_errors(final):
+        try:
+            yield tmp
+            if verify is not None:
+                verify(tmp)
+            if final.is_dir() and not final.is_symlink():
+                raise OutputError(f"{final}: is a folder; it was not replaced. Choose a file name.")
+            replaced = final.exists()
+            os.replace(tmp, final)
+        except BaseException:
+            remove_path(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                Path(str(tmp) + ".aux.xml").unlink()
+            raise
+    stale = (Path(str(final) + ".aux.xml"), Path(str(final) + ".ovr")) if replaced else ()
+    for sidecar in (Path(str(tmp) + ".aux.xml"), *stale):
+        # GDAL's statistics of the old file or of the temporary describe nothing now.
+        with contextlib.suppress(FileNotFoundError):
+            sidecar.unlink()

@@ -25,5 +25,13 @@ class EmptyDataError(InputError):
     """A raster holds no valid pixel (all fill, all cloud)."""
 
 
+class OutputError(LSTFusionError):
+    """An output cannot be written where asked (or its write failed); nothing the user had was changed."""
+
+
 class Cancelled(LSTFusionError):
     """The user cancelled the run; partial outputs have been removed."""
+
+
+class Interrupted(Cancelled):
+    """A signal (Ctrl-C, SIGTERM) stopped the run; partial outputs have been removed."""

@@ -56,7 +56,7 @@ class EstarfmParams:
         if self.window < 3 or self.window % 2 == 0:
             raise InputError(f"WINDOW must be an odd number of pixels ≥ 3, got {self.window}.")
         if self.classes < 1 or self.min_similar < 0:
-            raise InputError("CLASSES must be ≥ 1 and MIN_SIMILAR ≥ 0.")
+            raise InputError(f"CLASSES must be ≥ 1 (got {self.classes}) and MIN_SIMILAR ≥ 0 (got {self.min_similar}).")
         if not self.valid_range[0] < self.valid_range[1]:
             raise InputError("The valid LST range must be (low, high) with low < high.")
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 
 from .atomic import atomic_path
 from .errors import InputError
@@ -22,9 +21,10 @@ from .estarfm import EstarfmParams, estarfm_block
 from .fusion_inputs import global_stats, load_fusion_inputs
 from .grid import block_rows_for
 from .lst_raster import LSTRaster
+from .outputs import check_output_size, check_raster_output
 from .progress import Progress, ensure
 from .starfm import StarfmParams, starfm_block
-from .writers import describe_lst_band, lst_profile, lst_tags
+from .writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 
 METHODS = {"starfm": 1, "estarfm": 2}  # method -> reference pairs it needs
 
@@ -61,8 +61,11 @@ def fuse(
     if params is None:
         params = StarfmParams() if method == "starfm" else EstarfmParams()
     params.validate()
-    inputs = load_fusion_inputs(pairs, coarse_target, METHODS[method], bracket=method == "estarfm", unit=unit)
+    inputs = load_fusion_inputs(pairs, coarse_target, METHODS[method], bracket=method == "estarfm", unit=unit,
+                                method=method.upper(), progress=progress)
     grid = inputs.grid
+    out_path = check_raster_output(out_path, [p for pair in pairs for p in pair] + [coarse_target])
+    check_output_size(out_path.parent, grid.width, grid.height, 4, progress=progress)
     half = params.half
     stats = [global_stats(f, grid) for f, _ in inputs.pairs]
     thresholds = [std * 2.0 / params.classes for _, std in stats]
@@ -79,8 +82,8 @@ def fuse(
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params)}
     valid_count = expected = 0
-    with atomic_path(out_path) as tmp:
-        with rasterio.open(tmp, "w", **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
+    with atomic_path(out_path, verify=verify_raster) as tmp:
+        with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
             describe_lst_band(dst, "K")
             for b, (window, haloed, inner) in enumerate(blocks):
                 arrays = [it.read(haloed).data for it in reference_items] + [inputs.coarse_target.read(haloed).data]
@@ -97,10 +100,9 @@ def fuse(
                 progress.update((b + 1) / len(blocks))
             nodata = expected - valid_count
             dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
-    if valid_count == 0:
-        Path(out_path).unlink()
-        raise InputError("No pixel could be predicted: the inputs share no valid pixel. Gap-fill them first.")
+        if valid_count == 0:
+            raise InputError("No pixel could be predicted: the inputs share no valid pixel. Gap-fill them first.")
     if nodata:
         progress.warn(f"{nodata} pixel(s) ({nodata / expected:.1%}) had no valid input and are nodata.")
-    return FusionResult(Path(out_path), method, str(inputs.target_date),
+    return FusionResult(out_path, method, str(inputs.target_date),
                         [str(f.date) for f, _ in inputs.pairs], valid_count / expected, nodata)

@@ -12,7 +12,8 @@ import numpy as np
 from .dates import file_name
 from .errors import InputError
 from .grid import Grid
-from .series import SeriesItem, describe
+from .progress import Progress
+from .series import SeriesItem, check_quality_files, describe
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ def load_fusion_inputs(
     required_pairs: int,
     bracket: bool = False,
     unit: str | None = None,
+    method: str = "This method",
+    progress: Progress | None = None,
 ) -> FusionInputs:
     """Describe and check the inputs of a fusion run.
 
@@ -42,12 +45,15 @@ def load_fusion_inputs(
     ``bracket`` the two references must lie on either side of it (ESTARFM).
     """
     if len(pairs) != required_pairs:
+        hint = (" The second pair (FINE_T3, COARSE_T3) is used by two-reference methods such as ESTARFM: "
+                "choose one of those, or leave the second pair out." if len(pairs) > required_pairs else "")
         raise InputError(
-            f"This method needs {required_pairs} reference pair(s) (fine + coarse at the same date); "
-            f"{len(pairs)} given."
+            f"{method} uses {required_pairs} reference pair(s) (fine + coarse at the same date); "
+            f"{len(pairs)} given.{hint}"
         )
     items = [(describe(str(f), unit), describe(str(c), unit)) for f, c in pairs]
     target = describe(str(coarse_target), unit)
+    check_quality_files([x for pair in items for x in pair] + [target], "warn", progress)
     grid = items[0][0].grid
     for item in [x for pair in items for x in pair] + [target]:
         if not item.grid.same_as(grid):

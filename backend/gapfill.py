@@ -18,9 +18,11 @@ whatever the raster size or series length. Every output raster has a companion
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,15 +30,14 @@ import numpy as np
 import rasterio
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
-from .atomic import atomic_path
 from .dates import file_name
 from .errors import InputError
 from .grid import block_rows_for
 from .lst_raster import LSTRaster
-from .outputs import prepare_output_folder
+from .outputs import check_output_folder, check_output_size, output_folder
 from .progress import Progress, ensure
 from .series import SeriesItem, load_series
-from .writers import describe_lst_band, lst_profile, lst_tags
+from .writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 
 METHODS = ("temporal_then_spatial", "temporal", "spatial")
 OBSERVED, TEMPORAL, SPATIAL, NODATA = 0, 1, 2, 255
@@ -116,6 +117,17 @@ class DateReport:
     temporal_fraction: float
     spatial_fraction: float
     nodata_fraction: float
+    cloud_mask: str  # the QA/QC file that masked clouds; 'none' when clouds were kept as data
+
+
+def _cloud_mask(item: SeriesItem) -> str:
+    if item.quality is None:
+        return "as given (decoded LST)"
+    if not item.quality:
+        return "none"
+    if item.quality.startswith("HDF4"):
+        return item.quality.rsplit(":", 1)[-1]  # the QC layer inside the HDF file
+    return Path(item.quality).name
 
 
 FILLED_SUFFIX, FLAGS_SUFFIX = "_filled.tif", "_fillflags.tif"
@@ -131,7 +143,21 @@ def flags_path_for(filled: str | os.PathLike) -> Path | None:
 
 def _output_stem(item: SeriesItem) -> str:
     name = file_name(item.path)
+    if name.endswith(FILLED_SUFFIX):  # filling an already gap-filled raster again keeps its name
+        return name[: -len(FILLED_SUFFIX)]
     return name.rsplit(".", 1)[0] if name.lower().endswith((".tif", ".tiff", ".hdf")) else name
+
+
+@contextlib.contextmanager
+def _prior_flags(item: SeriesItem) -> Iterator:
+    """The open flags raster of an input that an earlier gap-fill wrote, or None."""
+    path = flags_path_for(item.path)
+    if path is None or not path.is_file():
+        yield None
+        return
+    with rasterio.open(path) as src:
+        ours = src.tags().get("LST_FUSION_CONTENT") == "fill_flags" and (src.height, src.width) == item.grid.shape
+        yield src if ours else None
 
 
 def _fill_date(
@@ -188,31 +214,40 @@ def gap_fill_series(
     unit: str | None = None,
     block_rows: int | None = None,
     progress: Progress | None = None,
+    missing_quality: str = "refuse",
 ) -> Path:
     """Gap-fill a series of one sensor's LST rasters into ``out_dir``; return the report's path.
 
     ``fill_never_observed``: with a temporal method, pixels without a single valid
     observation in the series stay nodata unless this is set. ``min_valid_fraction``:
     refuse (InputError) any date with less valid data than this before filling.
+    ``missing_quality``: a product without its QA/QC file is refused ('refuse'), or used
+    unmasked with a warning ('warn'); the report says which dates were masked.
     """
     progress = ensure(progress)
     if method not in METHODS:
         raise InputError(f"Unknown gap-fill method {method!r}: choose one of {', '.join(METHODS)}.")
     if max_gap_days <= 0 or max_distance_px <= 0:
-        raise InputError("MAX_GAP_DAYS and MAX_DISTANCE_PX must be positive.")
+        raise InputError(f"MAX_GAP_DAYS ({max_gap_days:g}) and MAX_DISTANCE_PX ({max_distance_px:g}) must be "
+                         "positive (at least 1).")
+    if not 0 <= min_valid_fraction <= 1:
+        raise InputError(f"MIN_VALID_FRACTION must lie between 0 and 1, got {min_valid_fraction:g}.")
     temporal = method != "spatial"
-    items = load_series(inputs, sensor=sensor, unit=unit, min_dates=2 if temporal else 1, progress=progress)
+    check_output_folder(out_dir, "gap_fill", inputs)
+    items = load_series(inputs, sensor=sensor, unit=unit, min_dates=2 if temporal else 1, progress=progress,
+                        missing_quality=missing_quality)
     grid = items[0].grid
     days = np.array([(i.date - items[0].date).days for i in items], np.float64)
     n = len(items)
-    out = prepare_output_folder(out_dir, "gapfill_report.json")
     # _fill_date chains up to three spatial fills, each reaching max_distance_px and
     # each reading the previous one's results: a block needs three reaches of context.
     halo = 3 * int(math.ceil(max_distance_px))
     rows_a = block_rows or block_rows_for(grid.width, n * 48)
     rows_b = block_rows or block_rows_for(grid.width, 96)
     progress.info(f"Gap-filling {n} {items[0].sensor} dates on {grid.describe()} with {method}")
-    with atomic_path(out, directory=True) as tmp:
+    with output_folder(out_dir, "gap_fill", [*inputs, *(i.path for i in items)]) as tmp:
+        # Per date: the filled raster, its flags, and a two-band staging raster; plus the climatology.
+        check_output_size(tmp, grid.width, grid.height, 13 + 4 / n, n, "OUTPUT_FOLDER", progress)
         stage = tmp / ".stage"
         stage.mkdir()
         profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
@@ -244,8 +279,17 @@ def gap_fill_series(
         finally:
             for ds in stage_ds:
                 ds.close()
+        for f in [*stage_files, climatology_file]:
+            verify_raster(f)
         total = grid.width * grid.height
         observed = observed_count / total
+        for item, count in zip(items, observed_count):
+            if count == 0 and not temporal:
+                raise InputError(f"{item.date} ({file_name(item.path)}) has no valid pixel, and spatial filling "
+                                 "needs some. Remove that date, or use a temporal method.")
+            if count == 0:
+                progress.warn(f"{item.date} ({file_name(item.path)}) has no valid pixel: it is filled only "
+                              "from the dates around it.")
         too_sparse = [(it, f) for it, f in zip(items, observed) if f < min_valid_fraction]
         if too_sparse:
             listing = "; ".join(f"{it.date} ({Path(it.path).name}): {f:.1%}" for it, f in too_sparse)
@@ -265,8 +309,8 @@ def gap_fill_series(
                     "GAPFILL_MAX_GAP_DAYS": str(max_gap_days), "GAPFILL_MAX_DISTANCE_PX": str(max_distance_px)}
             tally = np.zeros(256, np.int64)
             with rasterio.open(stage_files[k]) as src, rasterio.open(climatology_file) as clim_src, \
-                    rasterio.open(target, "w", **profile) as dst, \
-                    rasterio.open(flags_path, "w", **flag_profile) as fdst:
+                    raster_output(target, **profile) as dst, raster_output(flags_path, **flag_profile) as fdst, \
+                    _prior_flags(item) as prior:
                 dst.update_tags(**tags)
                 describe_lst_band(dst, "K")
                 fdst.update_tags(LST_FUSION_CONTENT="fill_flags", ACQUISITION_DATE=item.date.isoformat(),
@@ -276,16 +320,23 @@ def gap_fill_series(
                         src.read(1, window=haloed), src.read(2, window=haloed) if temporal else None,
                         clim_src.read(1, window=haloed), method, max_distance_px, fill_never_observed,
                         float(mean_residual[k]))
+                    flags = flags[inner]
+                    if prior is not None:
+                        # A pixel an earlier gap-fill made is still filled, not observed.
+                        earlier = prior.read(1, window=window)
+                        carried = (flags == OBSERVED) & (earlier != OBSERVED) & (earlier != NODATA)
+                        flags[carried] = earlier[carried]
                     dst.write(values[inner], 1, window=window)
-                    fdst.write(flags[inner], 1, window=window)
-                    tally += np.bincount(flags[inner].ravel(), minlength=256)
+                    fdst.write(flags, 1, window=window)
+                    tally += np.bincount(flags.ravel(), minlength=256)
             fractions = {name: round(float(tally[v]) / total, 6) for v, name in
                          ((OBSERVED, "observed"), (TEMPORAL, "temporal"), (SPATIAL, "spatial"), (NODATA, "nodata"))}
             reports.append(DateReport(item.date.isoformat(), item.path, target.name, flags_path.name,
                                       fractions["observed"], fractions["temporal"], fractions["spatial"],
-                                      fractions["nodata"]))
+                                      fractions["nodata"], _cloud_mask(item)))
+            unmasked = " (clouds NOT masked: no quality file)" if reports[-1].cloud_mask == "none" else ""
             progress.update(0.5 + 0.5 * (k + 1) / n,
-                            f"{item.date}: {fractions['observed']:.1%} observed, {fractions['temporal']:.1%} "
+                            f"{item.date}: {fractions['observed']:.1%} observed{unmasked}, {fractions['temporal']:.1%} "
                             f"filled in time, {fractions['spatial']:.1%} in space, {fractions['nodata']:.1%} nodata")
         for f in stage.iterdir():
             f.unlink()
@@ -300,4 +351,4 @@ def gap_fill_series(
             "dates": [asdict(r) for r in reports],
         }
         (tmp / "gapfill_report.json").write_text(json.dumps(report, indent=2))
-    return out / "gapfill_report.json"
+    return Path(out_dir) / "gapfill_report.json"

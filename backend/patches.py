@@ -23,11 +23,10 @@ import numpy as np
 import rasterio
 
 from . import __version__
-from .atomic import atomic_path
 from .errors import InputError
 from .gapfill import flags_path_for
 from .grid import block_rows_for
-from .outputs import prepare_output_folder
+from .outputs import check_output_folder, check_output_size, output_folder
 from .progress import Progress, ensure
 from .series import SeriesItem, load_series
 
@@ -56,7 +55,7 @@ class Triplet:
 def pair_by_date(fine: list[SeriesItem], coarse: list[SeriesItem], tolerance_days: int = 0) -> list[Pair]:
     """Pair each fine date with the closest coarse date within ``tolerance_days`` (each used once)."""
     if tolerance_days < 0:
-        raise InputError("DATE_TOLERANCE must be 0 or more days.")
+        raise InputError(f"DATE_TOLERANCE must be 0 or more days, got {tolerance_days}.")
     candidates = sorted(
         (abs((c.date - f.date).days), i, j)
         for i, f in enumerate(fine) for j, c in enumerate(coarse)
@@ -105,7 +104,8 @@ def split_triplets(
     the survey). Returns the splits and the dropped triplets with the reason.
     """
     if not (0 <= test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
-        raise InputError("TEST_FRACTION and VAL_FRACTION must be in [0, 1) and sum to less than 1.")
+        raise InputError(f"TEST_FRACTION ({test_fraction:g}) and VAL_FRACTION ({val_fraction:g}) must each lie in "
+                         "[0, 1) and sum to less than 1.")
     order = sorted(triplets, key=lambda t: dates[t.target])
     n = len(order)
     if test_dates:
@@ -149,7 +149,7 @@ def patch_origins(size: int, patch: int, stride: int) -> np.ndarray:
     if patch > size:
         raise InputError(f"PATCH_SIZE {patch} is larger than the raster ({size} px).")
     if patch < 1 or stride < 1:
-        raise InputError("PATCH_SIZE and STRIDE must be positive.")
+        raise InputError(f"PATCH_SIZE ({patch}) and STRIDE ({stride}) must be at least 1 px.")
     return np.arange(0, size - patch + 1, stride, dtype=np.int32)
 
 
@@ -193,7 +193,8 @@ def build_patch_dataset(
     """
     progress = ensure(progress)
     if not 0 <= max_nodata_fraction <= 1:
-        raise InputError("MAX_NODATA_FRACTION must be between 0 and 1.")
+        raise InputError(f"MAX_NODATA_FRACTION must be between 0 and 1, got {max_nodata_fraction:g}.")
+    check_output_folder(out_dir, "build_patches", [*fine_inputs, *coarse_inputs])
     fine = load_series(fine_inputs, progress=progress)
     coarse = load_series(coarse_inputs, progress=progress)
     if fine[0].sensor == coarse[0].sensor and fine[0].sensor != "unknown":
@@ -215,13 +216,14 @@ def build_patch_dataset(
     splits, dropped = split_triplets(dates, triplets, test_dates, test_fraction, val_fraction)
     rows = patch_origins(grid.height, patch_size, stride)
     cols = patch_origins(grid.width, patch_size, stride)
-    out = prepare_output_folder(out_dir, "manifest.json")
     rng = np.random.default_rng(seed)
     train_pairs = {i for t in splits["train"] for i in t.members()}
     sums = np.zeros((2, 3))  # per channel: count, sum, sum of squares (train pairs only)
-    with atomic_path(out, directory=True) as tmp:
-        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.float32, (len(pairs), 2, *grid.shape))
-        observed = np.lib.format.open_memmap(tmp / "observed.npy", "w+", np.uint8, (len(pairs), *grid.shape))
+    sources = [*fine_inputs, *coarse_inputs, *(x.path for p in pairs for x in (p.fine, p.coarse))]
+    with output_folder(out_dir, "build_patches", sources) as tmp:
+        check_output_size(tmp, grid.width, grid.height, 9, len(pairs), "OUTPUT_FOLDER", progress)
+        images = _allocated_memmap(tmp / "images.npy", np.float32, (len(pairs), 2, *grid.shape))
+        observed = _allocated_memmap(tmp / "observed.npy", np.uint8, (len(pairs), *grid.shape))
         nodata = np.zeros((len(pairs), len(rows), len(cols)), np.float32)
         block = block_rows_for(grid.width, 16)
         for k, pair in enumerate(pairs):
@@ -289,7 +291,17 @@ def build_patch_dataset(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         progress.update(1.0, ", ".join(f"{s}: {c['triplets']} triplets, {c['patches']} patches"
                                        for s, c in counts.items()))
-    return out / "manifest.json"
+    return Path(out_dir) / "manifest.json"
+
+
+def _allocated_memmap(path: Path, dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """A new .npy memory map whose disk blocks are reserved now: on a full disk, writing into an
+    unreserved map kills the process (SIGBUS) instead of raising an error."""
+    array = np.lib.format.open_memmap(path, "w+", dtype, shape)
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    return array
 
 
 class PatchDataset:

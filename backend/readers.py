@@ -57,6 +57,11 @@ def _raise_unreadable(path: str | Path, exc: Exception):
     name = str(path)
     if not name.startswith("HDF4") and not Path(name).exists():
         raise InputError(f"{name}: file not found.") from exc
+    if not name.startswith("HDF4") and Path(name).is_dir():
+        raise InputError(
+            f"{name}: is a folder. Give one raster file here; the series algorithms (gap-fill, resample) "
+            "take whole folders."
+        ) from exc
     raise InputError(
         f"{name}: cannot be read as a raster ({exc}). The file may be incomplete or "
         "corrupt: download it again."
@@ -216,9 +221,10 @@ def read_modis(
     else:
         progress.warn(
             f"{Path(path).name}: no QC layer found; only fill values are masked. Put the "
-            "QC_Day file next to the LST file (same name with QC_Day) or give it explicitly."
+            "QC_Day file next to the LST file (same name with QC_Day), or give it as the quality file."
         )
     data[bad] = np.nan
+    check_plausible(data, path, "MODIS LST (DN × 0.02 K)", progress)
     product = product_from_name(path) or tags.get("SHORTNAME", "MODIS")
     when = parse_date(date) or date_from_name(path) or parse_date(tags.get("RANGEBEGINNINGDATE"))
     raster = LSTRaster(
@@ -313,9 +319,10 @@ def read_landsat(
     else:
         progress.warn(
             f"{p.name}: no QA_PIXEL file found next to it; clouds are NOT masked. Keep "
-            "the scene's _QA_PIXEL.TIF beside its _ST_B10.TIF or give it explicitly."
+            "the scene's _QA_PIXEL.TIF beside its _ST_B10.TIF, or give it as the quality file."
         )
     data[bad] = np.nan
+    check_plausible(data, str(p), f"Landsat ST_B10 (DN × {mult:g} + {add:g} K)", progress)
     product = product_from_name(p) or "LANDSAT_L2SP"
     when = parse_date(date) or date_from_name(p) or acquired
     raster = LSTRaster(
@@ -325,9 +332,46 @@ def read_landsat(
     return _finish(raster, progress, window is None)
 
 
+# ---------------------------------------------------------- plausibility
+
+def check_plausible(kelvin: np.ndarray, source: str, decoded_as: str, progress: Progress) -> None:
+    """Refuse decoded values that cannot be land surface temperature.
+
+    A product forced on the wrong file (a raw DN raster read as MODIS, a Landsat ST_B10 read
+    as MODIS) decodes to numbers far outside Earth's LST: the median must lie in
+    PLAUSIBLE_K and no more than 5 % of pixels beyond it by 30 K. The median and a share
+    are used, so a few hot fires or cold cloud tops do not trip it.
+    """
+    finite = kelvin[np.isfinite(kelvin)]
+    if finite.size < 16:  # a probe of a pixel or two says nothing about the scene
+        return
+    lo, hi = PLAUSIBLE_K
+    median = float(np.median(finite))
+    outside = float(np.mean((finite < lo - 30) | (finite > hi + 30)))
+    if not lo <= median <= hi or outside > 0.05:
+        raise UnitError(
+            f"{source}: decoded as {decoded_as}, its values are not land surface temperature (median "
+            f"{median:.1f} K, {outside:.0%} of pixels outside {lo - 30:.0f}-{hi + 30:.0f} K; LST lies within "
+            f"{lo:.0f}-{hi:.0f} K). Check the product chosen for this file ('auto' detects MODIS and Landsat "
+            "products from their original names), and that its quality file, which masks fill and clouds, is "
+            "beside it."
+        )
+
+
+def _check_forced_product(path: str, product: str) -> None:
+    """Refuse a product forced on a file whose name says it is another product."""
+    named = product_from_name(path) or ""
+    if product == "modis" and (named.startswith("L") or "_ST_B10" in Path(path).name.upper()):
+        raise InputError(f"{path}: its name says Landsat ({named or 'ST_B10'}) but the product MODIS was chosen. "
+                         "Choose 'auto' or 'landsat'.")
+    if product == "landsat" and named.startswith(("MOD", "MYD")):
+        raise InputError(f"{path}: its name says {named} (MODIS) but the product Landsat was chosen. "
+                         "Choose 'auto' or 'modis'.")
+
+
 # ---------------------------------------------------------------- float
 
-def check_unit(values: np.ndarray, unit: str, source: str, progress: Progress) -> None:
+def check_unit(values: np.ndarray, unit: str, source: str, progress: Progress, whole: bool = True) -> None:
     """Refuse values impossible in the declared unit; warn when some look off.
 
     Works on the median of valid pixels (after conversion to Kelvin), which a few
@@ -343,14 +387,27 @@ def check_unit(values: np.ndarray, unit: str, source: str, progress: Progress) -
         other = "C" if unit == "K" else "K"
         other_k = median_k - to_k + (0.0 if other == "K" else KELVIN_OFFSET)
         hint = (
-            f" The values look like {'Celsius' if other == 'C' else 'Kelvin'}: declare unit '{other}'."
+            f" The values look like {'Celsius' if other == 'C' else 'Kelvin'}: declare the unit "
+            f"{'Celsius' if other == 'C' else 'Kelvin'} (UNIT)."
             if lo <= other_k <= hi
             else " Is this an LST raster at all?"
         )
         raise UnitError(
             f"{source}: median {np.median(finite):.2f} is not a plausible land surface "
-            f"temperature in {'Kelvin' if unit == 'K' else 'Celsius'}.{hint}"
+            f"temperature in {'Kelvin' if unit == 'K' else 'Celsius'} (LST lies within {lo:.0f}-{hi:.0f} K, "
+            f"{lo - KELVIN_OFFSET:.0f}-{hi - KELVIN_OFFSET:.0f} °C).{hint}"
         )
+    if whole and finite.size >= 100:
+        if float(finite.min()) == float(finite.max()):
+            raise UnitError(
+                f"{source}: every valid pixel holds {finite[0]:g}; a measured LST varies across a scene. If "
+                f"{finite[0]:g} marks missing data, declare it as the raster's nodata value."
+            )
+        if float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0:
+            raise UnitError(
+                f"{source}: all values lie between 0 and 1, like a reflectance or a fraction, not a "
+                f"temperature in {'Kelvin' if unit == 'K' else 'Celsius'}. Give an LST raster."
+            )
     outside = np.mean((finite + to_k < lo - 30) | (finite + to_k > hi + 30))
     if outside > 0.01:
         progress.warn(
@@ -375,7 +432,8 @@ def read_float_lst(
     unit = normalise_unit(unit) or normalise_unit(tags.get("LST_UNIT"))
     if unit is None:
         raise InputError(
-            f"{p}: float LST needs its unit: set the unit parameter to 'K' or 'C'."
+            f"{p}: a float raster without a stored unit. Declare its unit with the unit parameter "
+            "(UNIT): Kelvin or Celsius."
         )
     if crs is None:
         raise InputError(f"{p}: has no coordinate reference system; georeference it first.")
@@ -386,7 +444,8 @@ def read_float_lst(
     # Undeclared float32-minimum nodata (common in ENVI/IDL exports, e.g. -3.4e38).
     bad |= np.abs(data) > 1e30
     data[bad] = np.nan
-    check_unit(data, unit, p, progress)
+    # Values from our own outputs were checked when first decoded; a user's raster is checked whole.
+    check_unit(data, unit, p, progress, window is None and "LST_FUSION_CONTENT" not in tags)
     if unit == "C":
         data = data + KELVIN_OFFSET
     when = parse_date(date) or parse_date(tags.get("ACQUISITION_DATE")) or date_from_name(p)
@@ -445,19 +504,29 @@ def read_lst(
     progress: Progress | None = None,
     modis_layer: str = "LST_Day_1km",
     window: Window | None = None,
+    quality_path: str | Path | None = None,
 ) -> LSTRaster:
     """Read any supported LST file as an :class:`LSTRaster` in Kelvin with NaN nodata.
 
     With ``window`` only that part is read and decoded (and it may hold no valid pixel):
     the stages use this to work on rasters of any size in bounded memory.
+    ``quality_path`` is the QA_PIXEL (Landsat) or QC (MODIS) file when it is not beside the product.
     """
     product = (product or "auto").lower()
     if product not in PRODUCTS:
         raise InputError(f"Unknown product {product!r}: choose one of {', '.join(PRODUCTS)}.")
     if product == "auto":
         product = detect_product(path)
+    else:
+        _check_forced_product(str(path), product)
+    if quality_path and product == "float":
+        raise InputError(f"{quality_path}: a quality file applies to MODIS and Landsat products, not to the float "
+                         f"raster {path}. Leave it out.")
+    if quality_path and not Path(quality_path).is_file():
+        raise InputError(f"{quality_path}: quality file not found.")
     if product == "modis":
-        return read_modis(path, layer=modis_layer, date=date, progress=progress, window=window)
+        return read_modis(path, layer=modis_layer, qc_path=quality_path, date=date, progress=progress,
+                          window=window)
     if product == "landsat":
-        return read_landsat(path, date=date, progress=progress, window=window)
+        return read_landsat(path, qa_path=quality_path, date=date, progress=progress, window=window)
     return read_float_lst(path, unit=unit, date=date, progress=progress, window=window)

@@ -9,6 +9,7 @@ appears around clouds or at swath edges. The output is written in row blocks: a
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,10 +21,10 @@ from .atomic import atomic_path
 from .errors import InputError
 from .grid import Grid, block_rows_for
 from .lst_raster import LSTRaster
-from .outputs import prepare_output_folder
+from .outputs import check_output_folder, check_output_size, check_raster_output, output_folder
 from .progress import Progress, ensure
 from .series import SeriesItem, describe, find_lst_files, load_series
-from .writers import describe_lst_band, lst_profile, lst_tags
+from .writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 
 METHODS = {
     "bicubic": Resampling.cubic,
@@ -69,14 +70,16 @@ def resample_lst(
     if source.crs is None:
         raise InputError(f"{source.source}: has no CRS; it cannot be reprojected.")
     _check_overlap(source, grid)
+    out_path = check_raster_output(out_path, [source.source])
+    check_output_size(out_path.parent, grid.width, grid.height, 4, progress=progress)
     rows = block_rows or block_rows_for(grid.width, 16)
     blocks = list(grid.row_blocks(rows))
     profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
     tags = {**lst_tags(source, "K"), "RESAMPLING": method,
             "SOURCE_RESOLUTION": f"{source.resolution[0]:g}", "SOURCE_CRS": source.crs.to_string()}
     valid = 0
-    with atomic_path(out_path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
+    with atomic_path(out_path, verify=verify_raster) as tmp:
+        with raster_output(tmp, **profile) as dst:
             dst.update_tags(**tags)
             describe_lst_band(dst, "K")
             for b, (window, _, _) in enumerate(blocks):
@@ -90,10 +93,9 @@ def resample_lst(
                 valid += int(np.isfinite(block).sum())
                 dst.write(block, 1, window=window)
                 progress.update((b + 1) / len(blocks))
-    if valid == 0:
-        Path(out_path).unlink()
-        raise InputError(f"{source.source}: no valid pixel falls on the target grid ({grid.describe()}).")
-    return Path(out_path)
+        if valid == 0:
+            raise InputError(f"{source.source}: no valid pixel falls on the target grid ({grid.describe()}).")
+    return out_path
 
 
 def reference_grid(reference: str | os.PathLike) -> Grid:
@@ -122,18 +124,18 @@ def resample_series(
 ) -> list[Path]:
     """Resample every raster of a series onto ``grid``, into ``out_dir`` (written atomically)."""
     progress = ensure(progress)
+    check_output_folder(out_dir, "resample", inputs)
     items: list[SeriesItem] = load_series(inputs, sensor=sensor, unit=unit, same_grid=False, progress=progress)
-    out = prepare_output_folder(out_dir, "resample_report.json")
     outputs = []
-    with atomic_path(out, directory=True) as tmp:
+    with output_folder(out_dir, "resample", [*inputs, *(i.path for i in items)]) as tmp:
+        out = Path(out_dir)
+        check_output_size(tmp, grid.width, grid.height, 4, len(items), "OUTPUT_FOLDER", progress)
         for k, item in enumerate(items):
             name = f"{item.sensor}_{item.date:%Y%m%d}_{method}.tif"
             outputs.append(out / name)
             resample_lst(item.read(), grid, tmp / name, method, progress=progress.sub(k / len(items),
                                                                                       (k + 1) / len(items)))
             progress.info(f"{item.date}: {Path(item.path).name} -> {name}")
-        import json
-
         (tmp / "resample_report.json").write_text(json.dumps({
             "kind": "lst_fusion_resample", "method": method,
             "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],

@@ -27,20 +27,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.warp import transform as warp_transform
 
 from . import __version__
-from .atomic import atomic_path
 from .errors import InputError
 from .lst_raster import KELVIN_OFFSET, LSTRaster
-from .outputs import prepare_output_folder
+from .outputs import check_output_size, output_folder
 from .progress import Progress, ensure
 from .readers import LANDSAT_ST_ADD, LANDSAT_ST_MULT, MODIS_SCALE
-from .writers import write_lst
+from .writers import raster_output, write_lst
 
 MODIS_SINUSOIDAL = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
 MODIS_PIXEL = 926.625433055833
@@ -76,17 +74,18 @@ class SampleSpec:
 
     def validate(self) -> None:
         if self.width < 16 or self.height < 16:
-            raise InputError("Sample size must be at least 16 × 16 pixels.")
+            raise InputError(f"Sample size must be at least 16 × 16 pixels, got {self.width} × {self.height}.")
         if self.pixel_size <= 0:
-            raise InputError("Pixel size must be positive.")
+            raise InputError(f"Pixel size must be greater than 0 m, got {self.pixel_size:g}.")
         if self.n_dates < 1:
-            raise InputError("The number of dates must be at least 1.")
+            raise InputError(f"The number of dates must be at least 1, got {self.n_dates}.")
         if self.end < self.start:
             raise InputError(f"End date {self.end} is before start date {self.start}.")
         if not 0.0 <= self.cloudiness <= 1.0:
-            raise InputError("Cloudiness must be between 0 and 1.")
+            raise InputError(f"Cloudiness must lie between 0 and 1, got {self.cloudiness:g}.")
         if self.width * self.height > 25_000_000:
-            raise InputError("Sample size is limited to 25 million pixels (e.g. 5000 × 5000).")
+            raise InputError(f"Sample size is limited to 25 million pixels (e.g. 5000 × 5000); {self.width} × "
+                             f"{self.height} asked.")
 
 
 # ------------------------------------------------------------- fields
@@ -259,7 +258,7 @@ def _write_uint(path: Path, array: np.ndarray, crs: CRS, transform: Affine, noda
         "height": array.shape[0], "crs": crs, "transform": transform, "nodata": nodata,
         "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
     }
-    with rasterio.open(path, "w", **profile) as dst:
+    with raster_output(path, **profile) as dst:
         dst.write(array, 1)
         dst.update_tags(**tags)
 
@@ -317,7 +316,6 @@ def generate_sample_dataset(
     spec = spec or SampleSpec()
     spec.validate()
     progress = ensure(progress)
-    out = prepare_output_folder(out_dir, "manifest.json")
     rng = np.random.default_rng(spec.seed)
     g = _grids(spec)
     px = spec.pixel_size
@@ -331,7 +329,9 @@ def generate_sample_dataset(
     lc_inner = lc[inner]
     psf_sigma = 0.5 * MODIS_PIXEL / px  # MODIS's point-spread reaches beyond its pixel
     records = []
-    with atomic_path(out, directory=True) as tmp:
+    with output_folder(out_dir, "generate_sample_dataset") as tmp:
+        # Per date: ST_B10 and QA (uint16), truth (float32, COG with overviews).
+        check_output_size(tmp, spec.width, spec.height, 12, len(dates), "OUTPUT_FOLDER", progress)
         for sub in ("landsat", "modis", "truth"):
             (tmp / sub).mkdir()
         _write_uint(tmp / "truth" / "landcover.tif", lc_inner, g.crs, g.inner, 255,
@@ -408,5 +408,5 @@ def generate_sample_dataset(
             "dates": records,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    progress.update(1.0, f"Wrote {len(dates)} dated MODIS/Landsat pairs to {out}")
-    return out / "manifest.json"
+    progress.update(1.0, f"Wrote {len(dates)} dated MODIS/Landsat pairs to {out_dir}")
+    return Path(out_dir) / "manifest.json"

@@ -21,6 +21,7 @@ from .progress import Progress, ensure
 from .readers import _modis_sources, detect_product, read_lst
 
 SENSORS = ("auto", "landsat", "modis")
+MISSING_QUALITY = ("refuse", "warn")  # what to do with a MODIS/Landsat product whose QC/QA file is absent
 _RASTER_SUFFIXES = (".tif", ".tiff", ".hdf", ".h4", ".hdf4")
 _COMPANION_MARKERS = ("_QA_PIXEL", "_QC_", "_QC.", "_QA_RADSAT", "_ST_QA", "LANDCOVER")
 
@@ -36,10 +37,16 @@ class SeriesItem:
     grid: Grid
     unit: str | None = None
     kind: str = "auto"  # the reader: 'modis', 'landsat' or 'float' (detected once)
+    quality: str | None = None  # the QA/QC file masking clouds; '' when absent, None for float rasters
 
     def read(self, window: Window | None = None, progress: Progress | None = None):
+        # Warnings about the file (missing QA, unit) were reported once by describe/load_series,
+        # not again for every block.
         return read_lst(self.path, product=self.kind, unit=self.unit, date=self.date, window=window,
-                        progress=progress)
+                        progress=progress or _SILENT)
+
+
+_SILENT = Progress(on_warning=lambda message: None)
 
 
 def lst_grid(path: str, product: str) -> Grid:
@@ -56,6 +63,16 @@ def find_lst_files(inputs: Iterable[str | os.PathLike], progress: Progress | Non
     """
     progress = ensure(progress)
     found: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        key = path if path.startswith("HDF4") else os.path.realpath(path)
+        if key in seen:
+            progress.info(f"{path}: given twice (as a file and within a folder, or twice); read once")
+            return
+        seen.add(key)
+        found.append(path)
+
     for item in inputs:
         if not str(item):
             raise InputError("An empty path was given as input.")
@@ -72,25 +89,47 @@ def find_lst_files(inputs: Iterable[str | os.PathLike], progress: Progress | Non
                     except UnknownProductError as exc:
                         progress.info(f"skipped {f.name}: {exc}")
                         continue
-                    found.append(str(f))
+                    add(str(f))
         elif str(item).startswith("HDF4") or p.exists():
-            found.append(str(item))
+            add(str(item))
         else:
             raise InputError(f"{item}: file or folder not found.")
     return found
 
 
 def describe(path: str, unit: str | None = None, date: dt.date | None = None) -> SeriesItem:
-    """Date, sensor, product and grid of one raster, from a one-pixel read."""
+    """Date, sensor, product, grid and quality file of one raster, from a one-pixel read."""
     product = detect_product(path)
-    probe = read_lst(path, product=product, unit=unit, date=date, window=Window(0, 0, 1, 1))
+    probe = read_lst(path, product=product, unit=unit, date=date, window=Window(0, 0, 1, 1), progress=_SILENT)
     if probe.date is None:
         raise InputError(
             f"{file_name(path)}: no acquisition date in its name or metadata. Rename it with "
             "the date (e.g. lst_2016-02-18.tif) or import it with an explicit date."
         )
     sensor = probe.sensor if probe.sensor in ("landsat", "modis") else "unknown"
-    return SeriesItem(path, probe.date, sensor, probe.product, lst_grid(path, product), unit, product)
+    quality = None if product == "float" else probe.tags.get("qa", probe.tags.get("qc", ""))
+    return SeriesItem(path, probe.date, sensor, probe.product, lst_grid(path, product), unit, product, quality)
+
+
+def check_quality_files(items: Iterable[SeriesItem], missing_quality: str, progress: Progress | None = None) -> None:
+    """Refuse (or warn about, in the run's log) products read without their cloud mask."""
+    progress = ensure(progress)
+    if missing_quality not in MISSING_QUALITY:
+        raise InputError(f"Unknown choice {missing_quality!r} for a missing quality file: "
+                         f"choose one of {', '.join(MISSING_QUALITY)}.")
+    unmasked = [i for i in items if i.quality == ""]
+    if not unmasked:
+        return
+    names = ", ".join(file_name(i.path) for i in unmasked[:4]) + (" ..." if len(unmasked) > 4 else "")
+    what = "Put the scene's QA_PIXEL file (Landsat) or QC file (MODIS) beside each, with its original name"
+    if missing_quality == "refuse":
+        raise InputError(
+            f"{len(unmasked)} product(s) have no quality file, so their clouds would be kept as data: {names}. "
+            f"{what}, or set MISSING_QUALITY to use them unmasked."
+        )
+    for item in unmasked:
+        progress.warn(f"{file_name(item.path)}: no quality file beside it; its clouds are NOT masked and count "
+                      "as observed.")
 
 
 def load_series(
@@ -100,12 +139,16 @@ def load_series(
     min_dates: int = 1,
     same_grid: bool = True,
     progress: Progress | None = None,
+    missing_quality: str = "warn",
 ) -> list[SeriesItem]:
     """The dated rasters of one sensor found in ``inputs``, sorted by date and checked.
 
     ``sensor`` 'landsat' or 'modis' keeps only that sensor's files (so a sample
     dataset's root folder can be given); 'auto' requires all files to share one.
+    ``missing_quality`` says what a product without its QA/QC file does: 'refuse' the
+    run, or 'warn' in the log and use it unmasked.
     """
+    progress = ensure(progress)
     if sensor not in SENSORS:
         raise InputError(f"Unknown sensor {sensor!r}: choose one of {', '.join(SENSORS)}.")
     inputs = list(inputs)
@@ -126,6 +169,7 @@ def load_series(
     for a, b in zip(items, items[1:]):
         if a.date == b.date:
             raise InputError(f"Two rasters for {a.date}: {file_name(a.path)} and {file_name(b.path)}. Keep one.")
+    check_quality_files(items, missing_quality, progress)
     if len(items) < min_dates:
         raise InputError(
             f"Only {len(items)} date(s) in {names}; this needs at least {min_dates}."

@@ -47,9 +47,15 @@ class StarfmParams:
         if self.window < 3 or self.window % 2 == 0:
             raise InputError(f"WINDOW must be an odd number of pixels ≥ 3, got {self.window}.")
         if self.classes < 1:
-            raise InputError("CLASSES must be at least 1.")
-        if min(self.fine_uncertainty, self.coarse_uncertainty, self.epsilon) < 0:
-            raise InputError("Uncertainties and epsilon must not be negative.")
+            raise InputError(f"CLASSES must be at least 1, got {self.classes}.")
+        if min(self.fine_uncertainty, self.epsilon) < 0:
+            raise InputError(f"FINE_UNCERTAINTY ({self.fine_uncertainty:g} K) and epsilon ({self.epsilon:g} K) "
+                             "must not be negative.")
+        if not self.coarse_uncertainty > 0:
+            raise InputError(
+                f"COARSE_UNCERTAINTY must be greater than 0 K (MODIS LST's noise; 0.5 K by default), got "
+                f"{self.coarse_uncertainty:g}: STARFM keeps neighbours whose change is below the centre's plus "
+                "this margin, so with 0 none qualifies and nothing can be predicted.")
 
     @property
     def half(self) -> int:

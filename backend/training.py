@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .atomic import atomic_path
+from .atomic import atomic_path, write_errors
 from .errors import InputError
+from .outputs import check_output_folder, claim_folder, write_record
 from .patches import PatchDataset
 from .progress import Progress, ensure
 
@@ -57,9 +58,9 @@ class TrainConfig:
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         if self.epochs < 1 or self.batch_size < 1:
-            raise InputError("EPOCHS and BATCH_SIZE must be at least 1.")
+            raise InputError(f"EPOCHS ({self.epochs}) and BATCH_SIZE ({self.batch_size}) must be at least 1.")
         if self.learning_rate is not None and not self.learning_rate > 0:
-            raise InputError("LEARNING_RATE must be positive.")
+            raise InputError(f"LEARNING_RATE must be greater than 0, got {self.learning_rate:g}.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError("DEVICE must be auto, cpu or cuda.")
 
@@ -335,13 +336,17 @@ def train(
         raise InputError(str(exc)) from exc
     if len(train_set) == 0:
         raise InputError(f"{dataset_dir}: the training split holds no patch.")
-    out = Path(out_dir)
+    files = ["checkpoints/last.pt", "checkpoints/best.pt", "history.json", f"{spec.name}.onnx", "report.html"]
+    out = check_output_folder(out_dir, "train", [dataset_dir])
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.pt"
-    if not resume and out.exists() and any(out.iterdir()) and not (out / "history.json").exists() \
-            and not last.exists():
-        raise InputError(f"{out}: folder is not empty. Choose an empty or new folder for the training outputs.")
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if resume and not last.exists():
+        raise InputError(f"Nothing to resume in {out}: no checkpoints/last.pt. Start without RESUME.")
+    if not resume and last.exists():
+        raise InputError(f"{out} already holds a training run; set RESUME to continue it or choose a new folder.")
+    claim_folder(out, "train", files, [dataset_dir])
+    with write_errors(ckpt_dir):
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     device = _device(config.device)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
@@ -354,8 +359,6 @@ def train(
     history: list[dict] = []
     start_epoch, best, stale = 0, {"epoch": 0, "rmse": None}, 0
     if resume:
-        if not last.exists():
-            raise InputError(f"Nothing to resume in {out}: no checkpoints/last.pt. Start without RESUME.")
         state = load_checkpoint(last)
         if state["model_name"] != spec.name or state["dataset"] != str(Path(dataset_dir).resolve()):
             raise InputError(f"{last} was trained with {state['model_name']} on {state['dataset']}; "
@@ -365,8 +368,6 @@ def train(
         history, best, stale = state["history"], state["best"], state["stale_epochs"]
         start_epoch = state["cursor"]["epoch"]
         progress.info(f"Resuming {spec.title} after epoch {start_epoch}")
-    elif last.exists():
-        raise InputError(f"{out} already holds a training run; set RESUME to continue it or choose a new folder.")
     per_epoch = -(-len(batches) // config.batch_size)
     if config.max_batches:
         per_epoch = min(per_epoch, config.max_batches)
@@ -415,7 +416,8 @@ def train(
         if stale >= config.patience:
             progress.info(f"Early stop: no improvement for {stale} epochs")
             break
-    (out / "history.json").write_text(json.dumps(history, indent=2))
+    with atomic_path(out / "history.json") as tmp:
+        tmp.write_text(json.dumps(history, indent=2))
     best_state = load_checkpoint(ckpt_dir / "best.pt")
     trainer.load(best_state["trainer"])
     stats = manifest["normalisation"]
@@ -435,5 +437,7 @@ def train(
     )
     onnx_path = export_onnx(kelvin, card, out / f"{spec.name}.onnx")
     report = write_report(out / "report.html", card, history, config)
+    with write_errors(out):
+        write_record(out, "train", files)
     return TrainResult(onnx_path, ckpt_dir, report, history, best["epoch"], best["rmse"] if val_dates else None)
 

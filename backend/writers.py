@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.env import Env
+from rasterio.errors import RasterioError
 
 from . import __version__
 from .atomic import atomic_path
 from .lst_raster import KELVIN_OFFSET, LSTRaster
+from .outputs import check_output_size, check_raster_output
 from .progress import Progress, ensure
 from .readers import normalise_unit
 
@@ -54,6 +58,26 @@ def lst_profile(crs, transform, width: int, height: int) -> dict:
             "crs": crs, "transform": transform, "nodata": float("nan"), **_GTIFF_OPTIONS}
 
 
+def verify_raster(path: str | os.PathLike) -> None:
+    """Read every block of a raster just written: GDAL reports some write failures (disk full at
+    close) only on stderr, and a file that cannot be read back must never reach its final name."""
+    try:
+        with rasterio.open(path) as src:
+            for _, window in src.block_windows(1):
+                src.read(window=window)
+    except (RasterioError, OSError) as exc:
+        raise OSError(errno.EIO, "GDAL could not write the whole raster: is the disk full, or a file-size limit "
+                      "reached?") from exc
+
+
+@contextlib.contextmanager
+def raster_output(path: str | os.PathLike, **profile) -> Iterator:
+    """Open ``path`` for writing with ``profile``; after closing, check it reads back whole."""
+    with rasterio.open(path, "w", **profile) as dst:
+        yield dst
+    verify_raster(path)
+
+
 def describe_lst_band(dst, unit: str) -> None:
     dst.set_band_description(1, f"LST ({unit})")
     dst.units = (unit,)
@@ -65,22 +89,26 @@ def write_lst(
     unit: str = "K",
     cog: bool = True,
     progress: Progress | None = None,
+    inputs: tuple[str | os.PathLike, ...] = (),
 ) -> Path:
     """Write ``raster`` as a float32 GeoTIFF in ``unit`` ('K' or 'C'), NaN as nodata.
 
-    The file appears under its final name only once complete. ``cog=True`` writes a
-    Cloud-Optimized GeoTIFF (with overviews) when GDAL has the COG driver, else a
-    tiled GeoTIFF.
+    The file appears under its final name only once complete and read back. ``cog=True``
+    writes a Cloud-Optimized GeoTIFF (with overviews) when GDAL has the COG driver, else a
+    tiled GeoTIFF. The output checks refuse ``path`` if it is the raster's source, one of
+    ``inputs``, a folder, or a file LST Fusion did not write.
     """
     progress = ensure(progress)
     unit = normalise_unit(unit) or "K"
+    final = check_raster_output(path, (raster.source, *inputs))
+    cog = cog and _cog_available()
+    check_output_size(final.parent, raster.width, raster.height, 8 if cog else 4, progress=progress)
     data = raster.data if unit == "K" else raster.data - np.float32(KELVIN_OFFSET)
     profile = lst_profile(raster.crs, raster.transform, raster.width, raster.height)
-    final = Path(path)
-    with atomic_path(final) as tmp:
-        stage = tmp.with_name(tmp.name + ".stage.tif") if cog and _cog_available() else tmp
+    with atomic_path(final, verify=verify_raster) as tmp:
+        stage = tmp.with_name(tmp.name + ".stage.tif") if cog else tmp
         try:
-            with rasterio.open(stage, "w", **profile) as dst:
+            with raster_output(stage, **profile) as dst:
                 dst.write(data.astype(np.float32), 1)
                 dst.update_tags(**lst_tags(raster, unit))
                 describe_lst_band(dst, unit)

@@ -68,3 +68,17 @@ def provider(qgis_processing):
         prov = LSTFusionProvider()
         assert registry.addProvider(prov)
     yield prov
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """List the fault-injection cases and how each ended, so a run shows what was proven."""
+    reports = [r for key in ("passed", "failed", "skipped", "error") for r in terminalreporter.stats.get(key, [])
+               if getattr(r, "when", "call") in ("call", "setup") and "test_fault_injection" in r.nodeid]
+    seen: dict[str, str] = {}
+    for r in reports:
+        if r.when == "call" or r.outcome != "passed":
+            seen[r.nodeid.split("::", 1)[1]] = r.outcome
+    if seen:
+        terminalreporter.section(f"fault-injection cases: {len(seen)}")
+        for name, outcome in sorted(seen.items()):
+            terminalreporter.write_line(f"{outcome:>8}  {name}")

@@ -163,7 +163,7 @@ def test_bad_inputs(season, tmp_path, sample_dataset):
     raw_modis = sorted((root / "sample" / "modis").glob("*LST_Day*.tif"))
     with pytest.raises(InputError, match="not on the fine grid.*Resample"):
         fuse("starfm", [(fine[0], raw_modis[0])], coarse[1], tmp_path / "x.tif")
-    with pytest.raises(InputError, match="needs 2 reference pair"):
+    with pytest.raises(InputError, match="ESTARFM uses 2 reference pair"):
         fuse("estarfm", [(fine[0], coarse[0])], coarse[1], tmp_path / "x.tif")
     with pytest.raises(InputError, match="must lie between the two reference dates"):
         fuse("estarfm", [(fine[0], coarse[0]), (fine[1], coarse[1])], coarse[2], tmp_path / "x.tif")

@@ -85,7 +85,7 @@ def test_float_celsius_and_plausibility(sample_dataset, tmp_path):
     r = read_lst(path, unit="°C")
     np.testing.assert_allclose(r.data, truth.data, atol=1e-4)
     assert r.date.isoformat() == "2013-03-18"
-    with pytest.raises(UnitError, match="look like Celsius: declare unit 'C'"):
+    with pytest.raises(UnitError, match="look like Celsius: declare the unit Celsius"):
         read_lst(path, unit="K")
     with pytest.raises(InputError, match="Unknown temperature unit"):
         read_lst(path, unit="F")

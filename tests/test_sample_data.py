@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from rasterio.warp import Resampling, reproject
 
-from backend.errors import Cancelled, InputError
+from backend.errors import Cancelled, InputError, OutputError
 from backend.progress import Progress
 from backend.readers import read_lst
 from backend.sample_data import (
@@ -121,7 +121,7 @@ def test_refuses_foreign_folder_and_cancels_cleanly(tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.docx").write_text("precious")
-    with pytest.raises(InputError, match="not empty"):
+    with pytest.raises(OutputError, match="not empty"):
         generate_sample_dataset(foreign, SampleSpec(width=16, height=16, n_dates=1))
     assert (foreign / "thesis.docx").read_text() == "precious"
 

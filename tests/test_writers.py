@@ -51,8 +51,8 @@ def test_celsius_output(tmp_path):
 
 
 def test_failed_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
-    target = tmp_path / "lst.tif"
-    target.write_bytes(b"previous result")
+    target = writers.write_lst(_raster(40), tmp_path / "lst.tif")
+    previous = target.read_bytes()
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -60,7 +60,7 @@ def test_failed_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
     monkeypatch.setattr(writers.rasterio.shutil, "copy", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         writers.write_lst(_raster(50), target)
-    assert target.read_bytes() == b"previous result"
+    assert target.read_bytes() == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lst.tif"]
 
 

@@ -81,10 +81,12 @@ def backend_errors() -> Iterator[None]:
     problem = dependencies.backend_problem()
     if problem:
         raise QgsProcessingException(problem)
+    from backend.atomic import stop_on_signals
     from backend.errors import Cancelled, LSTFusionError
 
     try:
-        yield
+        with stop_on_signals():  # Ctrl-C / SIGTERM in qgis_process stop the run cleanly
+            yield
     except ModuleNotFoundError as exc:
         table = {**dependencies.REQUIRED, **dependencies.OPTIONAL}
         if exc.name not in table:

@@ -77,12 +77,15 @@ class FuseAlgorithm(LSTAlgorithm):
             window = self.parameterAsInt(parameters, "WINDOW", context)
             classes = self.parameterAsInt(parameters, "CLASSES", context)
             pairs = [(self._path(parameters, "FINE_T1", context), self._path(parameters, "COARSE_T1", context))]
+            fine3, coarse3 = self._path(parameters, "FINE_T3", context), self._path(parameters, "COARSE_T3", context)
+            if bool(fine3) != bool(coarse3):
+                raise InputError("The second reference pair needs both FINE_T3 and COARSE_T3; only "
+                                 f"{'FINE_T3' if fine3 else 'COARSE_T3'} was given.")
+            if fine3:
+                pairs.append((fine3, coarse3))  # the backend refuses it for one-pair methods, never ignores it
             if method == "estarfm":
-                fine3, coarse3 = self._path(parameters, "FINE_T3", context), self._path(parameters, "COARSE_T3",
-                                                                                        context)
-                if not fine3 or not coarse3:
+                if not fine3:
                     raise InputError("ESTARFM needs the second reference pair: FINE_T3 and COARSE_T3.")
-                pairs.append((fine3, coarse3))
                 params = EstarfmParams(window=window, classes=classes, min_coarse_change=self.parameterAsDouble(
                     parameters, "MIN_COARSE_CHANGE", context))
             else:

@@ -28,6 +28,14 @@ SENSORS = [("auto", "All files are one sensor"), ("landsat", "Landsat only"), ("
 METHODS = [("temporal_then_spatial", "Temporal, then spatial (default)"), ("temporal", "Temporal only"),
            ("spatial", "Spatial only")]
 UNITS = [(None, "As stored in the files"), ("K", "Kelvin"), ("C", "Celsius")]
+_QUALITY_LABELS = {"refuse": "Stop and name the files (default)",
+                   "warn": "Use them without cloud masking (warn in the log)"}
+
+
+def missing_quality_options() -> list[tuple[str, str]]:
+    from backend.series import MISSING_QUALITY
+
+    return [(value, _QUALITY_LABELS[value]) for value in MISSING_QUALITY]
 
 
 class GapFillAlgorithm(LSTAlgorithm):
@@ -46,7 +54,9 @@ class GapFillAlgorithm(LSTAlgorithm):
         "Pixels never observed in the series stay nodata unless FILL_NEVER_OBSERVED is set. A date "
         "with less valid data than MIN_VALID_FRACTION stops the run with its name. Each output "
         "*_filled.tif has a *_fillflags.tif: 0 observed, 1 filled in time, 2 in space, 255 nodata; "
-        "gapfill_report.json gives the fractions per date."
+        "gapfill_report.json gives the fractions per date and the quality file that masked its clouds.\n\n"
+        "A MODIS or Landsat product whose QC/QA_PIXEL file is not beside it would keep its clouds as data: "
+        "the run stops and names it, unless MISSING_QUALITY says to use it unmasked."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -64,8 +74,11 @@ class GapFillAlgorithm(LSTAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "MIN_VALID_FRACTION", "Refuse dates with less valid data than (0-1)",
             QgsProcessingParameterNumber.Double, 0.0, False, 0.0, 1.0))
-        add_advanced(self, [QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS],
-                                                       defaultValue=0)])
+        add_advanced(self, [
+            QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
+            QgsProcessingParameterEnum("MISSING_QUALITY", "Products without their QA_PIXEL/QC file",
+                                       [q[1] for q in missing_quality_options()], defaultValue=0),
+        ])
         self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the filled rasters", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Gap-filled series"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Gap-fill report (JSON)"))
@@ -86,6 +99,7 @@ class GapFillAlgorithm(LSTAlgorithm):
                 fill_never_observed=self.parameterAsBool(parameters, "FILL_NEVER_OBSERVED", context),
                 min_valid_fraction=self.parameterAsDouble(parameters, "MIN_VALID_FRACTION", context),
                 unit=enum_value(self, parameters, "UNIT", context, UNITS),
+                missing_quality=enum_value(self, parameters, "MISSING_QUALITY", context, missing_quality_options()),
                 progress=progress_from(feedback),
             )
         report = json.loads(report_path.read_text())

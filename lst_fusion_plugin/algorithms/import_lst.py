@@ -47,6 +47,9 @@ class ImportLSTAlgorithm(LSTAlgorithm):
             "UNIT", "Unit of a float input", [u[1] for u in INPUT_UNITS], defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             "MODIS_LAYER", "MODIS layer (HDF files)", [m[1] for m in MODIS_LAYERS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterFile(
+            "QUALITY", "Quality file, when not beside the product (Landsat QA_PIXEL, MODIS QC)", optional=True,
+            fileFilter="Rasters (*.tif *.TIF *.tiff *.hdf);;All files (*)"))
         self.addParameter(QgsProcessingParameterString(
             "DATE", "Acquisition date (YYYY-MM-DD; empty = from the file name)", "", optional=True))
         self.addParameter(QgsProcessingParameterEnum(
@@ -58,6 +61,7 @@ class ImportLSTAlgorithm(LSTAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
             from backend.errors import InputError
+            from backend.outputs import check_raster_output
             from backend.readers import read_lst
             from backend.writers import write_lst
 
@@ -67,16 +71,21 @@ class ImportLSTAlgorithm(LSTAlgorithm):
             out_unit = OUTPUT_UNITS[self.parameterAsEnum(parameters, "OUTPUT_UNIT", context)][0]
             modis_layer = MODIS_LAYERS[self.parameterAsEnum(parameters, "MODIS_LAYER", context)][0]
             date = self.parameterAsString(parameters, "DATE", context) or None
+            quality = self.parameterAsFile(parameters, "QUALITY", context) or None
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+            check_raster_output(output, [source, quality])
             progress = progress_from(feedback)
             try:
                 raster = read_lst(source, product=product, unit=unit, date=date, progress=progress.sub(0, 0.5),
-                                  modis_layer=modis_layer)
+                                  modis_layer=modis_layer, quality_path=quality)
             except ValueError as exc:
                 if isinstance(exc, InputError):
                     raise
                 raise InputError(f"DATE: {exc}") from exc
-            write_lst(raster, output, unit=out_unit, progress=progress.sub(0.5, 1.0))
+            if raster.date is None:
+                progress.warn(f"{source}: no acquisition date in its name or metadata. Give DATE (YYYY-MM-DD): "
+                              "the series and fusion algorithms need it.")
+            write_lst(raster, output, unit=out_unit, progress=progress.sub(0.5, 1.0), inputs=(source, quality))
         date_text = raster.date.isoformat() if raster.date else ""
         style_output(context, output, f"LST {date_text} {raster.product}".strip(), out_unit)
         return {"OUTPUT": output, "DATE_OUT": date_text, "VALID_FRACTION": raster.valid_fraction}

@@ -77,10 +77,17 @@ class ResampleAlgorithm(LSTAlgorithm):
         if folder:
             return reference_grid(folder)
         crs = self.parameterAsCrs(parameters, "TARGET_CRS", context)
-        resolution = self.parameterAsDouble(parameters, "RESOLUTION", context)
-        if not crs.isValid() or not resolution or parameters.get("EXTENT") in (None, ""):
+        given = {"TARGET_CRS": crs.isValid(), "RESOLUTION": parameters.get("RESOLUTION") not in (None, ""),
+                 "EXTENT": parameters.get("EXTENT") not in (None, "")}
+        if not all(given.values()):
+            missing = ", ".join(name for name, ok in given.items() if not ok)
             raise QgsProcessingException(
-                "Give a REFERENCE raster or REFERENCE_FOLDER, or TARGET_CRS, RESOLUTION and EXTENT together.")
+                "Give a REFERENCE raster or REFERENCE_FOLDER, or TARGET_CRS, RESOLUTION and EXTENT together "
+                f"(missing: {missing}).")
+        resolution = self.parameterAsDouble(parameters, "RESOLUTION", context)
+        if not resolution > 0:
+            raise QgsProcessingException(
+                f"RESOLUTION must be a positive pixel size in the units of TARGET_CRS, got {resolution:g}.")
         extent = self.parameterAsExtent(parameters, "EXTENT", context, crs)
         bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
         return Grid.from_bounds(crs.toWkt(), resolution, bounds)

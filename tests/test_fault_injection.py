@@ -1,0 +1,580 @@
+"""Fault injection: hostile outputs, implausible inputs, full disks, unwritable folders and signals.
+
+Every case runs an algorithm the way a user does (``processing.run`` in-process, or
+``qgis_process`` in a subprocess for exits, file-size limits and signals) and checks the
+contract of backend/outputs.py: a clear message naming the file or parameter, a failed
+run (exception / non-zero exit), and nothing the user had lost or changed — every file
+of the workspace is checksummed before and after, and no partial or temporary file is
+left. The cases are listed at the end of the test run (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from backend import outputs
+from backend.resample import reference_grid, resample_series
+from backend.sample_data import SampleSpec, generate_sample_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+WRAPPER = REPO / "scripts" / "qgis_process"
+TMP = re.compile(r"\.lstf-|\.part")
+
+
+# ------------------------------------------------------------------ workspace
+
+def digest(root: Path) -> dict[str, str]:
+    """Checksum of every file (and the target of every link) under ``root``."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "link->" + os.readlink(p)
+        elif p.is_file():
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[rel] = "dir"
+    return out
+
+
+def unchanged(before: dict[str, str], after: dict[str, str]) -> bool:
+    """Every file is as it was and nothing new appeared, except the ``.aux.xml`` statistics that
+    QGIS itself (GDAL's PAM) writes beside a raster when an algorithm loads it as a layer."""
+    added = set(after) - set(before)
+    return all(after.get(k) == v for k, v in before.items()) and all(k.endswith(".aux.xml") for k in added)
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if TMP.search(p.name))
+
+
+@dataclass
+class Workspace:
+    """A user's folder: a sample dataset, its gap-filled and resampled series, and unrelated files."""
+
+    root: Path
+
+    @property
+    def sample(self) -> Path:
+        return self.root / "sample"
+
+    @property
+    def landsat(self) -> Path:
+        return self.root / "landsat"
+
+    @property
+    def modis30(self) -> Path:
+        return self.root / "modis30"
+
+    @property
+    def docs(self) -> Path:
+        return self.root / "MyProject"
+
+    def filled(self, k: int) -> str:
+        return str(sorted(self.landsat.glob("*_filled.tif"))[k])
+
+    def coarse(self, k: int) -> str:
+        return str(sorted(self.modis30.glob("*.tif"))[k])
+
+    def st_b10(self, k: int = 0) -> Path:
+        return sorted((self.sample / "landsat").glob("*_ST_B10.TIF"))[k]
+
+    def modis_lst(self, k: int = 0) -> Path:
+        return sorted((self.sample / "modis").glob("*LST_Day_1km*.tif"))[k]
+
+    def fuse_params(self, **extra) -> dict:
+        return {"METHOD": 0, "WINDOW": 11, "FINE_T1": self.filled(0), "COARSE_T1": self.coarse(0),
+                "COARSE_T2": self.coarse(1), "OUTPUT": str(self.root / "fused.tif"), **extra}
+
+
+def _user_raster(path: Path, data: np.ndarray, dtype: str, nodata=None) -> None:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=dtype,
+                       crs="EPSG:32631", transform=Affine(30, 0, 600000, 0, -30, 5300000), nodata=nodata) as dst:
+        dst.write(data.astype(dtype), 1)
+
+
+@pytest.fixture(scope="module")
+def base(tiny_patches, tmp_path_factory) -> Path:
+    """The shared tiny chain (sample, gap-filled, resampled, patches) plus a user's own files."""
+    root = tmp_path_factory.mktemp("fault_base") / "ws"
+    shutil.copytree(tiny_patches.parent, root, symlinks=True)
+    docs = root / "MyProject"
+    docs.mkdir()
+    (docs / "thesis.docx").write_bytes(b"PK\x03\x04 three years of work")
+    rng = np.random.default_rng(0)
+    _user_raster(docs / "dem.tif", rng.uniform(100, 300, (20, 20)), "float32")
+    _user_raster(docs / "zeros_celsius.tif", np.zeros((40, 40)), "float32")
+    _user_raster(docs / "reflectance.tif", rng.uniform(0.02, 0.6, (40, 40)), "float32")
+    _user_raster(docs / "sr_b4_dn.tif", rng.integers(7300, 9000, (40, 40)), "uint16")
+    (docs / "manifest.json").write_text('{"my": "own manifest"}')
+    return root
+
+
+@pytest.fixture()
+def ws(base, tmp_path) -> Workspace:
+    root = tmp_path / "ws"
+    shutil.copytree(base, root, symlinks=True)
+    return Workspace(root)
+
+
+def run_alg(alg: str, params: dict, feedback: QgsProcessingFeedback | None = None) -> dict:
+    import processing
+
+    return processing.run(f"lst_fusion:{alg}", params, feedback=feedback or QgsProcessingFeedback())
+
+
+# ------------------------------------------------------------- refused runs
+
+@dataclass
+class Case:
+    alg: str
+    params: Callable[[Workspace], dict]
+    message: str  # regex the error must match: it names the file or parameter and what to do
+
+
+def _gapfill(ws: Workspace, out, **extra) -> dict:
+    return {"INPUT": str(ws.sample / "landsat"), "SENSOR": 1, "OUTPUT_FOLDER": str(out), **extra}
+
+
+def _resample(ws: Workspace, out, **extra) -> dict:
+    return {"INPUT": str(ws.sample / "modis"), "REFERENCE": ws.filled(0), "OUTPUT_FOLDER": str(out), **extra}
+
+
+def _patches(ws: Workspace, out) -> dict:
+    return {"FINE": str(ws.landsat), "COARSE": str(ws.modis30), "PATCH_SIZE": 16, "STRIDE": 16,
+            "TEST_FRACTION": 0.0, "VAL_FRACTION": 0.0, "OUTPUT_FOLDER": str(out)}
+
+
+def _import(path, out, **extra) -> dict:
+    return {"INPUT": str(path), "OUTPUT": str(out), **extra}
+
+
+CASES = {
+    # ---- a raster OUTPUT that is a folder, an input, a companion, a foreign file, a wrong format
+    "import-output-is-a-folder": Case(
+        "import_lst", lambda w: _import(w.st_b10(), w.docs), r"OUTPUT: .*MyProject is an existing folder"),
+    "import-output-is-its-own-folder": Case(
+        "import_lst", lambda w: _import(w.st_b10(), w.sample / "landsat"), r"landsat is an existing folder"),
+    "import-output-is-the-input": Case(
+        "import_lst", lambda w: _import(w.st_b10(), w.st_b10()), r"OUTPUT: .*ST_B10.TIF is an input of this run"),
+    "import-output-is-the-qa-file": Case(
+        "import_lst", lambda w: _import(w.st_b10(), str(w.st_b10()).replace("ST_B10", "QA_PIXEL")),
+        r"QA_PIXEL.TIF exists and was not written by LST Fusion"),
+    "import-output-is-a-user-raster": Case(
+        "import_lst", lambda w: _import(w.st_b10(), w.docs / "dem.tif"), r"dem.tif exists and was not written"),
+    "import-output-png": Case(
+        "import_lst", lambda w: _import(w.st_b10(), w.root / "lst.png"),
+        r"OUTPUT: lst.png .*name the output with .tif"),
+    "fuse-output-is-fine-input": Case(
+        "fuse", lambda w: w.fuse_params(OUTPUT=w.filled(0)), r"OUTPUT: .*_filled.tif is an input of this run"),
+    "fuse-output-is-a-folder": Case(
+        "fuse", lambda w: w.fuse_params(OUTPUT=str(w.docs)), r"MyProject is an existing folder"),
+    "fuse-output-is-a-link-to-an-input": Case(
+        "fuse", lambda w: (os.symlink(w.coarse(1), w.root / "link.tif"),
+                           w.fuse_params(OUTPUT=str(w.root / "link.tif")))[1],
+        r"is an input of this run"),
+    "fuse-output-inside-a-file": Case(
+        "fuse", lambda w: w.fuse_params(OUTPUT=str(w.docs / "thesis.docx" / "x.tif")), r"thesis.docx is a file"),
+    # ---- folder outputs: the input, inside the input, foreign, another algorithm's, a file
+    "gapfill-output-is-the-input": Case(
+        "gap_fill", lambda w: _gapfill(w, w.sample / "landsat"), r"OUTPUT_FOLDER: .*landsat is an input"),
+    "gapfill-output-inside-the-input": Case(
+        "gap_fill", lambda w: _gapfill(w, w.sample / "landsat" / "filled"), r"inside the input folder"),
+    "gapfill-output-is-a-users-folder": Case(
+        "gap_fill", lambda w: _gapfill(w, w.docs), r"MyProject is not empty \(.*\) and was not written by LST"),
+    "gapfill-output-is-a-file": Case(
+        "gap_fill", lambda w: _gapfill(w, w.docs / "thesis.docx"), r"thesis.docx is a file"),
+    "gapfill-output-holds-its-inputs": Case(
+        "gap_fill", lambda w: {"INPUT_FILES": [w.filled(0), w.filled(1)], "OUTPUT_FOLDER": str(w.landsat)},
+        r"holds the input .*_filled.tif"),
+    "resample-output-is-a-gapfill-output": Case(
+        "resample", lambda w: _resample(w, w.root / "modis"), r"holds the output of 'gap_fill', not of 'resample'"),
+    "resample-output-is-a-users-folder": Case(
+        "resample", lambda w: _resample(w, w.docs), r"MyProject is not empty"),
+    "patches-output-is-the-sample-dataset": Case(
+        "build_patches", lambda w: _patches(w, w.sample), r"holds the output of 'generate_sample_dataset'"),
+    "patches-output-is-the-fine-input": Case(
+        "build_patches", lambda w: _patches(w, w.landsat), r"landsat is an input"),
+    "sample-output-has-a-foreign-manifest": Case(
+        "generate_sample_dataset", lambda w: {"OUTPUT_FOLDER": str(w.docs), "WIDTH": 16, "HEIGHT": 16},
+        r"MyProject is not empty"),
+    "sample-output-is-a-gapfill-output": Case(
+        "generate_sample_dataset", lambda w: {"OUTPUT_FOLDER": str(w.landsat), "WIDTH": 16, "HEIGHT": 16},
+        r"holds the output of 'gap_fill'"),
+    "train-output-is-a-users-folder": Case(
+        "train", lambda w: {"DATASET": str(w.root / "patches"), "OUTPUT_FOLDER": str(w.docs), "EPOCHS": 1},
+        r"OUTPUT_FOLDER: .*MyProject is not empty"),
+    "train-output-is-the-dataset": Case(
+        "train", lambda w: {"DATASET": str(w.root / "patches"), "OUTPUT_FOLDER": str(w.root / "patches"),
+                            "EPOCHS": 1},
+        r"OUTPUT_FOLDER: .*patches is an input of this run"),
+    # ---- size guard
+    "resample-resolution-0.01": Case(
+        "resample", lambda w: {"INPUT": str(w.sample / "modis"), "TARGET_CRS": "EPSG:32631",
+                               "RESOLUTION": 0.01, "EXTENT": "600000,603600,5296400,5300000 [EPSG:32631]",
+                               "OUTPUT_FOLDER": str(w.root / "r")},
+        r"OUTPUT_FOLDER: the output grid would be 360,00\d × 360,00\d px .* over the limit"),
+    "resample-resolution-zero": Case(
+        "resample", lambda w: {"INPUT": str(w.sample / "modis"), "TARGET_CRS": "EPSG:32631", "RESOLUTION": 0,
+                               "EXTENT": "600000,601000,5299000,5300000 [EPSG:32631]",
+                               "OUTPUT_FOLDER": str(w.root / "r")},
+        r"RESOLUTION must be a positive pixel size .* got 0"),
+    # ---- values that cannot be LST
+    "float-zeros-declared-celsius": Case(
+        "import_lst", lambda w: _import(w.docs / "zeros_celsius.tif", w.root / "o.tif", UNIT=2),
+        r"zeros_celsius.tif: every valid pixel holds 0"),
+    "float-reflectance-declared-celsius": Case(
+        "import_lst", lambda w: _import(w.docs / "reflectance.tif", w.root / "o.tif", UNIT=2),
+        r"reflectance.tif: all values lie between 0 and 1"),
+    "landsat-st-b10-forced-as-modis": Case(
+        "import_lst", lambda w: _import(w.st_b10(), w.root / "o.tif", PRODUCT=1), r"its name says Landsat"),
+    "modis-forced-as-landsat": Case(
+        "import_lst", lambda w: _import(w.modis_lst(), w.root / "o.tif", PRODUCT=2), r"its name says MOD11A1"),
+    "raw-dn-forced-as-modis": Case(
+        "import_lst", lambda w: _import(w.docs / "sr_b4_dn.tif", w.root / "o.tif", PRODUCT=1),
+        r"sr_b4_dn.tif: decoded as MODIS LST .* not land surface temperature \(median 1[56]\d\.\d K"),
+    "raw-dn-forced-as-landsat": Case(
+        "import_lst", lambda w: _import(w.docs / "sr_b4_dn.tif", w.root / "o.tif", PRODUCT=2),
+        r"sr_b4_dn.tif: decoded as Landsat ST_B10 .* not land surface temperature"),
+    "float-without-unit": Case(
+        "import_lst", lambda w: _import(w.docs / "dem.tif", w.root / "o.tif"), r"dem.tif: a float raster without a "
+        r"stored unit. Declare its unit .*\(UNIT\): Kelvin or Celsius"),
+    # ---- misleading messages, now clear
+    "folder-given-as-input": Case(
+        "import_lst", lambda w: _import(w.sample / "landsat", w.root / "o.tif"), r"landsat: is a folder"),
+    "gapfill-landsat-without-qa": Case(
+        "gap_fill", lambda w: ([p.unlink() for p in (w.sample / "landsat").glob("*QA_PIXEL*")],
+                               _gapfill(w, w.root / "g"))[1],
+        r"6 product\(s\) have no quality file.*LC08.*ST_B10.TIF.*MISSING_QUALITY"),
+    "starfm-given-a-second-pair": Case(
+        "fuse", lambda w: w.fuse_params(FINE_T3=w.filled(2), COARSE_T3=w.coarse(2)),
+        r"STARFM uses 1 reference pair\(s\).*2 given.*ESTARFM"),
+    "starfm-zero-coarse-uncertainty": Case(
+        "fuse", lambda w: w.fuse_params(COARSE_UNCERTAINTY=0.0), r"COARSE_UNCERTAINTY must be greater than 0 K"),
+    "gapfill-spatial-all-nan-date": Case(
+        "gap_fill", lambda w: {"INPUT_FILES": [w.filled(0), str(w.root / "empty_20200601.tif")], "METHOD": 2,
+                               "UNIT": 1, "OUTPUT_FOLDER": str(w.root / "g")},
+        r"2020-06-01 \(empty_20200601.tif\) has no valid pixel"),
+}
+
+
+def _prepare_all_nan(ws: Workspace) -> None:
+    with rasterio.open(ws.filled(0)) as src:
+        profile, shape, tags = src.profile, src.shape, src.tags()
+    with rasterio.open(ws.root / "empty_20200601.tif", "w", **profile) as dst:
+        dst.write(np.full(shape, np.nan, np.float32), 1)
+        dst.update_tags(**{**tags, "ACQUISITION_DATE": "2020-06-01"})
+
+
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_refused_run_loses_nothing(case_id, provider, ws):
+    case = CASES[case_id]
+    if case_id == "gapfill-spatial-all-nan-date":
+        _prepare_all_nan(ws)
+    params = case.params(ws)  # may itself arrange the workspace (links, removed QA files)
+    before = digest(ws.root)
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg(case.alg, params)
+    message = str(err.value)
+    assert re.search(case.message, message, re.S), message
+    assert "Traceback" not in message
+    assert unchanged(before, digest(ws.root)), "the workspace changed"
+    assert leftovers(ws.root) == []
+
+
+# ------------------------------------------------------- runs that must work
+
+def test_rerun_into_own_folder_keeps_the_users_files(provider, ws):
+    out = ws.root / "g"
+    run_alg("gap_fill", _gapfill(ws, out))
+    (out / "my_notes.txt").write_text("field visit 12 May")
+    first = sorted(p.name for p in out.iterdir())
+    run_alg("gap_fill", _gapfill(ws, out, METHOD=2))
+    assert (out / "my_notes.txt").read_text() == "field visit 12 May"
+    assert sorted(p.name for p in out.iterdir()) == first
+    # A run that now writes fewer dates removes only the files its predecessor listed.
+    run_alg("gap_fill", {"INPUT_FILES": [str(p) for p in sorted((ws.sample / "landsat").glob("*ST_B10.TIF"))[:2]],
+                         "OUTPUT_FOLDER": str(out)})
+    assert len(list(out.glob("*_filled.tif"))) == 2 and (out / "my_notes.txt").exists()
+    assert outputs.read_record(out)["algorithm"] == "gap_fill"
+
+
+def test_user_file_named_like_an_output_is_not_replaced(provider, ws):
+    out = ws.root / "g"
+    run_alg("gap_fill", {"INPUT_FILES": [str(ws.st_b10(0))], "METHOD": 2, "OUTPUT_FOLDER": str(out)})
+    name = ws.st_b10(1).name[:-4] + "_filled.tif"  # what the next run writes for the second date
+    (out / name).write_bytes(b"mine")
+    before = digest(out)
+    with pytest.raises(QgsProcessingException, match=rf"already holds {re.escape(name)}, which LST Fusion did not"):
+        run_alg("gap_fill", _gapfill(ws, out))
+    assert unchanged(before, digest(out)) and leftovers(ws.root) == []
+
+
+def test_symlinked_output_folder_is_written_through(provider, ws):
+    real = ws.root / "real_out"
+    (ws.root / "link_out").symlink_to(real, target_is_directory=True)
+    real.mkdir()
+    run_alg("gap_fill", _gapfill(ws, ws.root / "link_out"))
+    run_alg("gap_fill", _gapfill(ws, ws.root / "link_out"))
+    assert (ws.root / "link_out").is_symlink() and len(list(real.glob("*_filled.tif"))) == 6
+    assert leftovers(ws.root) == []
+
+
+def test_missing_qa_can_be_accepted_and_is_reported(provider, ws):
+    for p in (ws.sample / "landsat").glob("*QA_PIXEL*"):
+        p.unlink()
+    feedback = QgsProcessingFeedback()
+    warnings: list[str] = []
+    feedback.pushWarning = warnings.append
+    res = run_alg("gap_fill", _gapfill(ws, ws.root / "g", MISSING_QUALITY=1), feedback)
+    import json
+
+    report = json.loads(Path(res["REPORT"]).read_text())
+    assert {d["cloud_mask"] for d in report["dates"]} == {"none"}
+    assert len([w for w in warnings if "clouds are NOT masked" in w]) == 6
+
+
+def test_import_without_a_date_warns(provider, ws):
+    feedback = QgsProcessingFeedback()
+    warnings: list[str] = []
+    feedback.pushWarning = warnings.append
+    rng = np.random.default_rng(1)
+    _user_raster(ws.root / "lst.tif", rng.uniform(290, 310, (30, 30)), "float32")
+    res = run_alg("import_lst", _import(ws.root / "lst.tif", ws.root / "o.tif", UNIT=1), feedback)
+    assert res["DATE_OUT"] == "" and any("no acquisition date" in w and "DATE" in w for w in warnings)
+
+
+def test_same_file_twice_is_read_once(provider, ws):
+    res = run_alg("gap_fill", _gapfill(ws, ws.root / "g", INPUT_FILES=[str(ws.st_b10(0))]))
+    assert res["DATE_COUNT"] == 6
+
+
+def test_size_guard_sees_the_free_space(provider, ws, monkeypatch):
+    usage = shutil.disk_usage(ws.root)
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: usage._replace(free=10_000))
+    before = digest(ws.root)
+    with pytest.raises(QgsProcessingException, match=r"OUTPUT_FOLDER: the output needs up to .* only 9.8 KiB is free"):
+        run_alg("gap_fill", _gapfill(ws, ws.root / "g"))
+    assert unchanged(before, digest(ws.root))
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(ws):
+    from backend.atomic import _host
+
+    final = ws.root / "fused.tif"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = ws.root / f".fused.tif.lstf-{_host()}-{dead.pid}-abcdef.part.tif"
+    stale.write_bytes(b"x" * 1000)
+    live = ws.root / f".fused.tif.lstf-{_host()}-{os.getppid()}-abcdef.part.tif"
+    live.write_bytes(b"another run, still going")
+    assert outputs.check_raster_output(final) == final.resolve()
+    assert not stale.exists() and live.exists()
+
+
+# ------------------------------------------------------- real file systems
+
+@pytest.fixture()
+def readonly(tmp_path):
+    """A folder no run can write into: read-only bind mount as root, permissions otherwise."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep")
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
+    mounted = mounted and subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)],
+                                         capture_output=True).returncode == 0
+    if not mounted:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+        pytest.skip("cannot make a read-only folder here (root without mount permission)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("alg", ["fuse", "gap_fill"])
+def test_unwritable_output_folder(alg, provider, ws, readonly):
+    params = (ws.fuse_params(OUTPUT=str(readonly / "sub" / "fused.tif")) if alg == "fuse"
+              else _gapfill(ws, readonly / "g"))
+    before = digest(ws.root)
+    with pytest.raises(QgsProcessingException, match=r"no permission to write in .*readonly"):
+        run_alg(alg, params)
+    assert unchanged(before, digest(ws.root)) and sorted(p.name for p in readonly.iterdir()) == ["keep.txt"]
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs (root only), the real thing a full USB stick or quota is."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_small_disk_is_refused_before_writing(provider, ws, small_disk):
+    (small_disk / "filler.bin").write_bytes(b"\0" * 240_000)
+    with pytest.raises(QgsProcessingException, match=r"the output needs up to .* only .* free on the disk"):
+        run_alg("resample", _resample(ws, small_disk / "r"))
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin"]
+
+
+# ------------------------------------------------- qgis_process: exits, limits, signals
+
+@pytest.fixture(scope="module")
+def qgis_env(tmp_path_factory):
+    """A throw-away QGIS profile, initialised once so limited runs only write their outputs."""
+    env = dict(os.environ)
+    env["QGIS_CUSTOM_CONFIG_PATH"] = str(tmp_path_factory.mktemp("qgis_config"))
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env.pop("QGIS_PLUGINPATH", None)
+    subprocess.run([str(WRAPPER), "list"], env=env, capture_output=True, timeout=300, check=True)
+    return env
+
+
+def _args(alg: str, params: dict) -> list[str]:
+    args = [str(WRAPPER), "run", f"lst_fusion:{alg}", "--"]
+    for key, value in params.items():
+        for v in value if isinstance(value, list) else [value]:
+            args.append(f"{key}={v}")
+    return args
+
+
+def _limit_file_size(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return apply
+
+
+FILE_LIMIT_CASES = {
+    "fuse": lambda w: w.fuse_params(),
+    "import_lst": lambda w: _import(w.st_b10(), w.root / "imported.tif"),
+    "gap_fill": lambda w: _gapfill(w, w.root / "filled"),
+    "resample": lambda w: _resample(w, w.root / "resampled"),
+    "build_patches": lambda w: _patches(w, w.root / "filled"),
+    "generate_sample_dataset": lambda w: {"OUTPUT_FOLDER": str(w.root / "filled"), "WIDTH": 64, "HEIGHT": 64,
+                                          "N_DATES": 2},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alg", list(FILE_LIMIT_CASES))
+def test_write_failure_exits_nonzero_and_keeps_the_previous_output(alg, ws, qgis_env):
+    """A file-size limit makes every write past 4 KiB fail, as a full disk does: the run must
+    fail with a message naming the output, and the previous good output stay as it was."""
+    params = FILE_LIMIT_CASES[alg](ws)
+    done = subprocess.run(_args(alg, params), env=qgis_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    before = digest(ws.root)
+    run = subprocess.run(_args(alg, params), env=qgis_env, capture_output=True, text=True, timeout=300,
+                         preexec_fn=_limit_file_size(4096))
+    text = run.stdout + run.stderr
+    assert run.returncode != 0, text[-2000:]
+    failure = r"(size limit|disk is full|could not write the whole raster)"
+    assert re.search(rf"(fused.tif|imported.tif|filled|resampled): .*{failure}", text), text[-2000:]
+    assert "Traceback" not in text
+    assert unchanged(before, digest(ws.root))
+    assert leftovers(ws.root) == []
+
+
+def _wait_for_temporary(root: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if leftovers(root):
+            return
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the run ended before it was interrupted: {out[-1000:]}{err[-1000:]}")
+        time.sleep(0.02)
+    raise AssertionError("no temporary output appeared")
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory) -> Workspace:
+    """A series large enough that a run is still writing when the signal comes."""
+    root = tmp_path_factory.mktemp("fault_large")
+    spec = SampleSpec(width=600, height=600, n_dates=5, start=dt.date(2020, 5, 1), end=dt.date(2020, 8, 1),
+                      cloudiness=0.4, seed=3)
+    generate_sample_dataset(root / "sample", spec)
+    # Fusion inputs: the Landsat products as given (clouds masked on reading) and MODIS on their grid.
+    resample_series([root / "sample" / "modis"], root / "modis30", reference_grid(root / "sample" / "landsat"))
+    return Workspace(root)
+
+
+def _signal_run(ws: Workspace, alg: str, out: Path) -> list[str]:
+    if alg == "fuse":
+        return _args("fuse", {"METHOD": 0, "WINDOW": 51, "FINE_T1": str(ws.st_b10(0)), "COARSE_T1": ws.coarse(0),
+                              "COARSE_T2": ws.coarse(1), "OUTPUT": str(out) + ".tif"})
+    return _args("gap_fill", _gapfill(ws, out, MAX_DISTANCE_PX=40))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("alg", ["gap_fill", "fuse"])
+def test_signal_stops_the_run_and_removes_its_temporary(alg, sig, large, qgis_env):
+    out = large.root / f"{alg}_{sig.name}"
+    before = digest(large.root)
+    proc = subprocess.Popen(_signal_run(large, alg, out), env=qgis_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_temporary(large.root, proc)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    assert proc.returncode != 0
+    assert f"Stopped by {sig.name}" in stdout + stderr, (stdout + stderr)[-2000:]
+    assert unchanged(before, digest(large.root)) and leftovers(large.root) == []
+    assert not out.exists() and not Path(str(out) + ".tif").exists()
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_a_temporary_the_next_run_removes(large, qgis_env):
+    out = large.root / "killed"
+    proc = subprocess.Popen(_args("gap_fill", _gapfill(large, out, MAX_DISTANCE_PX=40)), env=qgis_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_temporary(large.root, proc)
+    proc.kill()
+    proc.wait()
+    assert leftovers(large.root) and not out.exists()
+    done = subprocess.run(_args("gap_fill", _gapfill(large, out, MAX_DISTANCE_PX=40)), env=qgis_env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert leftovers(large.root) == [] and len(list(out.glob("*_filled.tif"))) == 5
+
+
+def test_gapfilling_filled_rasters_keeps_names_and_flags(provider, ws):
+    """Filling a gap-filled series again (e.g. with other settings) must not write *_filled_filled.tif
+    nor call observed what the first run filled."""
+    out = ws.root / "again"
+    files = sorted(str(p) for p in ws.landsat.glob("*_filled.tif"))
+    run_alg("gap_fill", {"INPUT_FILES": files, "OUTPUT_FOLDER": str(out)})
+    assert sorted(p.name for p in out.glob("*_filled.tif")) == sorted(Path(f).name for f in files)
+    for name in (Path(f).name.replace("_filled.tif", "_fillflags.tif") for f in files):
+        with rasterio.open(ws.landsat / name) as first, rasterio.open(out / name) as second:
+            np.testing.assert_array_equal(second.read(1), first.read(1))
