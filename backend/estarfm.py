@@ -32,37 +32,13 @@ distribution's survival function (the reference code's 1 − pdf is not a p-valu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from numba import njit, prange
 from scipy.stats import f as f_dist
 
-from .errors import InputError
-
-
-@dataclass(frozen=True)
-class EstarfmParams:
-    window: int = 51  # px (half-window 25, as in the reference code)
-    classes: int = 4
-    min_similar: int = 5  # more than this many similar pixels are needed for the full model
-    min_coarse_change: float = 2.0  # K (2 % of a 100 K span)
-    max_slope: float = 5.0
-    significance: float = 0.05
-    valid_range: tuple[float, float] = (180.0, 360.0)  # K
-
-    def validate(self) -> None:
-        if self.window < 3 or self.window % 2 == 0:
-            raise InputError(f"WINDOW must be an odd number of pixels ≥ 3, got {self.window}.")
-        if self.classes < 1 or self.min_similar < 0:
-            raise InputError(f"CLASSES must be ≥ 1 (got {self.classes}) and MIN_SIMILAR ≥ 0 (got {self.min_similar}).")
-        if not self.valid_range[0] < self.valid_range[1]:
-            raise InputError("The valid LST range must be (low, high) with low < high.")
-
-    @property
-    def half(self) -> int:
-        return self.window // 2
+from .fusion_params import EstarfmParams
 
 
 @lru_cache(maxsize=8)

@@ -1,10 +1,10 @@
-"""Fuse a fine (Landsat) reference and coarse (MODIS) rasters into fine LST on the prediction date.
+"""Fuse fine (Landsat) and coarse (MODIS) rasters into fine LST on the prediction date.
 
-This module drives the classical methods (STARFM: one reference pair; ESTARFM: two
-pairs bracketing the date) over rasters of any size: it reads row blocks with a halo of
-half a window from every input, predicts the block, and writes it, so memory is bounded
-by the block, not the scene. Output pixels where the inputs give no valid support stay
-nodata and are counted in the output's metadata.
+One driver for every registered method (backend/fusion_methods.py): it checks the inputs
+once, prepares the method's scene-level state once, and lets the tiler read haloed
+windows from every input, run the method's kernel and write the result, so memory is
+bounded by a tile, not the scene. Output pixels where the inputs give no valid support
+stay nodata and are counted in the output's metadata.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tiler
 from .atomic import atomic_path
 from .errors import InputError
-from .estarfm import EstarfmParams, estarfm_block
-from .fusion_inputs import global_stats, load_fusion_inputs
-from .grid import block_rows_for
+from .fusion_inputs import load_fusion_inputs
+from .fusion_methods import get
 from .lst_raster import LSTRaster
 from .outputs import check_output_size, check_raster_output
 from .progress import Progress, ensure
-from .starfm import StarfmParams, starfm_block
 from .writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 
-METHODS = {"starfm": 1, "estarfm": 2}  # method -> reference pairs it needs
+METHODS = ("starfm", "estarfm", "onnx")
 
 
 @dataclass
@@ -44,65 +43,57 @@ def fuse(
     pairs: list[tuple[str | os.PathLike, str | os.PathLike]],
     coarse_target: str | os.PathLike,
     out_path: str | os.PathLike,
-    params: StarfmParams | EstarfmParams | None = None,
+    params=None,
     unit: str | None = None,
-    block_rows: int | None = None,
+    tile_rows: int | None = None,
+    tile_cols: int | None = None,
     progress: Progress | None = None,
 ) -> FusionResult:
     """Predict fine LST at the date of ``coarse_target`` with ``method`` and write it atomically.
 
     ``pairs`` are (fine, coarse) reference rasters of the same dates; every raster must be
-    on the fine grid (resample MODIS first).
+    on the fine grid (resample MODIS first). ``tile_rows``/``tile_cols`` override the
+    method's tiling (results do not depend on it beyond float rounding).
     """
     progress = ensure(progress)
-    method = method.lower()
-    if method not in METHODS:
-        raise InputError(f"Unknown fusion method {method!r}: choose one of {', '.join(METHODS)}.")
-    if params is None:
-        params = StarfmParams() if method == "starfm" else EstarfmParams()
+    spec = get(method)
+    params = params if params is not None else spec.params()
+    if not isinstance(params, spec.params):
+        raise InputError(f"{spec.title} takes {spec.params.__name__}, not {type(params).__name__}.")
     params.validate()
-    inputs = load_fusion_inputs(pairs, coarse_target, METHODS[method], bracket=method == "estarfm", unit=unit,
-                                method=method.upper(), progress=progress)
+    required = spec.references(params)
+    inputs = load_fusion_inputs(pairs, coarse_target, required, bracket=required == 2, unit=unit,
+                                method=spec.title.split(" (")[0], progress=progress)
     grid = inputs.grid
     out_path = check_raster_output(out_path, [p for pair in pairs for p in pair] + [coarse_target])
     check_output_size(out_path.parent, grid.width, grid.height, 4, progress=progress)
-    half = params.half
-    stats = [global_stats(f, grid) for f, _ in inputs.pairs]
-    thresholds = [std * 2.0 / params.classes for _, std in stats]
-    reference_temperature = stats[0][0]  # conditions ESTARFM's regression sums; any nearby value works
-    # About 30 float64 arrays per pixel of a block (inputs, derived terms, accumulators).
-    rows = block_rows or block_rows_for(grid.width, 240, 192 * 2**20)
-    blocks = list(grid.row_blocks(rows, half))
-    reference_items = [x for pair in inputs.pairs for x in pair]
-    progress.info(f"{method.upper()} on {grid.describe()}, window {params.window} px, predicting "
-                  f"{inputs.target_date} from {', '.join(str(f.date) for f, _ in inputs.pairs)}")
+    state = spec.prepare(inputs, params, progress)
+    rows = tile_rows or (spec.tile_rows(params, grid.width) if spec.tile_rows else grid.height)
+    cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
+    the_plan = tiler.plan(grid, spec.margin(params), rows, cols)
+    items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
+    readers = [lambda window, item=item: item.read(window).data for item in items]
+    progress.info(f"{spec.title.split(' (')[0]} on {grid.describe()}, predicting {inputs.target_date} from "
+                  f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(the_plan)} tile(s)")
     meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, inputs.target_date,
-                     f"{method.upper()} fusion", "landsat", str(inputs.coarse_target.path))
-    tags = {**lst_tags(meta, "K"), "FUSION_METHOD": method.upper(),
+                     f"{spec.name.upper()} fusion", "landsat", str(inputs.coarse_target.path))
+    tags = {**lst_tags(meta, "K"), "FUSION_METHOD": spec.name.upper(),
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params)}
-    valid_count = expected = 0
+    if spec.name == "onnx":
+        tags.update(FUSION_MODEL=state.card.model, FUSION_MODEL_FILE=Path(params.model).name,
+                    FUSION_EXECUTION_PROVIDER=state.provider)
     with atomic_path(out_path, verify=verify_raster) as tmp:
         with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
             describe_lst_band(dst, "K")
-            for b, (window, haloed, inner) in enumerate(blocks):
-                arrays = [it.read(haloed).data for it in reference_items] + [inputs.coarse_target.read(haloed).data]
-                if method == "starfm":
-                    f1, c1, c0 = arrays
-                    block = starfm_block(f1, c1, c0, inner, params, thresholds[0])
-                else:
-                    f1, c1, f3, c3, c2 = arrays
-                    block = estarfm_block(f1, c1, f3, c3, c2, inner, params, (thresholds[0], thresholds[1]),
-                                          reference_temperature)
-                dst.write(block, 1, window=window)
-                valid_count += int(np.isfinite(block).sum())
-                expected += block.size
-                progress.update((b + 1) / len(blocks))
-            nodata = expected - valid_count
+            valid, written = tiler.run(
+                the_plan, readers, lambda arrays, tile: spec.kernel(arrays, tile, params, state),
+                lambda block, window: dst.write(block, 1, window=window), spec.mode, progress)
+            nodata = written - valid
             dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
-        if valid_count == 0:
+        if valid == 0:
             raise InputError("No pixel could be predicted: the inputs share no valid pixel. Gap-fill them first.")
     if nodata:
-        progress.warn(f"{nodata} pixel(s) ({nodata / expected:.1%}) had no valid input and are nodata.")
-    return FusionResult(out_path, method, str(inputs.target_date),
-                        [str(f.date) for f, _ in inputs.pairs], valid_count / expected, nodata)
+        progress.warn(f"{nodata} pixel(s) ({nodata / written:.1%}) had no valid input and are nodata.")
+    return FusionResult(out_path, spec.name, str(inputs.target_date),
+                        [str(f.date) for f, _ in inputs.pairs], valid / written, nodata)

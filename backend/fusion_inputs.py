@@ -46,7 +46,8 @@ def load_fusion_inputs(
     """
     if len(pairs) != required_pairs:
         hint = (" The second pair (FINE_T3, COARSE_T3) is used by two-reference methods such as ESTARFM: "
-                "choose one of those, or leave the second pair out." if len(pairs) > required_pairs else "")
+                "choose one of those, or leave the second pair out." if len(pairs) > required_pairs else
+                " Give the second pair, FINE_T3 and COARSE_T3, of a date after the prediction date.")
         raise InputError(
             f"{method} uses {required_pairs} reference pair(s) (fine + coarse at the same date); "
             f"{len(pairs)} given.{hint}"

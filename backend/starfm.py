@@ -26,44 +26,11 @@ for the block/halo driver that bounds memory on any scene size.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
-from .errors import InputError
-
-
-@dataclass(frozen=True)
-class StarfmParams:
-    window: int = 51  # px; 1,500 m at 30 m (a 750 m search distance, as in the reference code)
-    classes: int = 4  # m: similar pixels are within 2σ/m of the centre
-    fine_uncertainty: float = 0.2  # K, σ_F (0.002 reflectance on a 100 K LST span)
-    coarse_uncertainty: float = 0.5  # K, σ_C (0.005 reflectance)
-    spatial_importance: float | None = None  # A in px; None = half the window
-    epsilon: float = 0.01  # K, added to S and T before inverting (the reference code's +1 DN)
-
-    def validate(self) -> None:
-        if self.window < 3 or self.window % 2 == 0:
-            raise InputError(f"WINDOW must be an odd number of pixels ≥ 3, got {self.window}.")
-        if self.classes < 1:
-            raise InputError(f"CLASSES must be at least 1, got {self.classes}.")
-        if min(self.fine_uncertainty, self.epsilon) < 0:
-            raise InputError(f"FINE_UNCERTAINTY ({self.fine_uncertainty:g} K) and epsilon ({self.epsilon:g} K) "
-                             "must not be negative.")
-        if not self.coarse_uncertainty > 0:
-            raise InputError(
-                f"COARSE_UNCERTAINTY must be greater than 0 K (MODIS LST's noise; 0.5 K by default), got "
-                f"{self.coarse_uncertainty:g}: STARFM keeps neighbours whose change is below the centre's plus "
-                "this margin, so with 0 none qualifies and nothing can be predicted.")
-
-    @property
-    def half(self) -> int:
-        return self.window // 2
-
-    @property
-    def importance(self) -> float:
-        return float(self.spatial_importance or self.half)
+from .fusion_params import StarfmParams
 
 
 @njit(parallel=True, cache=True)

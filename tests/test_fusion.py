@@ -145,15 +145,18 @@ def test_estarfm_beats_resampled_modis_on_sample_data(season, tmp_path, capsys):
     assert float(np.sqrt(np.nanmean((read_lst(starfm_result.path).data - truth) ** 2))) < rmse["modis"]
 
 
-def test_blocks_equal_single_pass(season, tmp_path):
+@pytest.mark.parametrize("method", ["starfm", "estarfm"])
+def test_tiles_equal_single_pass(method, season, tmp_path):
+    """Row bands and 2-D tiles of the shared tiler give exactly the whole-scene result."""
     root, _ = season
     fine = sorted((root / "landsat").glob("*_filled.tif"))
     coarse = sorted((root / "modis30").glob("modis_*.tif"))
-    params = EstarfmParams(window=21)
-    whole = fuse("estarfm", [(fine[0], coarse[0]), (fine[2], coarse[2])], coarse[1], tmp_path / "a.tif", params)
-    blocks = fuse("estarfm", [(fine[0], coarse[0]), (fine[2], coarse[2])], coarse[1], tmp_path / "b.tif", params,
-                  block_rows=23)
-    np.testing.assert_allclose(read_lst(whole.path).data, read_lst(blocks.path).data, atol=1e-4)
+    params = EstarfmParams(window=21) if method == "estarfm" else StarfmParams(window=21)
+    pairs = [(fine[0], coarse[0]), (fine[2], coarse[2])] if method == "estarfm" else [(fine[0], coarse[0])]
+    whole = read_lst(fuse(method, pairs, coarse[1], tmp_path / "a.tif", params, tile_rows=10**6).path).data
+    for k, (rows, cols) in enumerate(((23, None), (23, 31), (7, 100))):
+        tiled = fuse(method, pairs, coarse[1], tmp_path / f"b{k}.tif", params, tile_rows=rows, tile_cols=cols)
+        np.testing.assert_array_equal(read_lst(tiled.path).data, whole)
 
 
 def test_bad_inputs(season, tmp_path, sample_dataset):

@@ -1,11 +1,18 @@
-"""Processing algorithm: fuse fine and coarse LST into fine LST on the prediction date."""
+"""Processing algorithm: fuse fine and coarse LST into fine LST on the prediction date.
+
+Methods and their parameters come from the backend's fusion-method registry and the
+methods' parameter dataclasses: a method added there appears here with its parameters.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -14,8 +21,36 @@ from qgis.core import (
 from .base import LSTAlgorithm, add_advanced, backend_errors, enum_value, progress_from, style_output
 from .gapfill import UNITS
 
-METHODS = [("starfm", "STARFM (one reference pair)"), ("estarfm", "ESTARFM (two reference pairs around the date)")]
-INT, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+
+def _methods() -> list:
+    from backend.fusion_methods import METHODS
+
+    return list(METHODS.values())
+
+
+def _parameter(field, info):
+    """A Processing parameter for one exposed field of a method's parameter dataclass."""
+    if isinstance(field.default, str):
+        return QgsProcessingParameterFile(info.name, info.label, fileFilter=info.file_filter, optional=True)
+    kind = QgsProcessingParameterNumber.Integer if isinstance(field.default, int) \
+        else QgsProcessingParameterNumber.Double
+    param = QgsProcessingParameterNumber(info.name, info.label, kind, field.default, False)
+    if info.minimum is not None:
+        param.setMinimum(info.minimum)
+    if info.maximum is not None:
+        param.setMaximum(info.maximum)
+    return param
+
+
+def method_parameters() -> list[tuple[object, object]]:
+    """(field, info) of every method's exposed parameters, one per name (shared ones agree)."""
+    from backend.parameters import exposed
+
+    seen: dict[str, tuple[object, object]] = {}
+    for method in _methods():
+        for field, info in exposed(method.params):
+            seen.setdefault(info.name, (field, info))
+    return list(seen.values())
 
 
 class FuseAlgorithm(LSTAlgorithm):
@@ -27,35 +62,35 @@ class FuseAlgorithm(LSTAlgorithm):
         "STARFM (Gao et al., 2006) uses one reference pair — Landsat and MODIS of the same date (t1) — "
         "and MODIS at the prediction date (t2). ESTARFM (Zhu et al., 2010) uses two pairs, before (t1) "
         "and after (t3) the prediction date, and learns the fine/coarse conversion coefficient by "
-        "regression. All MODIS rasters must already be on the Landsat grid (Resample to a reference "
-        "grid); dates are read from the files.\n\n"
+        "regression. A trained deep model (EDCSTFN, STTFN or MLFF-GAN exported to ONNX by 'Train STF "
+        "model') runs with ONNX Runtime (CUDA when onnxruntime-gpu finds a GPU); its model card says whether "
+        "it takes one pair or two. All MODIS rasters must already be on the Landsat grid (Resample to a "
+        "reference grid); dates are read from the files.\n\n"
         "WINDOW is the moving window in fine pixels (51 = 1.5 km at 30 m); CLASSES sets how alike "
         "similar pixels must be (2σ/CLASSES). Thresholds of the reflectance originals are mapped to "
         "LST (see the documentation): sensor uncertainties 0.2 K (fine) and 0.5 K (coarse), minimum "
-        "coarse change 2 K. Pixels without valid inputs are left nodata and counted."
+        "coarse change 2 K. Deep models run on overlapping tiles (TILE, TILE_OVERLAP) blended without "
+        "seams. Pixels without valid inputs are left nodata and counted."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m[1] for m in METHODS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m.title for m in _methods()],
+                                                     defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer("FINE_T1", "Fine LST at t1 (Landsat)"))
         self.addParameter(QgsProcessingParameterRasterLayer("COARSE_T1", "Coarse LST at t1 (MODIS on the fine grid)"))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "COARSE_T2", "Coarse LST at the prediction date t2 (MODIS on the fine grid)"))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "FINE_T3", "Fine LST at t3, after t2 (ESTARFM)", optional=True))
+            "FINE_T3", "Fine LST at t3, after t2 (two-pair methods)", optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "COARSE_T3", "Coarse LST at t3 (ESTARFM)", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "WINDOW", "Window size (fine pixels, odd)", INT, 51, False, 3, 401))
-        self.addParameter(QgsProcessingParameterNumber("CLASSES", "Number of classes", INT, 4, False, 1, 50))
-        advanced = [
-            QgsProcessingParameterNumber("FINE_UNCERTAINTY", "STARFM fine uncertainty (K)", DOUBLE, 0.2, False, 0.0),
-            QgsProcessingParameterNumber("COARSE_UNCERTAINTY", "STARFM coarse uncertainty (K)", DOUBLE, 0.5, False,
-                                         0.0),
-            QgsProcessingParameterNumber("MIN_COARSE_CHANGE", "ESTARFM minimum coarse change for regression (K)",
-                                         DOUBLE, 2.0, False, 0.0),
-            QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
-        ]
+            "COARSE_T3", "Coarse LST at t3 (two-pair methods)", optional=True))
+        basic, advanced = [], []
+        for field, info in method_parameters():
+            (advanced if info.advanced else basic).append(_parameter(field, info))
+        for param in basic:
+            self.addParameter(param)
+        advanced.append(QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS],
+                                                   defaultValue=0))
         add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused LST"))
         self.addOutput(QgsProcessingOutputString("DATE", "Prediction date"))
@@ -66,16 +101,24 @@ class FuseAlgorithm(LSTAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, name, context)
         return layer.source() if layer is not None else None
 
+    def _values(self, parameters, context) -> dict:
+        values = {}
+        for field, info in method_parameters():
+            if isinstance(field.default, str):
+                values[info.name] = self.parameterAsFile(parameters, info.name, context) or ""
+            elif isinstance(field.default, int):
+                values[info.name] = self.parameterAsInt(parameters, info.name, context)
+            else:
+                values[info.name] = self.parameterAsDouble(parameters, info.name, context)
+        return values
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
             from backend.errors import InputError
-            from backend.estarfm import EstarfmParams
             from backend.fuse import fuse
-            from backend.starfm import StarfmParams
+            from backend.parameters import build
 
-            method = enum_value(self, parameters, "METHOD", context, METHODS)
-            window = self.parameterAsInt(parameters, "WINDOW", context)
-            classes = self.parameterAsInt(parameters, "CLASSES", context)
+            spec = _methods()[self.parameterAsEnum(parameters, "METHOD", context)]
             pairs = [(self._path(parameters, "FINE_T1", context), self._path(parameters, "COARSE_T1", context))]
             fine3, coarse3 = self._path(parameters, "FINE_T3", context), self._path(parameters, "COARSE_T3", context)
             if bool(fine3) != bool(coarse3):
@@ -83,19 +126,11 @@ class FuseAlgorithm(LSTAlgorithm):
                                  f"{'FINE_T3' if fine3 else 'COARSE_T3'} was given.")
             if fine3:
                 pairs.append((fine3, coarse3))  # the backend refuses it for one-pair methods, never ignores it
-            if method == "estarfm":
-                if not fine3:
-                    raise InputError("ESTARFM needs the second reference pair: FINE_T3 and COARSE_T3.")
-                params = EstarfmParams(window=window, classes=classes, min_coarse_change=self.parameterAsDouble(
-                    parameters, "MIN_COARSE_CHANGE", context))
-            else:
-                params = StarfmParams(
-                    window=window, classes=classes,
-                    fine_uncertainty=self.parameterAsDouble(parameters, "FINE_UNCERTAINTY", context),
-                    coarse_uncertainty=self.parameterAsDouble(parameters, "COARSE_UNCERTAINTY", context))
+            params = build(spec.params, self._values(parameters, context))
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-            result = fuse(method, pairs, self._path(parameters, "COARSE_T2", context), output, params,
+            result = fuse(spec.name, pairs, self._path(parameters, "COARSE_T2", context), output, params,
                           unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback))
-        style_output(context, output, f"LST {result.target_date} {method.upper()}")
+        label = Path(params.model).stem if spec.name == "onnx" else spec.name.upper()
+        style_output(context, output, f"LST {result.target_date} {label}")
         return {"OUTPUT": output, "DATE": result.target_date, "VALID_FRACTION": result.valid_fraction,
                 "NODATA_PIXELS": result.nodata_pixels}

@@ -1,0 +1,103 @@
+"""The fusion-method registry: STARFM, ESTARFM and trained ONNX models behind one interface.
+
+An entry says how many reference pairs the method needs (for an ONNX model, its card
+says), its parameter dataclass (the one source of defaults and of the user-facing
+parameters), a scene-level preparation run once per fusion (similarity thresholds from
+scene statistics, an ONNX Runtime session) and a kernel over one tile of haloed arrays.
+The tiler (backend/tiler.py) does the reading, writing and blending. Adding a method
+(FSDAF, say) is one module plus one entry here.
+
+Kernels receive the arrays in the order fine_t1, coarse_t1[, fine_t3, coarse_t3],
+coarse_t2 — the references sorted by date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import onnx_fusion
+from .errors import InputError
+from .fusion_inputs import FusionInputs, global_stats
+from .fusion_params import EstarfmParams, StarfmParams
+from .progress import Progress
+from .tiler import Tile
+
+
+@dataclass(frozen=True)
+class FusionMethod:
+    name: str
+    title: str
+    params: type
+    references: Callable[[Any], int]  # params -> reference pairs needed
+    prepare: Callable[[FusionInputs, Any, Progress], Any]  # scene-level state, computed once
+    margin: Callable[[Any], int]  # context a tile needs on every side (px)
+    kernel: Callable[[list[np.ndarray], Tile, Any, Any], np.ndarray]  # arrays, tile, params, state
+    mode: str = "crop"  # 'crop': exact inner part; 'blend': overlapping tiles averaged (CNNs)
+    tile_rows: Callable[[Any, int], int] | None = None  # params, width -> inner rows per tile
+    tile_cols: Callable[[Any], int | None] | None = None  # None: full-width bands
+
+
+# ------------------------------------------------------------------ STARFM / ESTARFM
+
+def _thresholds(inputs: FusionInputs, classes: int) -> list[tuple[float, float]]:
+    """Scene mean and similarity threshold 2σ/m of each fine reference, computed once."""
+    stats = [global_stats(fine, inputs.grid) for fine, _ in inputs.pairs]
+    return [(mean, std * 2.0 / classes) for mean, std in stats]
+
+
+def _starfm_kernel(arrays, tile: Tile, params: StarfmParams, state) -> np.ndarray:
+    from .starfm import starfm_block  # numba compiles on first use, not when the registry is read
+
+    f1, c1, c0 = arrays
+    return starfm_block(f1, c1, c0, tile.inner[0], params, state[0][1])[:, tile.inner[1]]
+
+
+def _estarfm_kernel(arrays, tile: Tile, params: EstarfmParams, state) -> np.ndarray:
+    from .estarfm import estarfm_block
+
+    f1, c1, f3, c3, c2 = arrays
+    # The first reference's scene mean conditions the regression sums; any nearby value works.
+    return estarfm_block(f1, c1, f3, c3, c2, tile.inner[0], params, (state[0][1], state[1][1]),
+                         state[0][0])[:, tile.inner[1]]
+
+
+def _window_rows(bytes_per_pixel: int) -> Callable[[Any, int], int]:
+    from .grid import block_rows_for
+
+    return lambda params, width: block_rows_for(width, bytes_per_pixel, 192 * 2**20)
+
+
+# ------------------------------------------------------------------ ONNX models
+
+def _onnx_kernel(arrays, tile: Tile, params: onnx_fusion.OnnxParams, state) -> np.ndarray:
+    roles = {"fine_t1": arrays[0], "coarse_t1": arrays[1], "coarse_t2": arrays[-1]}
+    if len(arrays) == 5:
+        roles.update(fine_t3=arrays[2], coarse_t3=arrays[3])
+    return onnx_fusion.predict(roles, state)
+
+
+METHODS: dict[str, FusionMethod] = {
+    "starfm": FusionMethod(
+        "starfm", "STARFM (one reference pair)", StarfmParams, lambda p: 1,
+        lambda inputs, p, progress: _thresholds(inputs, p.classes), lambda p: p.half, _starfm_kernel,
+        tile_rows=_window_rows(240)),
+    "estarfm": FusionMethod(
+        "estarfm", "ESTARFM (two reference pairs around the date)", EstarfmParams, lambda p: 2,
+        lambda inputs, p, progress: _thresholds(inputs, p.classes), lambda p: p.half, _estarfm_kernel,
+        tile_rows=_window_rows(240)),
+    "onnx": FusionMethod(
+        "onnx", "Trained deep model (ONNX file)", onnx_fusion.OnnxParams, onnx_fusion.references,
+        lambda inputs, p, progress: onnx_fusion.prepare(p, progress), lambda p: p.overlap, _onnx_kernel,
+        mode="blend", tile_rows=lambda p, width: p.tile - 2 * p.overlap, tile_cols=lambda p: p.tile - 2 * p.overlap),
+}
+
+
+def get(name: str) -> FusionMethod:
+    key = str(name).lower()
+    if key not in METHODS:
+        raise InputError(f"Unknown fusion method {name!r}: choose one of {', '.join(METHODS)}.")
+    return METHODS[key]

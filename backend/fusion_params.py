@@ -1,0 +1,76 @@
+"""Parameters of the classical fusion methods, kept apart from their numba kernels.
+
+The fusion-method registry and the QGIS algorithm read these (defaults, ranges, labels)
+without compiling anything; the kernels live in starfm.py and estarfm.py, whose module
+docstrings explain how each reflectance threshold was mapped to Kelvin LST.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InputError
+from .parameters import param
+
+
+@dataclass(frozen=True)
+class StarfmParams:
+    # 1,500 m at 30 m (a 750 m search distance, as in the reference code)
+    window: int = param(51, "WINDOW", "Window size (fine pixels, odd)", 3, 401)
+    # m: similar pixels are within 2σ/m of the centre
+    classes: int = param(4, "CLASSES", "Number of classes", 1, 50)
+    # σ_F in K (0.002 reflectance on a 100 K LST span)
+    fine_uncertainty: float = param(0.2, "FINE_UNCERTAINTY", "STARFM fine uncertainty (K)", 0.0, advanced=True)
+    # σ_C in K (0.005 reflectance)
+    coarse_uncertainty: float = param(0.5, "COARSE_UNCERTAINTY", "STARFM coarse uncertainty (K)", 0.0,
+                                      advanced=True)
+    spatial_importance: float | None = None  # A in px; None = half the window
+    epsilon: float = 0.01  # K, added to S and T before inverting (the reference code's +1 DN)
+
+    def validate(self) -> None:
+        if self.window < 3 or self.window % 2 == 0:
+            raise InputError(f"WINDOW must be an odd number of pixels ≥ 3, got {self.window}.")
+        if self.classes < 1:
+            raise InputError(f"CLASSES must be at least 1, got {self.classes}.")
+        if min(self.fine_uncertainty, self.epsilon) < 0:
+            raise InputError(f"FINE_UNCERTAINTY ({self.fine_uncertainty:g} K) and epsilon ({self.epsilon:g} K) "
+                             "must not be negative.")
+        if not self.coarse_uncertainty > 0:
+            raise InputError(
+                f"COARSE_UNCERTAINTY must be greater than 0 K (MODIS LST's noise; 0.5 K by default), got "
+                f"{self.coarse_uncertainty:g}: STARFM keeps neighbours whose change is below the centre's plus "
+                "this margin, so with 0 none qualifies and nothing can be predicted.")
+
+    @property
+    def half(self) -> int:
+        return self.window // 2
+
+    @property
+    def importance(self) -> float:
+        return float(self.spatial_importance or self.half)
+
+
+@dataclass(frozen=True)
+class EstarfmParams:
+    # half-window 25, as in the reference code
+    window: int = param(51, "WINDOW", "Window size (fine pixels, odd)", 3, 401)
+    classes: int = param(4, "CLASSES", "Number of classes", 1, 50)
+    min_similar: int = 5  # more than this many similar pixels are needed for the full model
+    # K (2 % of a 100 K span)
+    min_coarse_change: float = param(2.0, "MIN_COARSE_CHANGE", "ESTARFM minimum coarse change for regression (K)",
+                                     0.0, advanced=True)
+    max_slope: float = 5.0
+    significance: float = 0.05
+    valid_range: tuple[float, float] = (180.0, 360.0)  # K
+
+    def validate(self) -> None:
+        if self.window < 3 or self.window % 2 == 0:
+            raise InputError(f"WINDOW must be an odd number of pixels ≥ 3, got {self.window}.")
+        if self.classes < 1 or self.min_similar < 0:
+            raise InputError(f"CLASSES must be ≥ 1 (got {self.classes}) and MIN_SIMILAR ≥ 0 (got {self.min_similar}).")
+        if not self.valid_range[0] < self.valid_range[1]:
+            raise InputError("The valid LST range must be (low, high) with low < high.")
+
+    @property
+    def half(self) -> int:
+        return self.window // 2

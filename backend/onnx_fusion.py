@@ -1,0 +1,124 @@
+"""Fusion with a trained network exported to ONNX, run by ONNX Runtime.
+
+The model card embedded in the file says everything inference needs: the channel
+roles (one reference pair or two), the size multiple, the units; the normalisation is
+inside the graph. The card is read and checked once (a missing or tampered card, or a
+model for other inputs, is refused naming the file). Tiles overlap and are blended by
+the tiler, so any scene size runs in bounded memory without seams.
+
+Invalid pixels: a network cannot take NaN, so within a tile each channel's gaps are
+filled with that channel's mean before inference, and every pixel where an input was
+invalid is nodata in the output.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .parameters import param
+
+
+@dataclass(frozen=True)
+class OnnxParams:
+    model: str = param("", "MODEL", "ONNX model (a .onnx file written by 'Train STF model')",
+                       file_filter="ONNX models (*.onnx);;All files (*)")
+    tile: int = param(512, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
+    overlap: int = param(32, "TILE_OVERLAP", "Overlap of deep-model tiles, blended (px)", 0, 1024, advanced=True)
+
+    def validate(self) -> None:
+        if not str(self.model).strip():
+            raise InputError("MODEL: give the .onnx file of a trained model ('Train STF model' writes one).")
+        if self.tile < 32:
+            raise InputError(f"TILE must be at least 32 px, got {self.tile}.")
+        if not 0 <= 2 * self.overlap < self.tile:
+            raise InputError(f"TILE_OVERLAP must lie between 0 and less than half of TILE ({self.tile} px), "
+                             f"got {self.overlap}.")
+
+
+@functools.lru_cache(maxsize=8)
+def _card(path: str, mtime: float):
+    from .onnx_export import read_model_card
+
+    return read_model_card(path)
+
+
+def model_card(path: str | os.PathLike):
+    """The validated card of ``path`` (read once per file version)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"MODEL: {p} not found.")
+    return _card(str(p.resolve()), p.stat().st_mtime)
+
+
+def references(params: OnnxParams) -> int:
+    return 2 if "fine_t3" in model_card(params.model).roles else 1
+
+
+@dataclass
+class OnnxState:
+    card: object
+    session: object
+    provider: str
+    name: str
+
+
+def session_options(threads: int | None = None):
+    """Intra-op threads = the cores available, full graph optimisation."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    options.intra_op_num_threads = threads or cores
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def providers() -> list[str]:
+    """CUDA when onnxruntime-gpu and a GPU are present, else the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return (["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available
+            else ["CPUExecutionProvider"])
+
+
+def prepare(params: OnnxParams, progress) -> OnnxState:
+    import onnxruntime as ort
+
+    card = model_card(params.model)
+    try:
+        session = ort.InferenceSession(str(params.model), session_options(), providers=providers())
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+        raise InputError(f"MODEL: {Path(params.model).name} cannot be run by ONNX Runtime ({exc}).") from exc
+    provider = session.get_providers()[0]
+    progress.info(f"{card.title} from {Path(params.model).name} on ONNX Runtime's {provider} "
+                  f"(tiles of {params.tile} px, {params.overlap} px blended overlap)")
+    return OnnxState(card, session, provider, card.title)
+
+
+def predict(arrays: dict[str, np.ndarray], state: OnnxState) -> np.ndarray:
+    """Fine LST (K) for one tile from arrays keyed by role; NaN where any input is invalid."""
+    card = state.card
+    stack = np.stack([np.asarray(arrays[role], np.float32) for role in card.roles])
+    valid = np.isfinite(stack).all(axis=0)
+    if not valid.any():
+        return np.full(valid.shape, np.nan, np.float32)
+    for channel in stack:
+        bad = ~np.isfinite(channel)
+        if bad.any():
+            good = channel[~bad]
+            channel[bad] = good.mean() if good.size else float(np.nanmean(stack))
+    h, w = valid.shape
+    m = max(1, int(card.size_multiple))
+    ph, pw = (m - h % m) % m, (m - w % m) % m
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "edge"
+        stack = np.pad(stack, ((0, 0), (0, ph), (0, pw)), mode=mode)
+    out = state.session.run(None, {"inputs": stack[None]})[0][0, 0, :h, :w]
+    return np.where(valid, out, np.nan).astype(np.float32)

@@ -1,0 +1,155 @@
+"""Fusion with trained ONNX models: seamless tiles, parity with torch, model-card checks, Processing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from qgis.core import QgsProcessingFeedback, QgsProject
+
+from backend.errors import InputError
+from backend.fuse import fuse
+from backend.fusion_methods import METHODS
+from backend.onnx_export import export_onnx
+from backend.onnx_fusion import OnnxParams
+from backend.readers import read_lst
+from models import registry
+from models.card import ModelCard
+from models.contract import KelvinModel, Normalise, PaddedModel
+
+REPO = Path(__file__).resolve().parents[1]
+STATS = {"fine": {"mean": 295.0, "std": 6.0}, "coarse": {"mean": 294.0, "std": 4.0}}
+MODELS = [("sttfn", 1), ("sttfn", 2), ("edcstfn", 1), ("edcstfn", 2), ("mlffgan", 1)]
+
+
+def _export(name: str, refs: int, path: Path) -> tuple[Path, torch.nn.Module]:
+    spec = registry.get(name)
+    contract = spec.contract(refs)
+    torch.manual_seed(3)
+    network = spec.build(refs).eval()
+    card = ModelCard(model=name, title=spec.title, paper=spec.paper, model_version=spec.version,
+                     package_version="test", roles=contract.roles, size_multiple=contract.size_multiple, units="K",
+                     normalisation=STATS, parameters=registry.parameter_count(network))
+    kelvin = KelvinModel(network, Normalise(contract, STATS))
+    return export_onnx(kelvin, card, path), KelvinModel(PaddedModel(network, contract), Normalise(contract, STATS))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[tuple[str, int], tuple[Path, torch.nn.Module]]:
+    root = tmp_path_factory.mktemp("onnx_models")
+    return {(n, r): _export(n, r, root / f"{n}_{r}.onnx") for n, r in MODELS}
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_patches) -> tuple[list[str], list[str]]:
+    """Gap-filled Landsat and resampled MODIS of the tiny series (96 × 96 px, 6 dates)."""
+    root = tiny_patches.parent
+    return (sorted(str(p) for p in (root / "landsat").glob("*_filled.tif")),
+            sorted(str(p) for p in (root / "modis30").glob("*.tif")))
+
+
+def _pairs(chain, refs):
+    fine, coarse = chain
+    return [(fine[1], coarse[1])] + ([(fine[3], coarse[3])] if refs == 2 else []), coarse[2]
+
+
+@pytest.mark.parametrize(("name", "refs"), MODELS)
+def test_tiled_equals_untiled_and_torch(name, refs, models, chain, tmp_path):
+    path, torch_model = models[(name, refs)]
+    pairs, target = _pairs(chain, refs)
+    whole = fuse("onnx", pairs, target, tmp_path / "whole.tif", OnnxParams(str(path), tile=512, overlap=0))
+    tiled = fuse("onnx", pairs, target, tmp_path / "tiled.tif", OnnxParams(str(path), tile=64, overlap=16))
+    a, b = read_lst(whole.path).data, read_lst(tiled.path).data
+    assert np.isfinite(a).mean() > 0.99 and np.array_equal(np.isfinite(a), np.isfinite(b))
+    inner = (slice(16, -16), slice(16, -16))  # away from the scene's borders
+    # MLFF-GAN's AdaIN gives each image the mean and spread of its coarse features: a tile's
+    # statistics are not the scene's, so its tiles agree with the whole only approximately.
+    limit = 0.5 if name == "mlffgan" else 0.01
+    assert np.nanmax(np.abs(a - b)[inner]) < limit, name
+    # The untiled ONNX Runtime result is the torch model's, in Kelvin.
+    arrays = {"fine_t1": pairs[0][0], "coarse_t1": pairs[0][1], "coarse_t2": target}
+    if refs == 2:
+        arrays.update(fine_t3=pairs[1][0], coarse_t3=pairs[1][1])
+    roles = registry.get(name).contract(refs).roles
+    x = np.stack([read_lst(arrays[r]).data for r in roles])[None]
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(np.nan_to_num(x, nan=295.0))).numpy()[0, 0]
+    ok = np.isfinite(x).all(axis=(0, 1))
+    assert np.abs(a - expected)[ok].max() < 1e-3
+
+
+def test_model_for_other_inputs_is_refused(models, chain, tmp_path):
+    two, _ = models[("sttfn", 2)]
+    one, _ = models[("sttfn", 1)]
+    pairs, target = _pairs(chain, 1)
+    with pytest.raises(InputError, match=r"Trained deep model uses 2 reference pair\(s\).*1 given.*FINE_T3"):
+        fuse("onnx", pairs, target, tmp_path / "x.tif", OnnxParams(str(two)))
+    pairs2, _ = _pairs(chain, 2)
+    with pytest.raises(InputError, match=r"uses 1 reference pair\(s\).*2 given"):
+        fuse("onnx", pairs2, target, tmp_path / "x.tif", OnnxParams(str(one)))
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_bad_model_files_are_refused(models, chain, tmp_path):
+    pairs, target = _pairs(chain, 1)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(os.urandom(4096))
+    plain = tmp_path / "plain.onnx"
+    proto = onnx.load(str(models[("sttfn", 1)][0]))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(plain))
+    tampered = tmp_path / "tampered.onnx"
+    proto = onnx.load(str(models[("sttfn", 1)][0]))
+    weights = onnx.numpy_helper.to_array(proto.graph.initializer[0]).copy()
+    proto.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(weights * 1.01, proto.graph.initializer[0].name))
+    onnx.save(proto, str(tampered))
+    cases = {corrupt: "corrupt.onnx: not a readable ONNX model", Path(target): "not a readable ONNX model",
+             plain: "plain.onnx: an ONNX model without an LST Fusion model card",
+             tampered: "tampered.onnx: its weights or graph were modified",
+             tmp_path / "missing.onnx": "MODEL: .*missing.onnx not found"}
+    for model, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            fuse("onnx", pairs, target, tmp_path / "x.tif", OnnxParams(str(model)))
+    with pytest.raises(InputError, match="MODEL: give the .onnx file"):
+        fuse("onnx", pairs, target, tmp_path / "x.tif", OnnxParams(""))
+    with pytest.raises(InputError, match="TILE_OVERLAP must lie between 0 and less than half of TILE"):
+        fuse("onnx", pairs, target, tmp_path / "x.tif", OnnxParams(str(plain), tile=64, overlap=32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.onnx", "plain.onnx", "tampered.onnx"]
+
+
+def test_fuse_algorithm_with_a_model_file(provider, models, chain, tmp_path):
+    import processing
+
+    path, _ = models[("sttfn", 1)]
+    pairs, target = _pairs(chain, 1)
+    QgsProject.instance().removeAllMapLayers()
+    res = processing.runAndLoadResults("lst_fusion:fuse", {
+        "METHOD": list(METHODS).index("onnx"), "MODEL": str(path), "TILE": 64, "TILE_OVERLAP": 16,
+        "FINE_T1": pairs[0][0], "COARSE_T1": pairs[0][1], "COARSE_T2": target,
+        "OUTPUT": str(tmp_path / "deep.tif")}, feedback=QgsProcessingFeedback())
+    date = res["DATE"]
+    layer = QgsProject.instance().mapLayersByName(f"LST {date} sttfn_1")[0]
+    assert layer.renderer().type() == "singlebandpseudocolor"
+    assert read_lst(tmp_path / "deep.tif").product == "ONNX fusion"
+    QgsProject.instance().removeAllMapLayers()
+
+
+@pytest.mark.slow
+def test_fuse_with_a_model_through_qgis_process(models, chain, tmp_path):
+    path, _ = models[("edcstfn", 2)]
+    pairs, target = _pairs(chain, 2)
+    env = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "cfg"), "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("QGIS_PLUGINPATH", None)
+    run = subprocess.run([str(REPO / "scripts" / "qgis_process"), "run", "lst_fusion:fuse", "--json", "--",
+                          "METHOD=2", f"MODEL={path}", f"FINE_T1={pairs[0][0]}", f"COARSE_T1={pairs[0][1]}",
+                          f"FINE_T3={pairs[1][0]}", f"COARSE_T3={pairs[1][1]}", f"COARSE_T2={target}",
+                          f"OUTPUT={tmp_path / 'deep.tif'}"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    assert results["VALID_FRACTION"] > 0.99 and Path(results["OUTPUT"]).exists()
