@@ -18,8 +18,8 @@ import numpy as np
 from . import tiler
 from .atomic import atomic_path
 from .errors import InputError
-from .fusion_inputs import load_fusion_inputs
-from .fusion_methods import get
+from .fusion_inputs import FusionInputs, load_fusion_inputs
+from .fusion_methods import FusionMethod, get
 from .lst_raster import LSTRaster
 from .outputs import check_output_size, check_raster_output
 from .progress import Progress, ensure
@@ -56,18 +56,39 @@ def fuse(
     method's tiling (results do not depend on it beyond float rounding).
     """
     progress = ensure(progress)
+    spec, params = method_and_params(method, params)
+    required = spec.references(params)
+    inputs = load_fusion_inputs(pairs, coarse_target, required, bracket=required == 2, unit=unit,
+                                method=spec.title.split(" (")[0], progress=progress)
+    out_path = check_raster_output(out_path, [p for pair in pairs for p in pair] + [coarse_target])
+    check_output_size(out_path.parent, inputs.grid.width, inputs.grid.height, 4, progress=progress)
+    return fuse_inputs(spec, params, inputs, out_path, {}, tile_rows, tile_cols, progress)
+
+
+def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
+    """The registry entry of ``method`` and its checked parameters (defaults when ``params`` is None)."""
     spec = get(method)
     params = params if params is not None else spec.params()
     if not isinstance(params, spec.params):
         raise InputError(f"{spec.title} takes {spec.params.__name__}, not {type(params).__name__}.")
     params.validate()
-    required = spec.references(params)
-    inputs = load_fusion_inputs(pairs, coarse_target, required, bracket=required == 2, unit=unit,
-                                method=spec.title.split(" (")[0], progress=progress)
+    return spec, params
+
+
+def fuse_inputs(
+    spec: FusionMethod,
+    params,
+    inputs: FusionInputs,
+    out_path: Path,
+    cache: dict,
+    tile_rows: int | None = None,
+    tile_cols: int | None = None,
+    progress: Progress | None = None,
+) -> FusionResult:
+    """Fuse checked inputs into ``out_path`` (already checked); ``cache`` is shared across a series."""
+    progress = ensure(progress)
     grid = inputs.grid
-    out_path = check_raster_output(out_path, [p for pair in pairs for p in pair] + [coarse_target])
-    check_output_size(out_path.parent, grid.width, grid.height, 4, progress=progress)
-    state = spec.prepare(inputs, params, progress)
+    state = spec.prepare(inputs, params, progress, cache)
     rows = tile_rows or (spec.tile_rows(params, grid.width) if spec.tile_rows else grid.height)
     cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
     the_plan = tiler.plan(grid, spec.margin(params), rows, cols)
@@ -81,7 +102,7 @@ def fuse(
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params)}
     if spec.name == "onnx":
-        tags.update(FUSION_MODEL=state.card.model, FUSION_MODEL_FILE=Path(params.model).name,
+        tags.update(FUSION_MODEL=state.card.model, FUSION_MODEL_FILE=Path(params.path).name,
                     FUSION_EXECUTION_PROVIDER=state.provider)
     with atomic_path(out_path, verify=verify_raster) as tmp:
         with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
@@ -92,8 +113,10 @@ def fuse(
             nodata = written - valid
             dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
         if valid == 0:
-            raise InputError("No pixel could be predicted: the inputs share no valid pixel. Gap-fill them first.")
+            raise InputError(f"{inputs.target_date}: no pixel could be predicted: the inputs share no valid pixel. "
+                             "Gap-fill them first.")
     if nodata:
-        progress.warn(f"{nodata} pixel(s) ({nodata / written:.1%}) had no valid input and are nodata.")
+        progress.warn(f"{inputs.target_date}: {nodata} pixel(s) ({nodata / written:.1%}) had no valid input and "
+                      "are nodata.")
     return FusionResult(out_path, spec.name, str(inputs.target_date),
                         [str(f.date) for f, _ in inputs.pairs], valid / written, nodata)

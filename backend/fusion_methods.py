@@ -33,7 +33,9 @@ class FusionMethod:
     title: str
     params: type
     references: Callable[[Any], int]  # params -> reference pairs needed
-    prepare: Callable[[FusionInputs, Any, Progress], Any]  # scene-level state, computed once
+    # Scene-level state, computed once; ``cache`` is shared by the dates of a series, so the
+    # statistics of a reference pair (or an ONNX Runtime session) are computed once per series.
+    prepare: Callable[[FusionInputs, Any, Progress, dict], Any]
     margin: Callable[[Any], int]  # context a tile needs on every side (px)
     kernel: Callable[[list[np.ndarray], Tile, Any, Any], np.ndarray]  # arrays, tile, params, state
     mode: str = "crop"  # 'crop': exact inner part; 'blend': overlapping tiles averaged (CNNs)
@@ -43,9 +45,12 @@ class FusionMethod:
 
 # ------------------------------------------------------------------ STARFM / ESTARFM
 
-def _thresholds(inputs: FusionInputs, classes: int) -> list[tuple[float, float]]:
-    """Scene mean and similarity threshold 2σ/m of each fine reference, computed once."""
-    stats = [global_stats(fine, inputs.grid) for fine, _ in inputs.pairs]
+def _thresholds(inputs: FusionInputs, classes: int, cache: dict) -> list[tuple[float, float]]:
+    """Scene mean and similarity threshold 2σ/m of each fine reference."""
+    for fine, _ in inputs.pairs:
+        if ("stats", fine.path) not in cache:
+            cache[("stats", fine.path)] = global_stats(fine, inputs.grid)
+    stats = [cache[("stats", fine.path)] for fine, _ in inputs.pairs]
     return [(mean, std * 2.0 / classes) for mean, std in stats]
 
 
@@ -83,15 +88,17 @@ def _onnx_kernel(arrays, tile: Tile, params: onnx_fusion.OnnxParams, state) -> n
 METHODS: dict[str, FusionMethod] = {
     "starfm": FusionMethod(
         "starfm", "STARFM (one reference pair)", StarfmParams, lambda p: 1,
-        lambda inputs, p, progress: _thresholds(inputs, p.classes), lambda p: p.half, _starfm_kernel,
+        lambda inputs, p, progress, cache: _thresholds(inputs, p.classes, cache), lambda p: p.half, _starfm_kernel,
         tile_rows=_window_rows(240)),
     "estarfm": FusionMethod(
         "estarfm", "ESTARFM (two reference pairs around the date)", EstarfmParams, lambda p: 2,
-        lambda inputs, p, progress: _thresholds(inputs, p.classes), lambda p: p.half, _estarfm_kernel,
+        lambda inputs, p, progress, cache: _thresholds(inputs, p.classes, cache), lambda p: p.half,
+        _estarfm_kernel,
         tile_rows=_window_rows(240)),
     "onnx": FusionMethod(
         "onnx", "Trained deep model (ONNX file)", onnx_fusion.OnnxParams, onnx_fusion.references,
-        lambda inputs, p, progress: onnx_fusion.prepare(p, progress), lambda p: p.overlap, _onnx_kernel,
+        lambda inputs, p, progress, cache: onnx_fusion.prepare(p, progress, cache), lambda p: p.overlap,
+        _onnx_kernel,
         mode="blend", tile_rows=lambda p, width: p.tile - 2 * p.overlap, tile_cols=lambda p: p.tile - 2 * p.overlap),
 }
 

@@ -23,17 +23,39 @@ import numpy as np
 from .errors import InputError
 from .parameters import param
 
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "shipped"
+
+
+def shipped_models() -> tuple[str, ...]:
+    """Names of the pretrained models shipped in models/shipped/ (their cards say how they were made)."""
+    return tuple(sorted(p.stem for p in SHIPPED.glob("*.onnx")))
+
 
 @dataclass(frozen=True)
 class OnnxParams:
     model: str = param("", "MODEL", "ONNX model (a .onnx file written by 'Train STF model')",
                        file_filter="ONNX models (*.onnx);;All files (*)")
+    shipped: str = param("", "SHIPPED_MODEL", "…or a pretrained model shipped with the plugin",
+                         options=("", *shipped_models()),
+                         option_labels=("(none: use the MODEL file)", *shipped_models()))
     tile: int = param(512, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
     overlap: int = param(32, "TILE_OVERLAP", "Overlap of deep-model tiles, blended (px)", 0, 1024, advanced=True)
 
+    @property
+    def path(self) -> str:
+        """The model file: MODEL when given, else the shipped model named by SHIPPED_MODEL."""
+        if str(self.model).strip():
+            return str(self.model)
+        return str(SHIPPED / f"{self.shipped}.onnx") if self.shipped else ""
+
     def validate(self) -> None:
-        if not str(self.model).strip():
-            raise InputError("MODEL: give the .onnx file of a trained model ('Train STF model' writes one).")
+        if not self.path:
+            shipped = ", ".join(shipped_models()) or "none installed"
+            raise InputError("MODEL: give the .onnx file of a trained model ('Train STF model' writes one), or "
+                             f"choose a SHIPPED_MODEL ({shipped}).")
+        if self.shipped and self.shipped not in shipped_models():
+            raise InputError(f"SHIPPED_MODEL: no shipped model named {self.shipped!r}; there are: "
+                             f"{', '.join(shipped_models()) or 'none'}.")
         if self.tile < 32:
             raise InputError(f"TILE must be at least 32 px, got {self.tile}.")
         if not 0 <= 2 * self.overlap < self.tile:
@@ -57,7 +79,7 @@ def model_card(path: str | os.PathLike):
 
 
 def references(params: OnnxParams) -> int:
-    return 2 if "fine_t3" in model_card(params.model).roles else 1
+    return 2 if "fine_t3" in model_card(params.path).roles else 1
 
 
 @dataclass
@@ -88,16 +110,24 @@ def providers() -> list[str]:
             else ["CPUExecutionProvider"])
 
 
-def prepare(params: OnnxParams, progress) -> OnnxState:
+def prepare(params: OnnxParams, progress, cache: dict | None = None) -> OnnxState:
+    """The model's card and an ONNX Runtime session (one per series: kept in ``cache``)."""
+    cache = {} if cache is None else cache
+    if ("onnx", params.path) not in cache:
+        cache[("onnx", params.path)] = _session(params, progress)
+    return cache[("onnx", params.path)]
+
+
+def _session(params: OnnxParams, progress) -> OnnxState:
     import onnxruntime as ort
 
-    card = model_card(params.model)
+    card = model_card(params.path)
     try:
-        session = ort.InferenceSession(str(params.model), session_options(), providers=providers())
+        session = ort.InferenceSession(params.path, session_options(), providers=providers())
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-        raise InputError(f"MODEL: {Path(params.model).name} cannot be run by ONNX Runtime ({exc}).") from exc
+        raise InputError(f"MODEL: {Path(params.path).name} cannot be run by ONNX Runtime ({exc}).") from exc
     provider = session.get_providers()[0]
-    progress.info(f"{card.title} from {Path(params.model).name} on ONNX Runtime's {provider} "
+    progress.info(f"{card.title} from {Path(params.path).name} on ONNX Runtime's {provider} "
                   f"(tiles of {params.tile} px, {params.overlap} px blended overlap)")
     return OnnxState(card, session, provider, card.title)
 

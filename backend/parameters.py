@@ -20,12 +20,16 @@ class ParamInfo:
     maximum: float | None = None
     advanced: bool = False
     file_filter: str = ""  # for path parameters
+    options: tuple[str, ...] = ()  # for a choice among values (the first is the default)
+    option_labels: tuple[str, ...] = ()
 
 
 def param(default: Any, name: str, label: str, minimum: float | None = None, maximum: float | None = None,
-          advanced: bool = False, file_filter: str = "") -> Any:
+          advanced: bool = False, file_filter: str = "", options: tuple[str, ...] = (),
+          option_labels: tuple[str, ...] = ()) -> Any:
     """A dataclass field exposed to users as ``name``."""
-    info = ParamInfo(name, label, minimum, maximum, advanced, file_filter)
+    info = ParamInfo(name, label, minimum, maximum, advanced, file_filter, tuple(options),
+                     tuple(option_labels or options))
     return dataclasses.field(default=default, metadata={"param": info})
 
 

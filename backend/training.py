@@ -49,6 +49,11 @@ class TrainConfig:
     patience: int = 6
     pretrain_epochs: int = 2  # EDCSTFN's feature autoencoder
     max_batches: int | None = None  # per epoch; for smoke runs and benchmarks
+    # Adds one random offset of up to ± this many K to every input and the target of a sample, so
+    # the network learns the change from its references, not the absolute level of the training
+    # region and season (a model trained on one region and applied elsewhere is otherwise biased).
+    level_shift_k: float = 0.0
+    notes: str = ""  # written into the model card (e.g. what data it was trained on)
 
     def validate(self) -> None:
         from models import registry
@@ -63,6 +68,8 @@ class TrainConfig:
             raise InputError(f"LEARNING_RATE must be greater than 0, got {self.learning_rate:g}.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError("DEVICE must be auto, cpu or cuda.")
+        if not 0 <= self.level_shift_k <= 100:
+            raise InputError(f"LEVEL_SHIFT must lie between 0 and 100 K, got {self.level_shift_k:g}.")
 
 
 @dataclass
@@ -99,8 +106,14 @@ def _seed_everything(seed: int) -> None:
 class _Batches:
     """Tensors for the model's contract from a PatchDataset split."""
 
-    def __init__(self, dataset: PatchDataset, roles: tuple[str, ...], cloud_aware: bool):
+    def __init__(self, dataset: PatchDataset, roles: tuple[str, ...], cloud_aware: bool, level_shift_k: float = 0.0):
         self.dataset, self.roles, self.cloud_aware = dataset, roles, cloud_aware
+        self.level_shift_k = level_shift_k
+        stats = dataset.manifest["normalisation"]
+        # A shift of 1 K in each channel's normalised units.
+        self.per_kelvin = np.array([1.0 / stats["fine" if r.startswith("fine") else "coarse"]["std"]
+                                    for r in roles], np.float32)[:, None, None]
+        self.target_per_kelvin = np.float32(1.0 / stats["fine"]["std"])
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -113,6 +126,9 @@ class _Batches:
             item = self.dataset[int(i)]
             x = np.stack([item[r] for r in self.roles])
             y = item["fine_t2"][None]
+            if rng is not None and self.level_shift_k:
+                shift = np.float32(rng.uniform(-self.level_shift_k, self.level_shift_k))
+                x, y = x + shift * self.per_kelvin, y + shift * self.target_per_kelvin
             m = np.isfinite(y) & ((item["observed_t2"][None] > 0.5) if self.cloud_aware else True)
             xs.append(np.nan_to_num(x, nan=0.0))
             ys.append(np.nan_to_num(y, nan=0.0))
@@ -353,7 +369,7 @@ def train(
     _seed_everything(config.seed)
     trainer = _Trainer(spec, references, config, device)
     contract = trainer.contract
-    batches = _Batches(train_set, contract.roles, config.cloud_aware)
+    batches = _Batches(train_set, contract.roles, config.cloud_aware, config.level_shift_k)
     val_batches = _Batches(val_set, contract.roles, config.cloud_aware)
     fine_std = float(manifest["normalisation"]["fine"]["std"])
     history: list[dict] = []
@@ -432,6 +448,7 @@ def train(
         training={"dataset": Path(dataset_dir).name, "train_dates": train_dates, "validation_dates": val_dates,
                   "grid": manifest["grid"], "epochs": len(history), "best_epoch": best["epoch"],
                   "cloud_aware": config.cloud_aware, "seed": config.seed, "batch_size": config.batch_size,
+                  "level_shift_k": config.level_shift_k, "notes": config.notes,
                   "device": device.type, "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
         validation={"rmse_k": best["rmse"] if val_dates else None, "history": history},
     )

@@ -32,6 +32,7 @@ OPTIONAL = {
     "torch": ("torch==2.13.0", "", "training deep models"),
     "onnx": ("onnx", "", "exporting models"),
     "onnxruntime": ("onnxruntime", "", "fusing with deep models"),
+    "distributed": ("dask[distributed]", "", "fusing a series on a Dask cluster"),
 }
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsColorRampShader,
+    QgsDateTimeRange,
     QgsMapLayer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterBandStats,
+    QgsRasterLayerTemporalProperties,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
 )
+from qgis.PyQt.QtCore import QDate, QDateTime, QTime
 
 RAMP_NAMES = ("Turbo", "Spectral")
 
@@ -59,18 +62,32 @@ class LSTStyler(QgsProcessingLayerPostProcessorInterface):
 
     _alive: list[LSTStyler] = []  # Processing keeps no reference; we must.
 
-    def __init__(self, unit: str = "K", name: str | None = None):
+    def __init__(self, unit: str = "K", name: str | None = None, date: str | None = None):
         super().__init__()
         self.unit = unit
         self.name = name
+        self.date = date
 
     @classmethod
-    def create(cls, unit: str = "K", name: str | None = None) -> LSTStyler:
-        styler = cls(unit, name)
-        cls._alive = cls._alive[-50:] + [styler]
+    def create(cls, unit: str = "K", name: str | None = None, date: str | None = None) -> LSTStyler:
+        styler = cls(unit, name, date)
+        cls._alive = cls._alive[-500:] + [styler]
         return styler
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
         apply_lst_style(layer, self.unit)
         if self.name:
             layer.setName(self.name)
+        if self.date:
+            set_date(layer, self.date)
+
+
+def set_date(layer: QgsMapLayer, date: str) -> None:
+    """Give a raster layer its acquisition day in QGIS's temporal framework (Temporal Controller)."""
+    day = QDate.fromString(date, "yyyy-MM-dd")
+    if not day.isValid() or layer.type() != QgsMapLayer.RasterLayer:
+        return
+    temporal = layer.temporalProperties()
+    temporal.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    temporal.setFixedTemporalRange(QgsDateTimeRange(QDateTime(day, QTime(0, 0)), QDateTime(day, QTime(23, 59, 59))))
+    temporal.setIsActive(True)

@@ -137,3 +137,28 @@ def test_killed_run_resumes_to_the_same_result(tiny_patches, tmp_path):
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
     np.testing.assert_array_equal(np.frombuffer((tmp_path / "whole" / "mlffgan.onnx").read_bytes()[-64:], np.uint8),
                                   np.frombuffer((tmp_path / "killed" / "mlffgan.onnx").read_bytes()[-64:], np.uint8))
+
+
+def test_level_shift_moves_inputs_and_target_by_the_same_kelvin(tiny_patches):
+    """The augmentation that makes a model learn changes, not the training region's levels."""
+    from backend.patches import PatchDataset
+    from backend.training import _Batches
+    from models.contract import ROLES_ONE_REFERENCE
+
+    class FixedDraws:
+        def uniform(self, low, high):
+            return 5.0
+
+        def integers(self, n):
+            return 0
+
+    dataset = PatchDataset(tiny_patches, "train")
+    stats = dataset.manifest["normalisation"]
+    plain = _Batches(dataset, ROLES_ONE_REFERENCE, False, 0.0).batch([0, 1], FixedDraws(), "cpu")
+    shifted = _Batches(dataset, ROLES_ONE_REFERENCE, False, 5.0).batch([0, 1], FixedDraws(), "cpu")
+    stds = [stats["fine" if r.startswith("fine") else "coarse"]["std"] for r in ROLES_ONE_REFERENCE]
+    for c, std in enumerate(stds):
+        delta = ((shifted[0] - plain[0])[:, c] * std).numpy()
+        np.testing.assert_allclose(delta[plain[2][:, 0].numpy() > 0], 5.0, atol=1e-3)
+    np.testing.assert_allclose(((shifted[1] - plain[1]) * stats["fine"]["std"]).numpy()[plain[2].numpy() > 0],
+                               5.0, atol=1e-3)

@@ -1,6 +1,7 @@
 """One thin QgsProcessingAlgorithm per pipeline stage."""
 
 from .fuse import FuseAlgorithm
+from .fuse_series import FuseSeriesAlgorithm
 from .gapfill import GapFillAlgorithm
 from .import_lst import ImportLSTAlgorithm
 from .patches import BuildPatchesAlgorithm
@@ -9,4 +10,4 @@ from .sample_data import GenerateSampleDatasetAlgorithm
 from .train import TrainAlgorithm
 
 ALGORITHMS = [GenerateSampleDatasetAlgorithm, ImportLSTAlgorithm, GapFillAlgorithm, ResampleAlgorithm,
-              BuildPatchesAlgorithm, TrainAlgorithm, FuseAlgorithm]
+              BuildPatchesAlgorithm, TrainAlgorithm, FuseAlgorithm, FuseSeriesAlgorithm]

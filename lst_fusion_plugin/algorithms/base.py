@@ -95,7 +95,8 @@ def backend_errors() -> Iterator[None]:
             f"This algorithm needs the Python package {exc.name}.\n" + dependencies.install_hint([exc.name], table)
         ) from exc
     except Cancelled as exc:
-        raise QgsProcessingException(f"{exc} No output was written.") from exc
+        kept = getattr(exc, "kept", False)  # a series keeps the dates it finished, and says so
+        raise QgsProcessingException(str(exc) if kept else f"{exc} No output was written.") from exc
     except LSTFusionError as exc:
         raise QgsProcessingException(str(exc)) from exc
 
@@ -137,14 +138,21 @@ def style_output(context: QgsProcessingContext, output: str, name: str, unit: st
         details.setPostProcessor(LSTStyler.create(unit, name))
 
 
-def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "K") -> None:
-    """Queue output rasters to be loaded, styled as LST, when the algorithm finishes."""
+def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "K", names=None,
+                 dates=None) -> None:
+    """Queue output rasters to be loaded, styled as LST, when the algorithm finishes.
+
+    With ``dates`` (ISO strings) each layer covers its day in QGIS's temporal framework, so the
+    Temporal Controller steps through a series.
+    """
     from ..styling import LSTStyler
 
-    for path in paths:
-        name = f"{group} {Path(path).stem}"
+    paths = list(paths)
+    names = names or [f"{group} {Path(path).stem}" for path in paths]
+    dates = dates or [None] * len(paths)
+    for path, name, date in zip(paths, names, dates):
         details = QgsProcessingContext.LayerDetails(name, context.project(), name)
-        details.setPostProcessor(LSTStyler.create(unit, name))
+        details.setPostProcessor(LSTStyler.create(unit, name, date))
         context.addLayerToLoadOnCompletion(str(path), details)
 
 

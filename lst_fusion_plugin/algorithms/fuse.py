@@ -6,51 +6,17 @@ methods' parameter dataclasses: a method added there appears here with its param
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
-from .base import LSTAlgorithm, add_advanced, backend_errors, enum_value, progress_from, style_output
+from .base import LSTAlgorithm, backend_errors, enum_value, progress_from, style_output
 from .gapfill import UNITS
-
-
-def _methods() -> list:
-    from backend.fusion_methods import METHODS
-
-    return list(METHODS.values())
-
-
-def _parameter(field, info):
-    """A Processing parameter for one exposed field of a method's parameter dataclass."""
-    if isinstance(field.default, str):
-        return QgsProcessingParameterFile(info.name, info.label, fileFilter=info.file_filter, optional=True)
-    kind = QgsProcessingParameterNumber.Integer if isinstance(field.default, int) \
-        else QgsProcessingParameterNumber.Double
-    param = QgsProcessingParameterNumber(info.name, info.label, kind, field.default, False)
-    if info.minimum is not None:
-        param.setMinimum(info.minimum)
-    if info.maximum is not None:
-        param.setMaximum(info.maximum)
-    return param
-
-
-def method_parameters() -> list[tuple[object, object]]:
-    """(field, info) of every method's exposed parameters, one per name (shared ones agree)."""
-    from backend.parameters import exposed
-
-    seen: dict[str, tuple[object, object]] = {}
-    for method in _methods():
-        for field, info in exposed(method.params):
-            seen.setdefault(info.name, (field, info))
-    return list(seen.values())
+from .method_params import add_method_parameters, method_and_params, output_label
 
 
 class FuseAlgorithm(LSTAlgorithm):
@@ -74,8 +40,6 @@ class FuseAlgorithm(LSTAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m.title for m in _methods()],
-                                                     defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer("FINE_T1", "Fine LST at t1 (Landsat)"))
         self.addParameter(QgsProcessingParameterRasterLayer("COARSE_T1", "Coarse LST at t1 (MODIS on the fine grid)"))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -84,14 +48,8 @@ class FuseAlgorithm(LSTAlgorithm):
             "FINE_T3", "Fine LST at t3, after t2 (two-pair methods)", optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "COARSE_T3", "Coarse LST at t3 (two-pair methods)", optional=True))
-        basic, advanced = [], []
-        for field, info in method_parameters():
-            (advanced if info.advanced else basic).append(_parameter(field, info))
-        for param in basic:
-            self.addParameter(param)
-        advanced.append(QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS],
-                                                   defaultValue=0))
-        add_advanced(self, advanced)
+        add_method_parameters(self, [QgsProcessingParameterEnum(
+            "UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0)])
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused LST"))
         self.addOutput(QgsProcessingOutputString("DATE", "Prediction date"))
         self.addOutput(QgsProcessingOutputNumber("VALID_FRACTION", "Fraction of pixels predicted"))
@@ -101,24 +59,12 @@ class FuseAlgorithm(LSTAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, name, context)
         return layer.source() if layer is not None else None
 
-    def _values(self, parameters, context) -> dict:
-        values = {}
-        for field, info in method_parameters():
-            if isinstance(field.default, str):
-                values[info.name] = self.parameterAsFile(parameters, info.name, context) or ""
-            elif isinstance(field.default, int):
-                values[info.name] = self.parameterAsInt(parameters, info.name, context)
-            else:
-                values[info.name] = self.parameterAsDouble(parameters, info.name, context)
-        return values
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
             from backend.errors import InputError
             from backend.fuse import fuse
-            from backend.parameters import build
 
-            spec = _methods()[self.parameterAsEnum(parameters, "METHOD", context)]
+            spec, params = method_and_params(self, parameters, context)
             pairs = [(self._path(parameters, "FINE_T1", context), self._path(parameters, "COARSE_T1", context))]
             fine3, coarse3 = self._path(parameters, "FINE_T3", context), self._path(parameters, "COARSE_T3", context)
             if bool(fine3) != bool(coarse3):
@@ -126,11 +72,9 @@ class FuseAlgorithm(LSTAlgorithm):
                                  f"{'FINE_T3' if fine3 else 'COARSE_T3'} was given.")
             if fine3:
                 pairs.append((fine3, coarse3))  # the backend refuses it for one-pair methods, never ignores it
-            params = build(spec.params, self._values(parameters, context))
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
             result = fuse(spec.name, pairs, self._path(parameters, "COARSE_T2", context), output, params,
                           unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback))
-        label = Path(params.model).stem if spec.name == "onnx" else spec.name.upper()
-        style_output(context, output, f"LST {result.target_date} {label}")
+        style_output(context, output, f"LST {result.target_date} {output_label(spec, params)}")
         return {"OUTPUT": output, "DATE": result.target_date, "VALID_FRACTION": result.valid_fraction,
                 "NODATA_PIXELS": result.nodata_pixels}

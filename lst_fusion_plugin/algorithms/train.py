@@ -54,6 +54,9 @@ class TrainAlgorithm(LSTAlgorithm):
             QgsProcessingParameterNumber("SEED", "Random seed", INT, 0, False, 0),
             QgsProcessingParameterNumber("PATIENCE", "Early stopping patience (epochs)", INT, 6, False, 1),
             QgsProcessingParameterNumber("MAX_BATCHES", "Batches per epoch (0 = all)", INT, 0, False, 0),
+            QgsProcessingParameterNumber(
+                "LEVEL_SHIFT", "Level-shift augmentation (± K; > 0 makes the model transferable to other "
+                "regions and seasons)", DOUBLE, 0.0, False, 0.0, 100.0),
         ]
         add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Training outputs"))
@@ -79,6 +82,7 @@ class TrainAlgorithm(LSTAlgorithm):
                 seed=self.parameterAsInt(parameters, "SEED", context),
                 patience=self.parameterAsInt(parameters, "PATIENCE", context),
                 max_batches=self.parameterAsInt(parameters, "MAX_BATCHES", context) or None,
+                level_shift_k=self.parameterAsDouble(parameters, "LEVEL_SHIFT", context),
             )
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = train(self.parameterAsString(parameters, "DATASET", context), folder, config,

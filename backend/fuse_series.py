@@ -1,0 +1,204 @@
+"""Fuse a whole season: every MODIS date without Landsat, each from its nearest reference pair(s).
+
+A Landsat series (decoded or gap-filled) and a MODIS series on the Landsat grid are paired
+by date; each MODIS date that has no Landsat (or each date the user lists) is predicted
+with any registered method from the nearest pair (one-pair methods) or the nearest pairs
+before and after it (two-pair methods), unless the user fixes the references. Statistics
+of a reference pair and an ONNX Runtime session are computed once for the whole series.
+
+Outputs: one GeoTIFF per date named ``lst_YYYYMMDD_METHOD.tif``, a multi-band VRT stack
+``lst_stack_METHOD.vrt`` whose band descriptions are the dates, and ``fuse_series.json``.
+A cancelled or interrupted series keeps the dates already finished; the one in progress
+leaves nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .distribute import run_tasks
+from .errors import InputError
+from .fuse import FusionResult, fuse_inputs, method_and_params
+from .fusion_inputs import FusionInputs, global_stats
+from .fusion_methods import get
+from .outputs import check_output_folder, check_output_size, output_folder
+from .patches import Pair, pair_by_date
+from .progress import Progress, ensure
+from .series import SeriesItem, load_series
+
+
+@dataclass(frozen=True)
+class SeriesTask:
+    target: SeriesItem
+    pairs: tuple[Pair, ...]  # sorted by date
+
+
+def plan_series(
+    pairs: list[Pair],
+    coarse: list[SeriesItem],
+    references: int,
+    dates: list[dt.date] | None = None,
+    reference_dates: list[dt.date] | None = None,
+) -> tuple[list[SeriesTask], list[tuple[dt.date, str]]]:
+    """The dates to predict with their reference pairs, and the dates skipped with the reason."""
+    by_date = {c.date: c for c in coarse}
+    pair_dates = {p.date for p in pairs}
+    if dates:
+        missing = [d for d in dates if d not in by_date]
+        if missing:
+            raise InputError(f"DATES: no MODIS raster for {', '.join(map(str, missing))} in the coarse series.")
+        targets = [by_date[d] for d in sorted(set(dates))]
+    else:
+        targets = [c for c in coarse if c.date not in pair_dates]
+    fixed = None
+    if reference_dates:
+        lookup = {p.date: p for p in pairs}
+        unknown = [d for d in reference_dates if d not in lookup]
+        if unknown:
+            raise InputError(f"REFERENCE_DATES: {', '.join(map(str, unknown))} have no Landsat + MODIS pair. "
+                             f"Pairs exist for {', '.join(str(p.date) for p in pairs) or 'no date'}.")
+        if len(reference_dates) != references:
+            raise InputError(f"REFERENCE_DATES: this method uses {references} reference pair(s); "
+                             f"{len(reference_dates)} given.")
+        fixed = tuple(sorted((lookup[d] for d in reference_dates), key=lambda p: p.date))
+    tasks, skipped = [], []
+    for target in targets:
+        if target.date in pair_dates and not dates:
+            continue
+        candidates = [p for p in pairs if p.date != target.date]
+        if fixed is not None:
+            chosen = fixed
+            if references == 2 and not fixed[0].date < target.date < fixed[1].date:
+                skipped.append((target.date, "it does not lie between the fixed reference dates"))
+                continue
+        elif references == 1:
+            if not candidates:
+                skipped.append((target.date, "no reference pair"))
+                continue
+            chosen = (min(candidates, key=lambda p: (abs((p.date - target.date).days), p.date)),)
+        else:
+            before = [p for p in candidates if p.date < target.date]
+            after = [p for p in candidates if p.date > target.date]
+            if not before or not after:
+                skipped.append((target.date, f"no reference pair {'before' if not before else 'after'} it"))
+                continue
+            chosen = (before[-1], after[0])
+        tasks.append(SeriesTask(target, chosen))
+    return tasks, skipped
+
+
+def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: dict,
+              progress: Progress | None = None) -> FusionResult:
+    """One date of a series: the task a local loop or a Dask worker runs."""
+    return fuse_inputs(get(method), params, inputs, Path(out_path), dict(stats), progress=progress)
+
+
+@dataclass
+class SeriesResult:
+    folder: Path
+    method: str
+    outputs: list[FusionResult]
+    skipped: list[tuple[str, str]]
+    stack: Path | None
+    report: Path
+
+
+def _write_stack(folder: Path, results: list[FusionResult], method: str) -> Path | None:
+    """A VRT with one band per date (band description = the date), for tools that take a stack."""
+    if not results:
+        return None
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    path = folder / f"lst_stack_{method}.vrt"
+    names = [r.path.name for r in results]
+    cwd = os.getcwd()
+    os.chdir(folder)  # relative source paths, so the folder can be moved or shared
+    try:
+        vrt = gdal.BuildVRT(path.name, names, separate=True)
+        for band, result in enumerate(results, start=1):
+            vrt.GetRasterBand(band).SetDescription(result.target_date)
+            vrt.GetRasterBand(band).SetMetadataItem("ACQUISITION_DATE", result.target_date)
+        vrt.SetMetadataItem("LST_UNIT", "K")
+        vrt.FlushCache()
+        vrt = None
+    finally:
+        os.chdir(cwd)
+    return path
+
+
+def fuse_series(
+    method: str,
+    fine_inputs: list[str | os.PathLike],
+    coarse_inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    params=None,
+    dates: list[dt.date] | None = None,
+    reference_dates: list[dt.date] | None = None,
+    unit: str | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> SeriesResult:
+    """Predict every MODIS-only date (or ``dates``) of a season into ``out_dir``.
+
+    ``scheduler``: the address of a Dask scheduler to run the dates on a cluster (the
+    output folder must be on storage its workers share); None runs them here.
+    """
+    progress = ensure(progress)
+    spec, params = method_and_params(method, params)
+    references = spec.references(params)
+    check_output_folder(out_dir, "fuse_series", [*fine_inputs, *coarse_inputs])
+    fine = load_series(fine_inputs, unit=unit, progress=progress)
+    coarse = load_series(coarse_inputs, unit=unit, progress=progress)
+    grid = fine[0].grid
+    if fine[0].sensor == "modis" or coarse[0].sensor == "landsat":
+        raise InputError("The fine series holds MODIS or the coarse series holds Landsat: swap them.")
+    if not coarse[0].grid.same_as(grid):
+        raise InputError(f"The MODIS series ({coarse[0].grid.describe()}) is not on the Landsat grid "
+                         f"({grid.describe()}). Resample it onto the Landsat grid first.")
+    pairs = pair_by_date(fine, coarse, 0)
+    tasks, skipped = plan_series(pairs, coarse, references, dates, reference_dates)
+    for date, why in skipped:
+        progress.warn(f"{date}: not predicted ({why}).")
+    if not tasks:
+        raise InputError(f"Nothing to predict: {len(coarse)} MODIS date(s), {len(pairs)} with Landsat, and no "
+                         "other date has the reference pair(s) this method needs.")
+    # The statistics of each reference pair, computed once for the series (and sent to workers).
+    stats = {}
+    for fine_item in {p.fine.path: p.fine for task in tasks for p in task.pairs}.values():
+        stats[("stats", fine_item.path)] = global_stats(fine_item, grid)
+    sources = [*fine_inputs, *coarse_inputs, *(i.path for i in fine), *(i.path for i in coarse)]
+    with output_folder(out_dir, "fuse_series", sources) as tmp:
+        check_output_size(tmp, grid.width, grid.height, 4, len(tasks), "OUTPUT_FOLDER", progress)
+        names = [f"lst_{task.target.date:%Y%m%d}_{spec.name}.tif" for task in tasks]
+        arguments = [(spec.name, params, FusionInputs(tuple((p.fine, p.coarse) for p in task.pairs), task.target,
+                                                      grid), str(tmp / name), stats)
+                     for task, name in zip(tasks, names)]
+        labels = [f"{task.target.date}: {name} from {', '.join(str(p.date) for p in task.pairs)}"
+                  for task, name in zip(tasks, names)]
+        # Cancelled or interrupted: the dates already written are kept (committed below).
+        done, stopped = run_tasks(fuse_date, arguments, labels, scheduler, progress=progress)
+        stack = _write_stack(tmp, done, spec.name)
+        report = {
+            "kind": "lst_fusion_fuse_series", "method": spec.name, "parameters": repr(params),
+            "complete": stopped is None,
+            "dates": [{**asdict(r), "path": r.path.name} for r in done],
+            "skipped": [{"date": str(d), "reason": why} for d, why in skipped],
+            "stack": stack.name if stack else None,
+        }
+        (tmp / "fuse_series.json").write_text(json.dumps(report, indent=2))
+    folder = Path(out_dir)
+    results = [FusionResult(folder / r.path.name, r.method, r.target_date, r.reference_dates, r.valid_fraction,
+                            r.nodata_pixels) for r in done]
+    if stopped is not None:
+        kept = ", ".join(r.target_date for r in done) or "none"
+        error = type(stopped)(f"{stopped} {len(done)} of {len(tasks)} date(s) were finished and kept in {folder} "
+                              f"({kept}); the date in progress left nothing.")
+        error.kept = True
+        raise error
+    return SeriesResult(folder, spec.name, results, [(str(d), w) for d, w in skipped],
+                        folder / stack.name if stack else None, folder / "fuse_series.json")

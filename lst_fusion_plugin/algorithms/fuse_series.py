@@ -1,0 +1,106 @@
+"""Processing algorithm: fuse every MODIS-only date of a season, with any registered method."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterString,
+)
+
+from .base import LSTAlgorithm, backend_errors, enum_value, load_outputs, progress_from
+from .gapfill import UNITS
+from .method_params import add_method_parameters, method_and_params, output_label
+
+
+def _series(alg, parameters, context, folder: str, files: str) -> list[str]:
+    found = [alg.parameterAsString(parameters, folder, context),
+             *(alg.parameterAsFileList(parameters, files, context) or [])]
+    return [p for p in found if p]
+
+
+def _dates(alg, parameters, name: str, context) -> list:
+    from backend.dates import parse_date
+    from backend.errors import InputError
+
+    text = alg.parameterAsString(parameters, name, context) or ""
+    try:
+        return [parse_date(t) for t in text.replace(";", ",").split(",") if t.strip()]
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}") from exc
+
+
+class FuseSeriesAlgorithm(LSTAlgorithm):
+    NAME = "fuse_series"
+    DISPLAY = "Fuse LST time series"
+    GROUP = "fusion"
+    HELP = (
+        "Predicts fine LST on every MODIS date that has no Landsat — a whole season in one run — with "
+        "STARFM, ESTARFM or a trained deep model.\n\n"
+        "FINE: the Landsat series (decoded or gap-filled); COARSE: the MODIS series on the Landsat grid "
+        "(Resample to a reference grid). Dates with both are the reference pairs; each other MODIS date "
+        "is predicted from the nearest pair (one-pair methods) or the nearest pairs before and after it "
+        "(two-pair methods). DATES limits the run to the dates listed; REFERENCE_DATES fixes the "
+        "reference pair(s) for every date. The statistics of each pair are computed once.\n\n"
+        "Writes lst_YYYYMMDD_METHOD.tif per date, lst_stack_METHOD.vrt (one band per date, the date as "
+        "band description) and fuse_series.json. Loaded layers are styled and carry their date, so the "
+        "Temporal Controller animates the season. Cancelling keeps the dates already finished.\n\n"
+        "SCHEDULER runs the dates as tasks on a Dask cluster (dask.distributed); a worker that is lost is "
+        "replaced and its date run again."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        for name, what in (("FINE", "Fine LST series (Landsat)"), ("COARSE", "Coarse LST series (MODIS on the "
+                                                                              "Landsat grid)")):
+            self.addParameter(QgsProcessingParameterFile(
+                name, f"{what}: folder", behavior=QgsProcessingParameterFile.Folder, optional=True))
+            self.addParameter(QgsProcessingParameterMultipleLayers(
+                f"{name}_FILES", f"{what}: files", layerType=QgsProcessing.TypeFile, optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "DATES", "Dates to predict (YYYY-MM-DD, comma-separated; empty = every MODIS-only date)", "",
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "REFERENCE_DATES", "Fixed reference dates (empty = the nearest pair(s) for each date)", "",
+            optional=True))
+        add_method_parameters(self, [
+            QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
+            QgsProcessingParameterString(
+                "SCHEDULER", "Dask scheduler address (e.g. tcp://10.0.0.5:8786; empty = this computer; the "
+                "output folder must be on storage the workers share)", "", optional=True)])
+        self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the fused rasters", True))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Fused series"))
+        self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Dates fused"))
+        self.addOutput(QgsProcessingOutputFile("STACK", "Multi-date stack (VRT)"))
+        self.addOutput(QgsProcessingOutputFile("REPORT", "Series report (JSON)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        with backend_errors():
+            from backend.errors import InputError
+            from backend.fuse_series import fuse_series
+
+            fine = _series(self, parameters, context, "FINE", "FINE_FILES")
+            coarse = _series(self, parameters, context, "COARSE", "COARSE_FILES")
+            if not fine or not coarse:
+                raise InputError("Give the Landsat series (FINE or FINE_FILES) and the MODIS series (COARSE or "
+                                 "COARSE_FILES).")
+            spec, params = method_and_params(self, parameters, context)
+            folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+            result = fuse_series(spec.name, fine, coarse, folder, params,
+                                 dates=_dates(self, parameters, "DATES", context) or None,
+                                 reference_dates=_dates(self, parameters, "REFERENCE_DATES", context) or None,
+                                 unit=enum_value(self, parameters, "UNIT", context, UNITS),
+                                 scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None,
+                                 progress=progress_from(feedback))
+        if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
+            label = output_label(spec, params)
+            load_outputs(context, [r.path for r in result.outputs], label,
+                         names=[f"LST {r.target_date} {label}" for r in result.outputs],
+                         dates=[r.target_date for r in result.outputs])
+        return {"OUTPUT_FOLDER": folder, "DATE_COUNT": len(result.outputs),
+                "STACK": str(result.stack) if result.stack else "", "REPORT": str(result.report)}
