@@ -23,8 +23,8 @@ from pathlib import Path
 from .distribute import run_tasks
 from .errors import InputError
 from .fuse import FusionResult, fuse_inputs, method_and_params
-from .fusion_inputs import FusionInputs, global_stats
-from .fusion_methods import get
+from .fusion_inputs import FusionInputs
+from .fusion_methods import get, reference_statistics
 from .outputs import check_output_folder, check_output_size, output_folder
 from .patches import Pair, pair_by_date
 from .progress import Progress, ensure
@@ -43,8 +43,13 @@ def plan_series(
     references: int,
     dates: list[dt.date] | None = None,
     reference_dates: list[dt.date] | None = None,
+    include_paired: bool = False,
 ) -> tuple[list[SeriesTask], list[tuple[dt.date, str]]]:
-    """The dates to predict with their reference pairs, and the dates skipped with the reason."""
+    """The dates to predict with their reference pairs, and the dates skipped with the reason.
+
+    ``include_paired`` also predicts the dates that have Landsat, each from the other pairs
+    (leave-one-out), to compare fusion with an observation.
+    """
     by_date = {c.date: c for c in coarse}
     pair_dates = {p.date for p in pairs}
     if dates:
@@ -53,7 +58,7 @@ def plan_series(
             raise InputError(f"DATES: no MODIS raster for {', '.join(map(str, missing))} in the coarse series.")
         targets = [by_date[d] for d in sorted(set(dates))]
     else:
-        targets = [c for c in coarse if c.date not in pair_dates]
+        targets = [c for c in coarse if include_paired or c.date not in pair_dates]
     fixed = None
     if reference_dates:
         lookup = {p.date: p for p in pairs}
@@ -67,8 +72,6 @@ def plan_series(
         fixed = tuple(sorted((lookup[d] for d in reference_dates), key=lambda p: p.date))
     tasks, skipped = [], []
     for target in targets:
-        if target.date in pair_dates and not dates:
-            continue
         candidates = [p for p in pairs if p.date != target.date]
         if fixed is not None:
             chosen = fixed
@@ -91,10 +94,16 @@ def plan_series(
     return tasks, skipped
 
 
+# Per process: reference statistics and ONNX Runtime sessions reused by the dates a process runs
+# (this one, or a Dask worker's).
+_PROCESS_CACHE: dict = {}
+
+
 def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: dict,
               progress: Progress | None = None) -> FusionResult:
     """One date of a series: the task a local loop or a Dask worker runs."""
-    return fuse_inputs(get(method), params, inputs, Path(out_path), dict(stats), progress=progress)
+    _PROCESS_CACHE.update(stats)
+    return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress)
 
 
 @dataclass
@@ -141,12 +150,14 @@ def fuse_series(
     reference_dates: list[dt.date] | None = None,
     unit: str | None = None,
     scheduler: str | None = None,
+    include_paired: bool = False,
     progress: Progress | None = None,
 ) -> SeriesResult:
     """Predict every MODIS-only date (or ``dates``) of a season into ``out_dir``.
 
     ``scheduler``: the address of a Dask scheduler to run the dates on a cluster (the
     output folder must be on storage its workers share); None runs them here.
+    ``include_paired``: also predict the dates that have Landsat, from the other pairs.
     """
     progress = ensure(progress)
     spec, params = method_and_params(method, params)
@@ -161,7 +172,7 @@ def fuse_series(
         raise InputError(f"The MODIS series ({coarse[0].grid.describe()}) is not on the Landsat grid "
                          f"({grid.describe()}). Resample it onto the Landsat grid first.")
     pairs = pair_by_date(fine, coarse, 0)
-    tasks, skipped = plan_series(pairs, coarse, references, dates, reference_dates)
+    tasks, skipped = plan_series(pairs, coarse, references, dates, reference_dates, include_paired)
     for date, why in skipped:
         progress.warn(f"{date}: not predicted ({why}).")
     if not tasks:
@@ -169,8 +180,8 @@ def fuse_series(
                          "other date has the reference pair(s) this method needs.")
     # The statistics of each reference pair, computed once for the series (and sent to workers).
     stats = {}
-    for fine_item in {p.fine.path: p.fine for task in tasks for p in task.pairs}.values():
-        stats[("stats", fine_item.path)] = global_stats(fine_item, grid)
+    if spec.mode == "crop":  # the window methods' similarity thresholds; networks need none
+        reference_statistics({p.fine.path: p.fine for task in tasks for p in task.pairs}.values(), grid, stats)
     sources = [*fine_inputs, *coarse_inputs, *(i.path for i in fine), *(i.path for i in coarse)]
     with output_folder(out_dir, "fuse_series", sources) as tmp:
         check_output_size(tmp, grid.width, grid.height, 4, len(tasks), "OUTPUT_FOLDER", progress)
@@ -181,7 +192,10 @@ def fuse_series(
         labels = [f"{task.target.date}: {name} from {', '.join(str(p.date) for p in task.pairs)}"
                   for task, name in zip(tasks, names)]
         # Cancelled or interrupted: the dates already written are kept (committed below).
-        done, stopped = run_tasks(fuse_date, arguments, labels, scheduler, progress=progress)
+        try:
+            done, stopped = run_tasks(fuse_date, arguments, labels, scheduler, progress=progress)
+        finally:
+            _PROCESS_CACHE.clear()
         stack = _write_stack(tmp, done, spec.name)
         report = {
             "kind": "lst_fusion_fuse_series", "method": spec.name, "parameters": repr(params),

@@ -45,11 +45,17 @@ class FusionMethod:
 
 # ------------------------------------------------------------------ STARFM / ESTARFM
 
+def reference_statistics(fine_items, grid, cache: dict) -> dict:
+    """Mean and standard deviation of each fine reference, added to ``cache`` once per raster."""
+    for fine in fine_items:
+        if ("stats", fine.path) not in cache:
+            cache[("stats", fine.path)] = global_stats(fine, grid)
+    return cache
+
+
 def _thresholds(inputs: FusionInputs, classes: int, cache: dict) -> list[tuple[float, float]]:
     """Scene mean and similarity threshold 2σ/m of each fine reference."""
-    for fine, _ in inputs.pairs:
-        if ("stats", fine.path) not in cache:
-            cache[("stats", fine.path)] = global_stats(fine, inputs.grid)
+    reference_statistics([fine for fine, _ in inputs.pairs], inputs.grid, cache)
     stats = [cache[("stats", fine.path)] for fine, _ in inputs.pairs]
     return [(mean, std * 2.0 / classes) for mean, std in stats]
 

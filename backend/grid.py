@@ -75,14 +75,12 @@ class Grid:
                 f"extent ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f})")
 
     def row_blocks(self, rows: int, halo: int = 0) -> Iterator[tuple[Window, Window, slice]]:
-        """Row blocks covering the grid: (block window, window with ``halo`` rows above and
-        below clipped to the grid, rows of the block inside the haloed window)."""
-        rows = max(1, int(rows))
-        for top in range(0, self.height, rows):
-            h = min(rows, self.height - top)
-            lo, hi = max(0, top - halo), min(self.height, top + h + halo)
-            yield (Window(0, top, self.width, h), Window(0, lo, self.width, hi - lo),
-                   slice(top - lo, top - lo + h))
+        """Full-width row blocks of the tiler's window plan: (block window, window with ``halo``
+        rows above and below clipped to the grid, rows of the block inside the haloed window)."""
+        from .tiler import plan
+
+        for tile in plan(self, halo, rows).tiles():
+            yield tile.window, tile.read, tile.inner[0]
 
 
 def block_rows_for(width: int, bytes_per_row_pixel: int, budget_bytes: int = 256 * 2**20) -> int:

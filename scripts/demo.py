@@ -8,9 +8,11 @@ Steps (each a Processing algorithm run headless by scripts/qgis_process):
 4. resample — MODIS onto the Landsat 30 m grid;
 5. build_patches — triplets and training patches;
 6. train — a short CPU training of EDCSTFN, exported to ONNX with its report;
-7. fuse — ESTARFM prediction of a cloudy date from the dates before and after it.
-Then it writes demo.qgz with the layers grouped and styled, and overview.png.
-Later stages (deep-model fusion, evaluation) extend this chain as they land.
+7. fuse — ESTARFM prediction of a cloudy date from the dates before and after it, and the
+   same date from the pretrained STTFN shipped in models/shipped/ (ONNX Runtime);
+8. fuse_series — every date of the season predicted by the shipped model from the other dates.
+Then it writes demo.qgz with the layers grouped, styled and dated (the Temporal Controller
+steps through the season), and overview.png. Evaluation extends this chain when it lands.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(REPO))
+    import rasterio
     from qgis.core import (
         QgsApplication,
         QgsMapRendererParallelJob,
@@ -56,7 +59,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
     from backend.sample_data import CLASSES
-    from lst_fusion_plugin.styling import apply_lst_style
+    from lst_fusion_plugin.styling import apply_lst_style, set_date
 
     app = QgsApplication([], False)
     app.initQgis()
@@ -68,6 +71,10 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
         for i, (name, path) in enumerate(items):
             layer = QgsRasterLayer(str(path), name)
             apply_lst_style(layer)
+            with rasterio.open(path) as src:
+                date = src.tags().get("ACQUISITION_DATE")
+            if date:
+                set_date(layer, date)  # the Temporal Controller steps through the season
             project.addMapLayer(layer, False)
             shown = i == (show if len(items) > 1 else 0)
             group.addLayer(layer).setItemVisibilityChecked(shown)
@@ -86,7 +93,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     project.write(str(qgz))
 
     # Overview: the chosen date of each group side by side, rendered by QGIS with the styles above.
-    panels = [(g, first[g]) for g in first if "decoded)" not in g and "on the Landsat" not in g]
+    panels = [(g, first[g]) for g in first if "decoded)" not in g and "on the Landsat" not in g and "season" not in g]
     size, pad = 360, 28
     canvas = QImage(len(panels) * size, size + pad, QImage.Format_ARGB32)
     canvas.fill(QColor("white"))
@@ -120,7 +127,7 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     sample = out / "sample"
-    print(f">> 1/8 lst_fusion:generate_sample_dataset -> {sample}")
+    print(f">> 1/9 lst_fusion:generate_sample_dataset -> {sample}")
     res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=args.size, HEIGHT=args.size,
                        N_DATES=args.dates, START_DATE="2020-04-01", END_DATE="2020-09-30", SEED=42, CLOUDINESS=0.3)
     manifest = json.loads(Path(res["MANIFEST"]).read_text())
@@ -129,7 +136,7 @@ def main() -> int:
     groups: dict[str, list[tuple[str, Path]]] = {
         "Landsat LST (decoded, clouds masked)": [], "Landsat LST (gap-filled)": [], "MODIS LST (decoded)": [],
         "MODIS LST (on the Landsat grid)": [], "Fused LST (ESTARFM)": [], "Truth (simulated, cloud-free)": []}
-    print(f">> 2/8 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
+    print(f">> 2/9 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
     for rec in manifest["dates"]:
         day = rec["date"].replace("-", "")
         for key, sensor, group in (("landsat_st_b10", "landsat", "Landsat LST (decoded, clouds masked)"),
@@ -139,7 +146,7 @@ def main() -> int:
             label = "Landsat" if sensor == "landsat" else "MODIS"
             groups[group].append((f"{label} {rec['date']} ({r['VALID_FRACTION']:.0%} valid)", target))
         groups["Truth (simulated, cloud-free)"].append((f"Truth {rec['date']}", sample / rec["truth"]))
-    print(">> 3/8 lst_fusion:gap_fill (Landsat, then MODIS)")
+    print(">> 3/9 lst_fusion:gap_fill (Landsat, then MODIS)")
     filled = {}
     for sensor, index in (("landsat", 1), ("modis", 2)):
         r = qgis_process("gap_fill", INPUT=sample, SENSOR=index, OUTPUT_FOLDER=out / f"{sensor}_filled")
@@ -148,19 +155,19 @@ def main() -> int:
     for d in filled["landsat"]["dates"]:
         groups["Landsat LST (gap-filled)"].append(
             (f"Landsat {d['date']} gap-filled", out / "landsat_filled" / d["output"]))
-    print(">> 4/8 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
+    print(">> 4/9 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
     qgis_process("resample", INPUT=out / "modis_filled", REFERENCE_FOLDER=out / "landsat_filled",
                  OUTPUT_FOLDER=out / "modis_30m")
     report = json.loads((out / "modis_30m" / "resample_report.json").read_text())
     for d in report["dates"]:
         groups["MODIS LST (on the Landsat grid)"].append(
             (f"MODIS {d['date']} at 30 m", out / "modis_30m" / d["output"]))
-    print(">> 5/8 lst_fusion:build_patches (95 x 95, stride 20)")
+    print(">> 5/9 lst_fusion:build_patches (95 x 95, stride 20)")
     r = qgis_process("build_patches", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
                      OUTPUT_FOLDER=out / "patches")
     print(f"   {r['TRIPLETS']} triplets: {r['TRAIN_PATCHES']} train, {r['VAL_PATCHES']} validation, "
           f"{r['TEST_PATCHES']} test patches")
-    print(">> 6/8 lst_fusion:train (EDCSTFN, a short CPU run: 3 epochs of 10 batches)")
+    print(">> 6/9 lst_fusion:train (EDCSTFN, a short CPU run: 3 epochs of 10 batches)")
     trained = qgis_process("train", DATASET=out / "patches", MODEL=0, EPOCHS=3, BATCH_SIZE=8, MAX_BATCHES=10,
                            OUTPUT_FOLDER=out / "training")
     print(f"   best epoch {trained['BEST_EPOCH']}, validation RMSE {trained['VAL_RMSE']:.2f} K")
@@ -173,12 +180,33 @@ def main() -> int:
     fine = [out / "landsat_filled" / d["output"] for d in filled["landsat"]["dates"]]
     coarse = [out / "modis_30m" / d["output"] for d in report["dates"]]
     fused = out / f"estarfm_{dates[show]['date'].replace('-', '')}.tif"
-    print(f">> 7/8 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
+    print(f">> 7/9 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
           f"{dates[show + 1]['date']}")
     r = qgis_process("fuse", METHOD=1, FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], FINE_T3=fine[show + 1],
                      COARSE_T3=coarse[show + 1], COARSE_T2=coarse[show], OUTPUT=fused)
     groups["Fused LST (ESTARFM)"] = [(f"ESTARFM {r['DATE']}", fused)]
-    print(">> 8/8 writing the QGIS project")
+    sys.path.insert(0, str(REPO))
+    from backend.fusion_methods import METHODS
+    from backend.onnx_fusion import shipped_models
+
+    shipped = shipped_models()
+    if shipped:
+        model = shipped[0]
+        deep = out / f"{model}_{dates[show]['date'].replace('-', '')}.tif"
+        print(f"   and with the pretrained {model} (ONNX Runtime) from {dates[show - 1]['date']}")
+        r = qgis_process("fuse", METHOD=list(METHODS).index("onnx"), SHIPPED_MODEL=1 + shipped.index(model),
+                         FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], COARSE_T2=coarse[show], OUTPUT=deep)
+        groups[f"Fused LST ({model})"] = [(f"{model} {r['DATE']}", deep)]
+        print(f">> 8/9 lst_fusion:fuse_series: every date predicted by {model} from the nearest other date")
+        r = qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
+                         METHOD=list(METHODS).index("onnx"), SHIPPED_MODEL=1 + shipped.index(model),
+                         INCLUDE_PAIRED=True, LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season")
+        season = json.loads(Path(r["REPORT"]).read_text())
+        groups[f"Fused season ({model}, dated)"] = [
+            (f"{model} {d['target_date']}", out / "fused_season" / d["path"]) for d in season["dates"]]
+    else:
+        print(">> 8/9 skipped: no pretrained model in models/shipped/ (scripts/train_shipped_model.py makes one)")
+    print(">> 9/9 writing the QGIS project")
     qgz = build_project(out, groups, sample / "truth" / "landcover.tif", show=show)
     print("\nDemo outputs:")
     print(f"  sample dataset : {sample}")
@@ -188,6 +216,8 @@ def main() -> int:
     print(f"  patch dataset  : {out / 'patches'}")
     print(f"  EDCSTFN model  : {trained['ONNX']}  (report: {trained['REPORT']})")
     print(f"  fused (ESTARFM): {fused}")
+    if shipped:
+        print(f"  fused season   : {out / 'fused_season'}  ({shipped[0]}, one file per date + VRT stack)")
     print(f"  QGIS project   : {qgz}   (open it with: qgis {qgz})")
     print(f"  overview       : {out / 'overview.png'}")
     return 0

@@ -55,6 +55,9 @@ def tiny_patches(tmp_path_factory) -> Path:
     return root / "patches"
 
 
+_PROVIDERS: list = []
+
+
 @pytest.fixture(scope="module")
 def provider(qgis_processing):
     """The LST Fusion provider registered in QGIS's Processing registry (referenced, so kept alive)."""
@@ -64,9 +67,12 @@ def provider(qgis_processing):
 
     registry = QgsApplication.processingRegistry()
     prov = registry.providerById("lst_fusion")
-    if prov is None:
+    if prov is None or not prov.id():  # a wrapper whose Python side was collected has no id
+        if prov is not None:
+            registry.removeProvider(prov)
         prov = LSTFusionProvider()
         assert registry.addProvider(prov)
+        _PROVIDERS.append(prov)  # the registry keeps the C++ object; Python must keep the wrapper alive
     yield prov
 
 

@@ -34,6 +34,9 @@ def test_nearest_pairs_are_chosen():
     tasks, skipped = plan_series(pairs, coarse, 2)
     assert [(t.target.date.day, [p.date.day for p in t.pairs]) for t in tasks] == [(2, [1, 4]), (3, [1, 4])]
     assert skipped == [(dt.date(2020, 6, 5), "no reference pair after it")]
+    tasks, _ = plan_series(pairs, coarse, 1, include_paired=True)
+    assert [(t.target.date.day, [p.date.day for p in t.pairs]) for t in tasks] == \
+        [(1, [4]), (2, [1]), (3, [4]), (4, [1]), (5, [4])]
     tasks, _ = plan_series(pairs, coarse, 1, dates=[dt.date(2020, 6, 3)], reference_dates=[dt.date(2020, 6, 1)])
     assert [(t.target.date.day, [p.date.day for p in t.pairs]) for t in tasks] == [(3, [1])]
     with pytest.raises(InputError, match="DATES: no MODIS raster for 2020-06-09"):
@@ -181,3 +184,19 @@ def test_unreachable_scheduler_is_a_clear_error(season, tmp_path):
         fuse_series("starfm", fine, coarse, tmp_path / "out", StarfmParams(window=11), scheduler="tcp://127.0.0.1:9")
     assert time.monotonic() - start < 60
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
+
+
+def test_graphical_model_extends_the_chain_to_fusion(provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(Path(__file__).resolve().parents[1] / "examples" / "lst_chain_fusion.model3"))
+    res = processing.run(model, {"WIDTH": 96, "HEIGHT": 96, "N_DATES": 4, "START_DATE": "2020-06-01",
+                                 "END_DATE": "2020-08-05", "PATCH_SIZE": 48, "STRIDE": 24,
+                                 "patches:PATCHES": str(tmp_path / "p"), "fuse:FUSED": str(tmp_path / "fused")},
+                         feedback=QgsProcessingFeedback())
+    assert res["fuse:FUSED"] == str(tmp_path / "fused")
+    fused = sorted((tmp_path / "fused").glob("lst_*_estarfm.tif"))
+    assert len(fused) == 2  # ESTARFM, leave-one-out: the dates between two others
+    assert all(np.isfinite(read_lst(f).data).mean() > 0.95 for f in fused)

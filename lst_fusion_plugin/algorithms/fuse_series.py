@@ -73,6 +73,9 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
             QgsProcessingParameterString(
                 "SCHEDULER", "Dask scheduler address (e.g. tcp://10.0.0.5:8786; empty = this computer; the "
                 "output folder must be on storage the workers share)", "", optional=True)])
+        self.addParameter(QgsProcessingParameterBoolean(
+            "INCLUDE_PAIRED", "Also predict the dates that have Landsat, from the other pairs (to validate)",
+            False))
         self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the fused rasters", True))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Fused series"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Dates fused"))
@@ -96,6 +99,7 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
                                  reference_dates=_dates(self, parameters, "REFERENCE_DATES", context) or None,
                                  unit=enum_value(self, parameters, "UNIT", context, UNITS),
                                  scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None,
+                                 include_paired=self.parameterAsBool(parameters, "INCLUDE_PAIRED", context),
                                  progress=progress_from(feedback))
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
             label = output_label(spec, params)
