@@ -27,8 +27,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from fusion_oracle import estarfm_pixelwise  # noqa: E402
 
-from backend.estarfm import EstarfmParams, estarfm  # noqa: E402
-from backend.starfm import StarfmParams, starfm  # noqa: E402
+from backend.fusion.estarfm import EstarfmParams, estarfm  # noqa: E402
+from backend.fusion.starfm import StarfmParams, starfm  # noqa: E402
 
 
 def scene(n: int, seed: int = 0):
@@ -62,7 +62,7 @@ def write_large(folder: Path, size: int) -> dict[str, Path]:
 
 def large(folder: Path) -> None:
     """Child process: ESTARFM through the file driver; prints seconds and its own peak memory."""
-    from backend.fuse import fuse
+    from backend.fusion.fuse import fuse
 
     paths = {p.name.split("_")[0]: p for p in folder.glob("*.tif")}
     start = time.perf_counter()

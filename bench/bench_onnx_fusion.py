@@ -40,7 +40,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 def export(name: str, folder: Path):
     import torch
 
-    from backend.onnx_export import export_onnx
+    from backend.training.onnx_export import export_onnx
     from models import registry
     from models.card import ModelCard
     from models.contract import KelvinModel, Normalise, PaddedModel
@@ -90,9 +90,9 @@ def models_table(folder: Path) -> None:
     import onnxruntime as ort
     import torch
 
-    from backend.fuse import fuse
-    from backend.onnx_fusion import OnnxParams, providers, session_options
-    from backend.readers import read_lst
+    from backend.fusion.fuse import fuse
+    from backend.fusion.onnx_model import OnnxParams, providers, session_options
+    from backend.io.readers import read_lst
 
     torch.set_num_threads(CORES)
     size = 950
@@ -123,8 +123,8 @@ def models_table(folder: Path) -> None:
 LARGE = """
 import resource, sys, time
 sys.path.insert(0, {repo!r})
-from backend.fuse import fuse
-from backend.onnx_fusion import OnnxParams
+from backend.fusion.fuse import fuse
+from backend.fusion.onnx_model import OnnxParams
 start = time.perf_counter()
 r = fuse("onnx", [({f1!r}, {c1!r})], {c2!r}, {out!r}, OnnxParams({model!r}))
 print(f"{{time.perf_counter() - start:.1f}} {{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f}} "
@@ -152,8 +152,8 @@ def large(folder: Path, size: int) -> None:
 def series(folder: Path) -> None:
     from distributed import LocalCluster
 
-    from backend.fuse_series import fuse_series
-    from backend.fusion_params import StarfmParams
+    from backend.fusion.params import StarfmParams
+    from backend.fusion.series import fuse_series
 
     size, dates = 400, 21
     fine, coarse = [], []

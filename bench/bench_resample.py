@@ -19,10 +19,10 @@ from affine import Affine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.grid import Grid  # noqa: E402
-from backend.lst_raster import LSTRaster  # noqa: E402
-from backend.resample import resample_lst  # noqa: E402
-from backend.sample_data import MODIS_ORIGIN, MODIS_PIXEL, MODIS_SINUSOIDAL  # noqa: E402
+from backend.io.grid import Grid  # noqa: E402
+from backend.io.lst_raster import LSTRaster  # noqa: E402
+from backend.preprocess.resample import resample_lst  # noqa: E402
+from backend.preprocess.sample_data import MODIS_ORIGIN, MODIS_PIXEL, MODIS_SINUSOIDAL  # noqa: E402
 
 TARGET_GB = 1.5
 

@@ -19,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.onnx_export import export_onnx  # noqa: E402
-from backend.training import TrainConfig, _Trainer  # noqa: E402
+from backend.training.onnx_export import export_onnx  # noqa: E402
+from backend.training.train import TrainConfig, _Trainer  # noqa: E402
 from models import registry  # noqa: E402
 from models.card import ModelCard  # noqa: E402
 from models.contract import KelvinModel, Normalise, PaddedModel, padding  # noqa: E402

@@ -58,7 +58,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     from qgis.PyQt.QtCore import QSize, Qt
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
-    from backend.sample_data import CLASSES
+    from backend.preprocess.sample_data import CLASSES
     from lst_fusion_plugin.styling import apply_lst_style, set_date
 
     app = QgsApplication([], False)
@@ -186,8 +186,8 @@ def main() -> int:
                      COARSE_T3=coarse[show + 1], COARSE_T2=coarse[show], OUTPUT=fused)
     groups["Fused LST (ESTARFM)"] = [(f"ESTARFM {r['DATE']}", fused)]
     sys.path.insert(0, str(REPO))
-    from backend.fusion_methods import METHODS
-    from backend.onnx_fusion import shipped_models
+    from backend.fusion.methods import METHODS
+    from backend.fusion.onnx_model import shipped_models
 
     shipped = shipped_models()
     if shipped:

@@ -40,8 +40,8 @@ def evaluate(onnx_path: Path, root: Path, manifest: dict, test_dates: list[str])
     """RMSE on the test dates against the truth: the model, resampled MODIS, the model with +8 K inputs."""
     import onnxruntime as ort
 
-    from backend.onnx_fusion import OnnxState, model_card, predict, providers, session_options
-    from backend.readers import read_lst
+    from backend.fusion.onnx_model import OnnxState, model_card, predict, providers, session_options
+    from backend.io.readers import read_lst
 
     state = OnnxState(model_card(onnx_path), ort.InferenceSession(str(onnx_path), session_options(),
                                                                   providers=providers()), "", "")
@@ -78,13 +78,13 @@ def main() -> int:
 
     import onnx
 
-    from backend.gapfill import gap_fill_series
-    from backend.onnx_export import DIGEST_KEY, weights_digest
-    from backend.patches import build_patch_dataset
+    from backend.preprocess.gapfill import gap_fill_series
+    from backend.preprocess.patches import build_patch_dataset
+    from backend.preprocess.resample import reference_grid, resample_series
+    from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
     from backend.progress import Progress
-    from backend.resample import reference_grid, resample_series
-    from backend.sample_data import SampleSpec, generate_sample_dataset
-    from backend.training import TrainConfig, train
+    from backend.training.onnx_export import DIGEST_KEY, weights_digest
+    from backend.training.train import TrainConfig, train
     from models.card import CARD_KEY, ModelCard
 
     root = args.work

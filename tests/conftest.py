@@ -15,10 +15,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from backend.gapfill import gap_fill_series  # noqa: E402
-from backend.patches import build_patch_dataset  # noqa: E402
-from backend.resample import reference_grid, resample_series  # noqa: E402
-from backend.sample_data import SampleSpec, generate_sample_dataset  # noqa: E402
+from backend.preprocess.gapfill import gap_fill_series  # noqa: E402
+from backend.preprocess.patches import build_patch_dataset  # noqa: E402
+from backend.preprocess.resample import reference_grid, resample_series  # noqa: E402
+from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="session")

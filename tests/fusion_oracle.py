@@ -1,6 +1,6 @@
 # ruff: noqa: N806  (the papers' notation: F, C, S, T, R, D)
 """Per-pixel reference implementations of STARFM and ESTARFM, written straight from the
-papers' formulas (with the LST parameter mapping documented in backend.starfm/estarfm).
+papers' formulas (with the LST parameter mapping documented in backend.fusion.starfm/estarfm).
 Slow and obviously correct: the oracle the fast kernels are tested against, and the
 baseline the benchmark measures the speed-up from."""
 

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from backend.dates import date_from_name, parse_date, product_from_name
+from backend.io.dates import date_from_name, parse_date, product_from_name
 
 
 @pytest.mark.parametrize(

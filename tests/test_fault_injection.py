@@ -2,7 +2,7 @@
 
 Every case runs an algorithm the way a user does (``processing.run`` in-process, or
 ``qgis_process`` in a subprocess for exits, file-size limits and signals) and checks the
-contract of backend/outputs.py: a clear message naming the file or parameter, a failed
+contract of backend/io/outputs.py: a clear message naming the file or parameter, a failed
 run (exception / non-zero exit), and nothing the user had lost or changed — every file
 of the workspace is checksummed before and after, and no partial or temporary file is
 left. The cases are listed at the end of the test run (see conftest.py).
@@ -30,9 +30,9 @@ import rasterio
 from affine import Affine
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from backend import outputs
-from backend.resample import reference_grid, resample_series
-from backend.sample_data import SampleSpec, generate_sample_dataset
+from backend.io import outputs
+from backend.preprocess.resample import reference_grid, resample_series
+from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 WRAPPER = REPO / "scripts" / "qgis_process"
@@ -377,7 +377,7 @@ def test_size_guard_sees_the_free_space(provider, ws, monkeypatch):
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(ws):
-    from backend.atomic import _host
+    from backend.io.atomic import _host
 
     final = ws.root / "fused.tif"
     dead = subprocess.Popen(["true"])

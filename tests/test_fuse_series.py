@@ -12,14 +12,14 @@ import rasterio
 from qgis.core import QgsProcessingFeedback, QgsProject
 
 from backend.errors import Cancelled, InputError
-from backend.fuse import fuse
-from backend.fuse_series import fuse_series, plan_series
-from backend.fusion_params import StarfmParams
-from backend.outputs import read_record
-from backend.patches import Pair
+from backend.fusion.fuse import fuse
+from backend.fusion.params import StarfmParams
+from backend.fusion.series import fuse_series, plan_series
+from backend.io.outputs import read_record
+from backend.io.readers import read_lst
+from backend.io.series import SeriesItem
+from backend.preprocess.patches import Pair
 from backend.progress import Progress
-from backend.readers import read_lst
-from backend.series import SeriesItem
 
 
 def _item(day: int, sensor: str) -> SeriesItem:

@@ -11,14 +11,14 @@ from fusion_oracle import estarfm_pixelwise, starfm_pixelwise
 from scipy.ndimage import gaussian_filter, uniform_filter
 
 from backend.errors import InputError
-from backend.estarfm import EstarfmParams, estarfm
-from backend.fuse import fuse
-from backend.gapfill import gap_fill_series
+from backend.fusion.estarfm import EstarfmParams, estarfm
+from backend.fusion.fuse import fuse
+from backend.fusion.starfm import StarfmParams, starfm
+from backend.io.readers import read_lst
+from backend.preprocess.gapfill import gap_fill_series
+from backend.preprocess.resample import reference_grid, resample_series
+from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
 from backend.progress import LSTWarning
-from backend.readers import read_lst
-from backend.resample import reference_grid, resample_series
-from backend.sample_data import SampleSpec, generate_sample_dataset
-from backend.starfm import StarfmParams, starfm
 
 YANCO = "yanco_ubestarfm"
 

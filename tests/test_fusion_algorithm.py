@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject
 
-from backend.readers import read_lst
+from backend.io.readers import read_lst
 
 REPO = Path(__file__).resolve().parents[1]
 Y = "yanco_ubestarfm"

@@ -11,10 +11,18 @@ import pytest
 import rasterio
 
 from backend.errors import Cancelled, InputError
-from backend.gapfill import NODATA, OBSERVED, SPATIAL, TEMPORAL, gap_fill_series, spatial_fill, temporal_interpolation
+from backend.io.readers import read_lst
+from backend.preprocess.gapfill import (
+    NODATA,
+    OBSERVED,
+    SPATIAL,
+    TEMPORAL,
+    gap_fill_series,
+    spatial_fill,
+    temporal_interpolation,
+)
+from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
 from backend.progress import Progress
-from backend.readers import read_lst
-from backend.sample_data import SampleSpec, generate_sample_dataset
 
 
 def test_temporal_interpolation_is_linear_in_time_and_bounded_by_max_gap():

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backend.onnx_export import export_onnx, read_model_card
-from backend.training import TrainConfig, _Trainer
+from backend.training.onnx_export import export_onnx, read_model_card
+from backend.training.train import TrainConfig, _Trainer
 from models import registry
 from models.card import ModelCard
 from models.contract import KelvinModel, Normalise, PaddedModel, padding
@@ -114,7 +114,7 @@ def test_keep_observed_and_ms_ssim():
 
 
 def test_export_fails_loudly_and_leaves_nothing(tmp_path):
-    from backend.onnx_export import ExportError
+    from backend.training.onnx_export import ExportError
 
     spec = registry.get("sttfn")
     contract = spec.contract(1)

@@ -14,11 +14,11 @@ import torch
 from qgis.core import QgsProcessingFeedback, QgsProject
 
 from backend.errors import InputError
-from backend.fuse import fuse
-from backend.fusion_methods import METHODS
-from backend.onnx_export import export_onnx
-from backend.onnx_fusion import OnnxParams
-from backend.readers import read_lst
+from backend.fusion.fuse import fuse
+from backend.fusion.methods import METHODS
+from backend.fusion.onnx_model import OnnxParams
+from backend.io.readers import read_lst
+from backend.training.onnx_export import export_onnx
 from models import registry
 from models.card import ModelCard
 from models.contract import KelvinModel, Normalise, PaddedModel

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from backend.errors import InputError
-from backend.patches import PatchDataset, Triplet, build_patch_dataset, make_triplets, split_triplets
-from backend.readers import read_lst
-from backend.resample import reference_grid, resample_series
-from backend.sample_data import SampleSpec, generate_sample_dataset
+from backend.io.readers import read_lst
+from backend.preprocess.patches import PatchDataset, Triplet, build_patch_dataset, make_triplets, split_triplets
+from backend.preprocess.resample import reference_grid, resample_series
+from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
 
 
 @pytest.fixture(scope="module")

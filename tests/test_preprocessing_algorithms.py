@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingModelAlgorithm
 
-from backend.grid import Grid
-from backend.sample_data import SampleSpec, generate_sample_dataset
+from backend.io.grid import Grid
+from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "lst_preprocessing.model3"

@@ -14,7 +14,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from backend.readers import read_lst
+from backend.io.readers import read_lst
 from lst_fusion_plugin import dependencies
 from lst_fusion_plugin.styling import apply_lst_style
 

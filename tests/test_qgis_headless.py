@@ -62,7 +62,7 @@ def test_wrapper_runs_sample_data_and_import_with_json(qgis_env, tmp_path):
     res = _json(qgis_process(qgis_env, "run", "lst_fusion:import_lst", "--json", "--",
                              f"INPUT={out / rec['modis_lst']}", f"OUTPUT={decoded}").stdout)
     assert res["results"]["OUTPUT"] == str(decoded) and res["results"]["DATE_OUT"] == rec["date"]
-    from backend.readers import read_lst
+    from backend.io.readers import read_lst
 
     np.testing.assert_array_equal(read_lst(decoded).data, read_lst(out / rec["modis_lst"]).data)
 
@@ -88,7 +88,7 @@ def installed_profile(tmp_path_factory):
 
     names = zipfile.ZipFile(zip_path).namelist()
     assert {n.split("/")[0] for n in names} == {"lst_fusion_plugin"}, "one top folder"
-    for needed in ("metadata.txt", "__init__.py", "provider.py", "backend/readers.py", "models/__init__.py",
+    for needed in ("metadata.txt", "__init__.py", "provider.py", "backend/io/readers.py", "models/__init__.py",
                    "icons/lst_fusion.svg"):
         assert f"lst_fusion_plugin/{needed}" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -11,10 +11,10 @@ import rasterio
 from affine import Affine
 
 from backend.errors import EmptyDataError, InputError, UnitError, UnknownProductError
-from backend.lst_raster import LSTRaster
+from backend.io.lst_raster import LSTRaster
+from backend.io.readers import read_lst
+from backend.io.writers import write_lst
 from backend.progress import LSTWarning
-from backend.readers import read_lst
-from backend.writers import write_lst
 
 
 def _read(path):

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 
 from backend.errors import EmptyDataError, InputError, UnitError
-from backend.readers import read_landsat, read_lst, read_modis
+from backend.io.readers import read_landsat, read_lst, read_modis
 
 MOD = "modis_mod11a1_hdf/MOD11A1.A2021227.h11v05.061.2021228105320.hdf"
 L8_2019 = "landsat_c2l2/LC08_L2SP_008059_20191201_20200825_02_T1_"

@@ -9,11 +9,11 @@ from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
 from backend.errors import InputError
-from backend.grid import Grid
-from backend.lst_raster import LSTRaster
-from backend.readers import read_lst
-from backend.resample import METHODS, reference_grid, resample_lst, resample_series
-from backend.sample_data import MODIS_ORIGIN, MODIS_PIXEL, MODIS_SINUSOIDAL
+from backend.io.grid import Grid
+from backend.io.lst_raster import LSTRaster
+from backend.io.readers import read_lst
+from backend.preprocess.resample import METHODS, reference_grid, resample_lst, resample_series
+from backend.preprocess.sample_data import MODIS_ORIGIN, MODIS_PIXEL, MODIS_SINUSOIDAL
 
 
 def field(lon, lat):

@@ -10,9 +10,8 @@ import rasterio
 from rasterio.warp import Resampling, reproject
 
 from backend.errors import Cancelled, InputError, OutputError
-from backend.progress import Progress
-from backend.readers import read_lst
-from backend.sample_data import (
+from backend.io.readers import read_lst
+from backend.preprocess.sample_data import (
     FOREST,
     MODIS_ORIGIN,
     MODIS_PIXEL,
@@ -22,6 +21,7 @@ from backend.sample_data import (
     generate_sample_dataset,
     sample_dates,
 )
+from backend.progress import Progress
 
 
 def _arrays(folder, manifest):

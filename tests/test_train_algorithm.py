@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from backend.onnx_export import read_model_card
+from backend.training.onnx_export import read_model_card
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from backend.errors import Cancelled, InputError
-from backend.onnx_export import read_model_card
 from backend.progress import Progress
-from backend.training import TrainConfig, load_checkpoint, train
+from backend.training.onnx_export import read_model_card
+from backend.training.train import TrainConfig, load_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ CHILD = """
 import sys
 sys.path.insert(0, {repo!r})
 from backend.progress import Progress
-from backend.training import TrainConfig, train
+from backend.training.train import TrainConfig, train
 config = TrainConfig(model="mlffgan", epochs=4, batch_size=2, seed=3)
 train({data!r}, sys.argv[1], config, resume=len(sys.argv) > 2,
       progress=Progress(on_progress=lambda f: print(f"progress {{f:.4f}}", flush=True)))
@@ -141,8 +141,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_patches, tmp_path):
 
 def test_level_shift_moves_inputs_and_target_by_the_same_kelvin(tiny_patches):
     """The augmentation that makes a model learn changes, not the training region's levels."""
-    from backend.patches import PatchDataset
-    from backend.training import _Batches
+    from backend.preprocess.patches import PatchDataset
+    from backend.training.train import _Batches
     from models.contract import ROLES_ONE_REFERENCE
 
     class FixedDraws:

@@ -8,11 +8,11 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-import backend.writers as writers
+import backend.io.writers as writers
 from backend.errors import Cancelled
-from backend.lst_raster import LSTRaster
+from backend.io.lst_raster import LSTRaster
+from backend.io.readers import read_lst
 from backend.progress import Progress
-from backend.readers import read_lst
 
 
 def _raster(n=600):

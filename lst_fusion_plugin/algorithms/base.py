@@ -81,8 +81,8 @@ def backend_errors() -> Iterator[None]:
     problem = dependencies.backend_problem()
     if problem:
         raise QgsProcessingException(problem)
-    from backend.atomic import stop_on_signals
     from backend.errors import Cancelled, LSTFusionError
+    from backend.io.atomic import stop_on_signals
 
     try:
         with stop_on_signals():  # Ctrl-C / SIGTERM in qgis_process stop the run cleanly

@@ -62,7 +62,7 @@ class FuseAlgorithm(LSTAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
             from backend.errors import InputError
-            from backend.fuse import fuse
+            from backend.fusion.fuse import fuse
 
             spec, params = method_and_params(self, parameters, context)
             pairs = [(self._path(parameters, "FINE_T1", context), self._path(parameters, "COARSE_T1", context))]

@@ -26,8 +26,8 @@ def _series(alg, parameters, context, folder: str, files: str) -> list[str]:
 
 
 def _dates(alg, parameters, name: str, context) -> list:
-    from backend.dates import parse_date
     from backend.errors import InputError
+    from backend.io.dates import parse_date
 
     text = alg.parameterAsString(parameters, name, context) or ""
     try:
@@ -85,7 +85,7 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
             from backend.errors import InputError
-            from backend.fuse_series import fuse_series
+            from backend.fusion.series import fuse_series
 
             fine = _series(self, parameters, context, "FINE", "FINE_FILES")
             coarse = _series(self, parameters, context, "COARSE", "COARSE_FILES")

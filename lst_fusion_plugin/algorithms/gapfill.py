@@ -33,7 +33,7 @@ _QUALITY_LABELS = {"refuse": "Stop and name the files (default)",
 
 
 def missing_quality_options() -> list[tuple[str, str]]:
-    from backend.series import MISSING_QUALITY
+    from backend.io.series import MISSING_QUALITY
 
     return [(value, _QUALITY_LABELS[value]) for value in MISSING_QUALITY]
 
@@ -87,7 +87,7 @@ class GapFillAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.gapfill import gap_fill_series
+            from backend.preprocess.gapfill import gap_fill_series
 
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             report_path = gap_fill_series(

@@ -61,9 +61,9 @@ class ImportLSTAlgorithm(LSTAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
             from backend.errors import InputError
-            from backend.outputs import check_raster_output
-            from backend.readers import read_lst
-            from backend.writers import write_lst
+            from backend.io.outputs import check_raster_output
+            from backend.io.readers import read_lst
+            from backend.io.writers import write_lst
 
             source = self.parameterAsFile(parameters, "INPUT", context)
             product = PRODUCTS[self.parameterAsEnum(parameters, "PRODUCT", context)][0]

@@ -16,7 +16,7 @@ from .base import add_advanced
 
 
 def methods() -> list:
-    from backend.fusion_methods import METHODS
+    from backend.fusion.methods import METHODS
 
     return list(METHODS.values())
 

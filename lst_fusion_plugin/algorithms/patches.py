@@ -64,9 +64,9 @@ class BuildPatchesAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.dates import parse_date
             from backend.errors import InputError
-            from backend.patches import build_patch_dataset
+            from backend.io.dates import parse_date
+            from backend.preprocess.patches import build_patch_dataset
 
             text = self.parameterAsString(parameters, "TEST_DATES", context)
             try:

@@ -67,8 +67,8 @@ class ResampleAlgorithm(LSTAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Number of rasters"))
 
     def _grid(self, parameters, context):
-        from backend.grid import Grid
-        from backend.resample import reference_grid
+        from backend.io.grid import Grid
+        from backend.preprocess.resample import reference_grid
 
         layer = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
         if layer is not None:
@@ -94,7 +94,7 @@ class ResampleAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.resample import resample_series
+            from backend.preprocess.resample import resample_series
 
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             outputs = resample_series(

@@ -58,9 +58,9 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.dates import parse_date
             from backend.errors import InputError
-            from backend.sample_data import SampleSpec, generate_sample_dataset
+            from backend.io.dates import parse_date
+            from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
 
             try:
                 start = parse_date(self.parameterAsString(parameters, "START_DATE", context))

@@ -68,7 +68,7 @@ class TrainAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.training import TrainConfig, train
+            from backend.training.train import TrainConfig, train
 
             lr = self.parameterAsDouble(parameters, "LEARNING_RATE", context)
             config = TrainConfig(

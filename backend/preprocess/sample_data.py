@@ -32,13 +32,13 @@ from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.warp import transform as warp_transform
 
-from . import __version__
-from .errors import InputError
-from .lst_raster import KELVIN_OFFSET, LSTRaster
-from .outputs import check_output_size, output_folder
-from .progress import Progress, ensure
-from .readers import LANDSAT_ST_ADD, LANDSAT_ST_MULT, MODIS_SCALE
-from .writers import raster_output, write_lst
+from .. import __version__
+from ..errors import InputError
+from ..io.lst_raster import KELVIN_OFFSET, LSTRaster
+from ..io.outputs import check_output_size, output_folder
+from ..io.readers import LANDSAT_ST_ADD, LANDSAT_ST_MULT, MODIS_SCALE
+from ..io.writers import raster_output, write_lst
+from ..progress import Progress, ensure
 
 MODIS_SINUSOIDAL = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
 MODIS_PIXEL = 926.625433055833

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 
-from .errors import Interrupted, LSTFusionError, OutputError
+from ..errors import Interrupted, LSTFusionError, OutputError
 
 TMP_TAG = "lstf"
 _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -178,7 +178,7 @@ def atomic_path(final: str | os.PathLike, verify: Callable[[Path], None] | None 
     ``verify`` reads the finished temporary back (e.g. every raster block) before the
     rename, so a write error that the library only reported on stderr is still caught.
     On any failure, cancellation or signal the temporary is removed and ``final`` is left
-    as it was. Call the output checks of :mod:`backend.outputs` first: this never deletes
+    as it was. Call the output checks of :mod:`backend.io.outputs` first: this never deletes
     a folder, and replaces ``final`` only with a file.
     """
     final = Path(final)

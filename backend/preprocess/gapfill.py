@@ -30,14 +30,14 @@ import numpy as np
 import rasterio
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
-from .dates import file_name
-from .errors import InputError
-from .grid import block_rows_for
-from .lst_raster import LSTRaster
-from .outputs import check_output_folder, check_output_size, output_folder
-from .progress import Progress, ensure
-from .series import SeriesItem, load_series
-from .writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..errors import InputError
+from ..io.dates import file_name
+from ..io.grid import block_rows_for
+from ..io.lst_raster import LSTRaster
+from ..io.outputs import check_output_folder, check_output_size, output_folder
+from ..io.series import SeriesItem, load_series
+from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..progress import Progress, ensure
 
 METHODS = ("temporal_then_spatial", "temporal", "spatial")
 OBSERVED, TEMPORAL, SPATIAL, NODATA = 0, 1, 2, 255

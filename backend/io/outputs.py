@@ -23,10 +23,10 @@ import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
+from ..errors import OutputError
+from ..progress import Progress, ensure
 from .atomic import make_parent, remove_path, remove_stale, stop_on_signals, temporary_name, write_errors
-from .errors import OutputError
-from .progress import Progress, ensure
 
 RECORD = "lst_fusion_output.json"
 RASTER_SUFFIXES = (".tif", ".tiff")

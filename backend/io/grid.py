@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from . import __version__
-from .errors import InputError
+from .. import __version__
+from ..errors import InputError
+from ..io.grid import block_rows_for
+from ..io.outputs import check_output_folder, check_output_size, output_folder
+from ..io.series import SeriesItem, load_series
+from ..progress import Progress, ensure
 from .gapfill import flags_path_for
-from .grid import block_rows_for
-from .outputs import check_output_folder, check_output_size, output_folder
-from .progress import Progress, ensure
-from .series import SeriesItem, load_series
 
 SPLITS = ("train", "val", "test")
 COARSE, FINE = 0, 1

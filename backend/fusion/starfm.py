@@ -19,7 +19,7 @@ the reference code adds to S and T before inverting becomes ε = 0.01 K. STARFM'
 assumes the fine and coarse sensors differ by an offset (a unit slope): F0 is F1 plus
 the coarse change. The log-weight variant of the paper is not implemented.
 
-The kernel is compiled with numba and runs over rows in parallel; see ``backend.fuse``
+The kernel is compiled with numba and runs over rows in parallel; see ``backend.fusion.fuse``
 for the block/halo driver that bounds memory on any scene size.
 """
 
@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fusion_params import StarfmParams
+from .params import StarfmParams
 
 
 @njit(parallel=True, cache=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .dates import file_name
-from .errors import InputError
-from .grid import Grid
-from .progress import Progress
-from .series import SeriesItem, check_quality_files, describe
+from ..errors import InputError
+from ..io.dates import file_name
+from ..io.grid import Grid
+from ..io.series import SeriesItem, check_quality_files, describe
+from ..progress import Progress
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject, transform_bounds
 
-from .atomic import atomic_path
-from .errors import InputError
-from .grid import Grid, block_rows_for
-from .lst_raster import LSTRaster
-from .outputs import check_output_folder, check_output_size, check_raster_output, output_folder
-from .progress import Progress, ensure
-from .series import SeriesItem, describe, find_lst_files, load_series
-from .writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..errors import InputError
+from ..io.atomic import atomic_path
+from ..io.grid import Grid, block_rows_for
+from ..io.lst_raster import LSTRaster
+from ..io.outputs import check_output_folder, check_output_size, check_raster_output, output_folder
+from ..io.series import SeriesItem, describe, find_lst_files, load_series
+from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..progress import Progress, ensure
 
 METHODS = {
     "bicubic": Resampling.cubic,

@@ -20,15 +20,15 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import InputError
+from ..io.outputs import check_output_folder, check_output_size, output_folder
+from ..io.series import SeriesItem, load_series
+from ..preprocess.patches import Pair, pair_by_date
+from ..progress import Progress, ensure
 from .distribute import run_tasks
-from .errors import InputError
 from .fuse import FusionResult, fuse_inputs, method_and_params
-from .fusion_inputs import FusionInputs
-from .fusion_methods import get, reference_statistics
-from .outputs import check_output_folder, check_output_size, output_folder
-from .patches import Pair, pair_by_date
-from .progress import Progress, ensure
-from .series import SeriesItem, load_series
+from .inputs import FusionInputs
+from .methods import get, reference_statistics
 
 
 @dataclass(frozen=True)

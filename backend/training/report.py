@@ -8,7 +8,7 @@ import io
 from dataclasses import asdict
 from pathlib import Path
 
-from .atomic import atomic_path
+from ..io.atomic import atomic_path
 
 
 def _curves_png(history: list[dict]) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import InputError, LSTFusionError
+from ..errors import InputError, LSTFusionError
+from ..io.atomic import atomic_path
 
 OPSET = 17
 DIGEST_KEY = "lst_fusion_weights_sha256"

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .parameters import param
+from ..errors import InputError
+from ..parameters import param
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "shipped"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "shipped"
 
 
 def shipped_models() -> tuple[str, ...]:
@@ -65,7 +65,7 @@ class OnnxParams:
 
 @functools.lru_cache(maxsize=8)
 def _card(path: str, mtime: float):
-    from .onnx_export import read_model_card
+    from ..training.onnx_export import read_model_card
 
     return read_model_card(path)
 

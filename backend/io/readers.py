@@ -23,10 +23,10 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
+from ..errors import CompanionFileError, EmptyDataError, InputError, UnitError, UnknownProductError
+from ..progress import Progress, ensure
 from .dates import date_from_name, parse_date, product_from_name
-from .errors import CompanionFileError, EmptyDataError, InputError, UnitError, UnknownProductError
 from .lst_raster import KELVIN_OFFSET, LSTRaster
-from .progress import Progress, ensure
 
 # MODIS MOD11/MOD21 LST: uint16 DN * 0.02 K, 0 = fill, valid DN 7500..65535.
 MODIS_SCALE = 0.02

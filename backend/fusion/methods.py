@@ -4,7 +4,7 @@ An entry says how many reference pairs the method needs (for an ONNX model, its 
 says), its parameter dataclass (the one source of defaults and of the user-facing
 parameters), a scene-level preparation run once per fusion (similarity thresholds from
 scene statistics, an ONNX Runtime session) and a kernel over one tile of haloed arrays.
-The tiler (backend/tiler.py) does the reading, writing and blending. Adding a method
+The tiler (backend/io/tiler.py) does the reading, writing and blending. Adding a method
 (FSDAF, say) is one module plus one entry here.
 
 Kernels receive the arrays in the order fine_t1, coarse_t1[, fine_t3, coarse_t3],
@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from . import onnx_fusion
-from .errors import InputError
-from .fusion_inputs import FusionInputs, global_stats
-from .fusion_params import EstarfmParams, StarfmParams
-from .progress import Progress
-from .tiler import Tile
+from ..errors import InputError
+from ..io.tiler import Tile
+from ..progress import Progress
+from . import onnx_model
+from .inputs import FusionInputs, global_stats
+from .params import EstarfmParams, StarfmParams
 
 
 @dataclass(frozen=True)
@@ -77,18 +77,18 @@ def _estarfm_kernel(arrays, tile: Tile, params: EstarfmParams, state) -> np.ndar
 
 
 def _window_rows(bytes_per_pixel: int) -> Callable[[Any, int], int]:
-    from .grid import block_rows_for
+    from ..io.grid import block_rows_for
 
     return lambda params, width: block_rows_for(width, bytes_per_pixel, 192 * 2**20)
 
 
 # ------------------------------------------------------------------ ONNX models
 
-def _onnx_kernel(arrays, tile: Tile, params: onnx_fusion.OnnxParams, state) -> np.ndarray:
+def _onnx_kernel(arrays, tile: Tile, params: onnx_model.OnnxParams, state) -> np.ndarray:
     roles = {"fine_t1": arrays[0], "coarse_t1": arrays[1], "coarse_t2": arrays[-1]}
     if len(arrays) == 5:
         roles.update(fine_t3=arrays[2], coarse_t3=arrays[3])
-    return onnx_fusion.predict(roles, state)
+    return onnx_model.predict(roles, state)
 
 
 METHODS: dict[str, FusionMethod] = {
@@ -102,8 +102,8 @@ METHODS: dict[str, FusionMethod] = {
         _estarfm_kernel,
         tile_rows=_window_rows(240)),
     "onnx": FusionMethod(
-        "onnx", "Trained deep model (ONNX file)", onnx_fusion.OnnxParams, onnx_fusion.references,
-        lambda inputs, p, progress, cache: onnx_fusion.prepare(p, progress, cache), lambda p: p.overlap,
+        "onnx", "Trained deep model (ONNX file)", onnx_model.OnnxParams, onnx_model.references,
+        lambda inputs, p, progress, cache: onnx_model.prepare(p, progress, cache), lambda p: p.overlap,
         _onnx_kernel,
         mode="blend", tile_rows=lambda p, width: p.tile - 2 * p.overlap, tile_cols=lambda p: p.tile - 2 * p.overlap),
 }

@@ -1,6 +1,6 @@
 """Training of the deep fusion models on a patch dataset, with resumable checkpoints and ONNX export.
 
-* Data: the patch dataset of ``backend.patches``, read lazily, normalised with its
+* Data: the patch dataset of ``backend.preprocess.patches``, read lazily, normalised with its
   manifest's statistics; optional flips/rot90 augmentation drawn from the seed and epoch.
 * Device: CUDA when present (bf16 autocast), else the CPU with all its cores.
 * Reproducible: seeds, deterministic algorithms, and a shuffle that depends only on
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_path, write_errors
-from .errors import InputError
-from .outputs import check_output_folder, claim_folder, write_record
-from .patches import PatchDataset
-from .progress import Progress, ensure
+from .. import __version__
+from ..errors import InputError
+from ..io.atomic import atomic_path, write_errors
+from ..io.outputs import check_output_folder, claim_folder, write_record
+from ..preprocess.patches import PatchDataset
+from ..progress import Progress, ensure
 
 CHECKPOINT_FORMAT = "lst_fusion_checkpoint"
 DEFAULT_LR = {"edcstfn": 1e-3, "sttfn": 1e-3, "mlffgan": 2e-4}
@@ -336,7 +336,7 @@ def train(
     from models.contract import KelvinModel, Normalise
 
     from .onnx_export import export_onnx
-    from .training_report import write_report
+    from .report import write_report
 
     config = config or TrainConfig()
     config.validate()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InputError
-from .parameters import param
+from ..errors import InputError
+from ..parameters import param
 
 
 @dataclass(frozen=True)

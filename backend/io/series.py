@@ -14,10 +14,10 @@ from pathlib import Path
 
 from rasterio.windows import Window
 
+from ..errors import CompanionFileError, InputError, UnknownProductError
+from ..progress import Progress, ensure
 from .dates import file_name
-from .errors import CompanionFileError, InputError, UnknownProductError
 from .grid import Grid
-from .progress import Progress, ensure
 from .readers import _modis_sources, detect_product, read_lst
 
 SENSORS = ("auto", "landsat", "modis")

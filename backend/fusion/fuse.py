@@ -1,6 +1,6 @@
 """Fuse fine (Landsat) and coarse (MODIS) rasters into fine LST on the prediction date.
 
-One driver for every registered method (backend/fusion_methods.py): it checks the inputs
+One driver for every registered method (backend/fusion/methods.py): it checks the inputs
 once, prepares the method's scene-level state once, and lets the tiler read haloed
 windows from every input, run the method's kernel and write the result, so memory is
 bounded by a tile, not the scene. Output pixels where the inputs give no valid support
@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tiler
-from .atomic import atomic_path
-from .errors import InputError
-from .fusion_inputs import FusionInputs, load_fusion_inputs
-from .fusion_methods import FusionMethod, get
-from .lst_raster import LSTRaster
-from .outputs import check_output_size, check_raster_output
-from .progress import Progress, ensure
-from .writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..errors import InputError
+from ..io import tiler
+from ..io.atomic import atomic_path
+from ..io.lst_raster import LSTRaster
+from ..io.outputs import check_output_size, check_raster_output
+from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..progress import Progress, ensure
+from .inputs import FusionInputs, load_fusion_inputs
+from .methods import FusionMethod, get
 
 METHODS = ("starfm", "estarfm", "onnx")
 

@@ -14,11 +14,11 @@ import rasterio.shutil
 from rasterio.env import Env
 from rasterio.errors import RasterioError
 
-from . import __version__
+from .. import __version__
+from ..progress import Progress, ensure
 from .atomic import atomic_path
 from .lst_raster import KELVIN_OFFSET, LSTRaster
 from .outputs import check_output_size, check_raster_output
-from .progress import Progress, ensure
 from .readers import normalise_unit
 
 _GTIFF_OPTIONS = {

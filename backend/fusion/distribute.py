@@ -15,8 +15,8 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .errors import Cancelled, InputError
-from .progress import Progress, ensure
+from ..errors import Cancelled, InputError
+from ..progress import Progress, ensure
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 from scipy.stats import f as f_dist
 
-from .fusion_params import EstarfmParams
+from .params import EstarfmParams
 
 
 @lru_cache(maxsize=8)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
+from ..progress import Progress, ensure
 from .grid import Grid
-from .progress import Progress, ensure
 
 
 @dataclass(frozen=True)

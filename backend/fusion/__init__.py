@@ -1,0 +1,1 @@
+"""Fusion: the method registry, STARFM/ESTARFM, ONNX models, the tiled driver, series and Dask."""

@@ -1,0 +1,1 @@
+"""Preprocessing stages: gap-filling, resampling, patch datasets, the sample-data generator."""

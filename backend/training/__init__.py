@@ -1,0 +1,1 @@
+"""Training deep STF models, their ONNX export and the training report."""
