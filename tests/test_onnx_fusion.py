@@ -147,9 +147,76 @@ def test_fuse_with_a_model_through_qgis_process(models, chain, tmp_path):
     env = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "cfg"), "QT_QPA_PLATFORM": "offscreen"}
     env.pop("QGIS_PLUGINPATH", None)
     run = subprocess.run([str(REPO / "scripts" / "qgis_process"), "run", "lst_fusion:fuse", "--json", "--",
-                          "METHOD=2", f"MODEL={path}", f"FINE_T1={pairs[0][0]}", f"COARSE_T1={pairs[0][1]}",
+                          f"METHOD={list(METHODS).index('onnx')}", f"MODEL={path}",
+                          f"FINE_T1={pairs[0][0]}", f"COARSE_T1={pairs[0][1]}",
                           f"FINE_T3={pairs[1][0]}", f"COARSE_T3={pairs[1][1]}", f"COARSE_T2={target}",
                           f"OUTPUT={tmp_path / 'deep.tif'}"], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
     assert results["VALID_FRACTION"] > 0.99 and Path(results["OUTPUT"]).exists()
+
+
+def test_shipped_model_is_small_and_says_what_it_is():
+    from backend.fusion.onnx_model import SHIPPED, model_card, shipped_models
+
+    assert shipped_models(), "a pretrained model ships in models/shipped/"
+    for name in shipped_models():
+        path = SHIPPED / f"{name}.onnx"
+        assert path.stat().st_size < 5 * 2**20
+        card = model_card(path)
+        assert "SYNTHETIC" in card.training["notes"] and card.training["train_dates"]
+        test = card.validation["test"]["mean"]
+        assert test["rmse_k"] < test["modis_rmse_k"]  # it adds something over resampled MODIS, on its own data
+        assert abs(test["shifted_8k_rmse_k"] - test["rmse_k"]) < 0.3  # it learned changes, not levels
+
+
+def test_shipped_model_follows_a_change_of_level(chain, tmp_path):
+    """Warm every input by 8 K (another region, another season): the prediction warms by 8 K."""
+    import rasterio
+
+    from backend.fusion.onnx_model import shipped_models
+
+    pairs, target = _pairs(chain, 1)
+    shifted = []
+    for path in (pairs[0][0], pairs[0][1], target):
+        out = tmp_path / Path(path).name
+        with rasterio.open(path) as src:
+            profile, data, tags = src.profile, src.read(1), src.tags()
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(data + 8.0, 1)
+            dst.update_tags(**tags)
+        shifted.append(str(out))
+    params = OnnxParams(shipped=shipped_models()[0])
+    base = read_lst(fuse("onnx", pairs, target, tmp_path / "a.tif", params).path).data
+    warm = read_lst(fuse("onnx", [(shifted[0], shifted[1])], shifted[2], tmp_path / "b.tif", params).path).data
+    assert abs(float(np.nanmean(warm - base)) - 8.0) < 0.5
+
+
+def test_fuse_algorithm_with_the_shipped_model(provider, chain, tmp_path):
+    import processing
+
+    from backend.fusion.onnx_model import shipped_models
+
+    pairs, target = _pairs(chain, 1)
+    QgsProject.instance().removeAllMapLayers()
+    res = processing.runAndLoadResults("lst_fusion:fuse", {
+        "METHOD": list(METHODS).index("onnx"), "SHIPPED_MODEL": 1, "FINE_T1": pairs[0][0],
+        "COARSE_T1": pairs[0][1], "COARSE_T2": target, "OUTPUT": str(tmp_path / "deep.tif")},
+        feedback=QgsProcessingFeedback())
+    name = f"LST {res['DATE']} {shipped_models()[0]}"
+    assert QgsProject.instance().mapLayersByName(name)
+    QgsProject.instance().removeAllMapLayers()
+
+
+@pytest.mark.slow
+def test_fuse_with_the_shipped_model_through_qgis_process(chain, tmp_path):
+    pairs, target = _pairs(chain, 1)
+    env = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "cfg"), "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("QGIS_PLUGINPATH", None)
+    run = subprocess.run([str(REPO / "scripts" / "qgis_process"), "run", "lst_fusion:fuse", "--json", "--",
+                          f"METHOD={list(METHODS).index('onnx')}", "SHIPPED_MODEL=1", f"FINE_T1={pairs[0][0]}",
+                          f"COARSE_T1={pairs[0][1]}", f"COARSE_T2={target}", f"OUTPUT={tmp_path / 'deep.tif'}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert json.loads(run.stdout[run.stdout.index("{"):])["results"]["VALID_FRACTION"] > 0.99
+    assert "sttfn_synthetic_orleans.onnx" in run.stdout  # the log names the model it ran
