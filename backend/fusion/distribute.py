@@ -1,12 +1,13 @@
-"""Running the dates of a series here, or as tasks on a Dask cluster.
+"""Running the work of a series here, or as tasks on a Dask cluster.
 
 Without a scheduler address the dates run one after another in this process (each date's
-tiles use every core through numba or ONNX Runtime). With an address they are submitted
-to a ``dask.distributed`` cluster, one task per date: each worker writes its date's file
-atomically into the run's staging folder, which must therefore be on storage every worker
-sees (a shared or network file system). A task whose worker dies is run again elsewhere
-(Dask reschedules it; ``retries`` covers failures inside a task), so a lost worker costs
-time, not dates. An address where no scheduler answers is an error within ``timeout``.
+tiles use every core through numba or ONNX Runtime). With an address the caller submits
+tasks to a ``dask.distributed`` cluster (for a series: one per date and band of tiles, and
+one per date that assembles them); workers write into the run's staging folder, which must
+therefore be on storage every worker sees (a shared or network file system). A task whose
+worker dies is run again elsewhere (Dask reschedules it; ``retries`` covers failures inside
+a task), so a lost worker costs time, not dates. An address where no scheduler answers is
+an error within ``timeout``.
 """
 
 from __future__ import annotations
@@ -39,42 +40,45 @@ def client_for(address: str, timeout: float = 10.0) -> Iterator[Any]:
         client.close()
 
 
-def run_tasks(
+def run_locally(
     function: Callable[..., Any],
     arguments: Sequence[tuple],
     labels: Sequence[str],
-    scheduler: str | None = None,
-    retries: int = 2,
     progress: Progress | None = None,
 ) -> tuple[list[Any], Cancelled | None]:
-    """``function(*args)`` for every entry of ``arguments``; returns the results finished, in order of
-    ``arguments``, and the cancellation that stopped the run early, if any."""
+    """``function(*args, progress=...)`` for each entry, in this process; returns the results finished (in
+    order) and the cancellation that stopped the run early, if any."""
     progress = ensure(progress)
-    results: dict[int, Any] = {}
-    stopped: Cancelled | None = None
-    if not scheduler:
-        try:
-            for k, args in enumerate(arguments):
-                progress.check()
-                results[k] = function(*args, progress=progress.sub(k / len(arguments), (k + 1) / len(arguments)))
-                progress.info(labels[k])
-        except Cancelled as exc:
-            stopped = exc
-        return [results[k] for k in sorted(results)], stopped
+    results: list[Any] = []
+    try:
+        for k, args in enumerate(arguments):
+            progress.check()
+            results.append(function(*args, progress=progress.sub(k / len(arguments), (k + 1) / len(arguments))))
+            progress.info(labels[k])
+    except Cancelled as exc:
+        return results, exc
+    return results, None
+
+
+def collect(futures: Sequence[Any], labels: Sequence[str], progress: Progress | None = None,
+            on_done: Callable[[int], None] | None = None) -> tuple[list[Any], Cancelled | None]:
+    """Wait for Dask futures as they finish; returns the results finished (in the order of ``futures``)
+    and the cancellation that stopped the wait, if any (the futures left are cancelled)."""
     from distributed import as_completed
 
-    with client_for(scheduler) as client:
-        progress.info(f"Running {len(arguments)} task(s) on the Dask cluster at {scheduler} "
-                      f"({len(client.scheduler_info()['workers'])} worker(s))")
-        futures = [client.submit(function, *args, retries=retries, pure=False, key=f"lst-fusion-{label}-{k}")
-                   for k, (args, label) in enumerate(zip(arguments, labels))]
-        index = {f.key: k for k, f in enumerate(futures)}
-        try:
-            for done, future in enumerate(as_completed(futures), start=1):
-                results[index[future.key]] = future.result()
-                progress.info(labels[index[future.key]])
-                progress.update(done / len(futures))
-        except Cancelled as exc:
-            stopped = exc
-            client.cancel(futures)
-    return [results[k] for k in sorted(results)], stopped
+    progress = ensure(progress)
+    index = {f.key: k for k, f in enumerate(futures)}
+    results: dict[int, Any] = {}
+    try:
+        for done, future in enumerate(as_completed(futures), start=1):
+            k = index[future.key]
+            results[k] = future.result()
+            if on_done is not None:
+                on_done(k)
+            progress.info(labels[k])
+            progress.update(done / len(futures))
+    except Cancelled as exc:
+        for future in futures:
+            future.cancel()
+        return [results[k] for k in sorted(results)], exc
+    return [results[k] for k in sorted(results)], None

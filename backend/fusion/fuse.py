@@ -75,6 +75,50 @@ def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
     return spec, params
 
 
+def fusion_plan(spec: FusionMethod, params, grid, tile_rows: int | None = None,
+                tile_cols: int | None = None) -> tiler.Plan:
+    """The tiles a method runs on (the same plan wherever they are computed)."""
+    rows = tile_rows or (spec.tile_rows(params, grid.width) if spec.tile_rows else grid.height)
+    cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
+    return tiler.plan(grid, spec.margin(params), rows, cols)
+
+
+def input_readers(inputs: FusionInputs) -> list:
+    """Window readers in the kernels' order: fine_t1, coarse_t1[, fine_t3, coarse_t3], coarse_t2."""
+    items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
+    return [lambda window, item=item: item.read(window).data for item in items]
+
+
+def method_tags(spec: FusionMethod, params, state) -> dict[str, str]:
+    return spec.tags(params, state) if spec.tags else {}
+
+
+def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
+                produce, progress: Progress | None = None) -> FusionResult:
+    """Write a fused raster atomically; ``produce(write)`` writes its blocks and returns (valid, written)."""
+    progress = ensure(progress)
+    grid = inputs.grid
+    meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, inputs.target_date,
+                     f"{spec.name.upper()} fusion", "landsat", str(inputs.coarse_target.path))
+    tags = {**lst_tags(meta, "K"), "FUSION_METHOD": spec.name.upper(),
+            "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
+            "FUSION_PARAMETERS": repr(params), **extra_tags}
+    with atomic_path(out_path, verify=verify_raster) as tmp:
+        with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
+            describe_lst_band(dst, "K")
+            valid, written = produce(lambda block, window: dst.write(block, 1, window=window))
+            nodata = written - valid
+            dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
+        if valid == 0:
+            raise InputError(f"{inputs.target_date}: no pixel could be predicted: the inputs share no valid pixel. "
+                             "Gap-fill them first.")
+    if nodata:
+        progress.warn(f"{inputs.target_date}: {nodata} pixel(s) ({nodata / written:.1%}) had no valid input and "
+                      "are nodata.")
+    return FusionResult(out_path, spec.name, str(inputs.target_date),
+                        [str(f.date) for f, _ in inputs.pairs], valid / written, nodata)
+
+
 def fuse_inputs(
     spec: FusionMethod,
     params,
@@ -87,36 +131,13 @@ def fuse_inputs(
 ) -> FusionResult:
     """Fuse checked inputs into ``out_path`` (already checked); ``cache`` is shared across a series."""
     progress = ensure(progress)
-    grid = inputs.grid
     state = spec.prepare(inputs, params, progress, cache)
-    rows = tile_rows or (spec.tile_rows(params, grid.width) if spec.tile_rows else grid.height)
-    cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
-    the_plan = tiler.plan(grid, spec.margin(params), rows, cols)
-    items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
-    readers = [lambda window, item=item: item.read(window).data for item in items]
-    progress.info(f"{spec.title.split(' (')[0]} on {grid.describe()}, predicting {inputs.target_date} from "
+    the_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols)
+    progress.info(f"{spec.title.split(' (')[0]} on {inputs.grid.describe()}, predicting {inputs.target_date} from "
                   f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(the_plan)} tile(s)")
-    meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, inputs.target_date,
-                     f"{spec.name.upper()} fusion", "landsat", str(inputs.coarse_target.path))
-    tags = {**lst_tags(meta, "K"), "FUSION_METHOD": spec.name.upper(),
-            "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
-            "FUSION_PARAMETERS": repr(params)}
-    if spec.name == "onnx":
-        tags.update(FUSION_MODEL=state.card.model, FUSION_MODEL_FILE=Path(params.path).name,
-                    FUSION_EXECUTION_PROVIDER=state.provider)
-    with atomic_path(out_path, verify=verify_raster) as tmp:
-        with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
-            describe_lst_band(dst, "K")
-            valid, written = tiler.run(
-                the_plan, readers, lambda arrays, tile: spec.kernel(arrays, tile, params, state),
-                lambda block, window: dst.write(block, 1, window=window), spec.mode, progress)
-            nodata = written - valid
-            dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
-        if valid == 0:
-            raise InputError(f"{inputs.target_date}: no pixel could be predicted: the inputs share no valid pixel. "
-                             "Gap-fill them first.")
-    if nodata:
-        progress.warn(f"{inputs.target_date}: {nodata} pixel(s) ({nodata / written:.1%}) had no valid input and "
-                      "are nodata.")
-    return FusionResult(out_path, spec.name, str(inputs.target_date),
-                        [str(f.date) for f, _ in inputs.pairs], valid / written, nodata)
+
+    def produce(write):
+        return tiler.run(the_plan, input_readers(inputs), lambda arrays, tile: spec.kernel(arrays, tile, params, state),
+                         write, spec.mode, progress)
+
+    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state), produce, progress)

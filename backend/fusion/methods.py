@@ -41,6 +41,7 @@ class FusionMethod:
     mode: str = "crop"  # 'crop': exact inner part; 'blend': overlapping tiles averaged (CNNs)
     tile_rows: Callable[[Any, int], int] | None = None  # params, width -> inner rows per tile
     tile_cols: Callable[[Any], int | None] | None = None  # None: full-width bands
+    tags: Callable[[Any, Any], dict[str, str]] | None = None  # params, state -> metadata of the output
 
 
 # ------------------------------------------------------------------ STARFM / ESTARFM
@@ -105,7 +106,8 @@ METHODS: dict[str, FusionMethod] = {
         "onnx", "Trained deep model (ONNX file)", onnx_model.OnnxParams, onnx_model.references,
         lambda inputs, p, progress, cache: onnx_model.prepare(p, progress, cache), lambda p: p.overlap,
         _onnx_kernel,
-        mode="blend", tile_rows=lambda p, width: p.tile - 2 * p.overlap, tile_cols=lambda p: p.tile - 2 * p.overlap),
+        mode="blend", tile_rows=lambda p, width: p.tile - 2 * p.overlap, tile_cols=lambda p: p.tile - 2 * p.overlap,
+        tags=onnx_model.output_tags),
 }
 
 

@@ -132,6 +132,12 @@ def _session(params: OnnxParams, progress) -> OnnxState:
     return OnnxState(card, session, provider, card.title)
 
 
+def output_tags(params: OnnxParams, state: OnnxState) -> dict[str, str]:
+    """What a fused raster records about the model that made it."""
+    return {"FUSION_MODEL": state.card.model, "FUSION_MODEL_FILE": Path(params.path).name,
+            "FUSION_EXECUTION_PROVIDER": state.provider}
+
+
 def predict(arrays: dict[str, np.ndarray], state: OnnxState) -> np.ndarray:
     """Fine LST (K) for one tile from arrays keyed by role; NaN where any input is invalid."""
     card = state.card

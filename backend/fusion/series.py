@@ -20,13 +20,17 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError
+from ..io import tiler
+from ..io.atomic import atomic_path, remove_path
 from ..io.outputs import check_output_folder, check_output_size, output_folder
 from ..io.series import SeriesItem, load_series
 from ..preprocess.patches import Pair, pair_by_date
 from ..progress import Progress, ensure
-from .distribute import run_tasks
-from .fuse import FusionResult, fuse_inputs, method_and_params
+from .distribute import client_for, collect, run_locally
+from .fuse import FusionResult, fuse_inputs, fusion_plan, input_readers, method_and_params, method_tags, write_fused
 from .inputs import FusionInputs
 from .methods import get, reference_statistics
 
@@ -101,9 +105,66 @@ _PROCESS_CACHE: dict = {}
 
 def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: dict,
               progress: Progress | None = None) -> FusionResult:
-    """One date of a series: the task a local loop or a Dask worker runs."""
+    """One date of a series, in this process."""
     _PROCESS_CACHE.update(stats)
     return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress)
+
+
+def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: str,
+              stats: dict) -> tuple[str, dict[str, str]]:
+    """One band of tiles of one date, on a Dask worker: saved (atomically) to ``band_path``."""
+    spec = get(method)
+    _PROCESS_CACHE.update(stats)
+    state = spec.prepare(inputs, params, Progress(on_message=lambda m: None), _PROCESS_CACHE)
+    the_plan = fusion_plan(spec, params, inputs.grid)
+    result = tiler.compute_band(the_plan, index, input_readers(inputs),
+                                lambda arrays, tile: spec.kernel(arrays, tile, params, state), spec.mode)
+    path = Path(band_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        arrays = {"index": result.index, "top": result.top, "value": result.value}
+        if result.weight is not None:
+            arrays["weight"] = result.weight
+        np.savez(tmp, **arrays)
+    return str(path), method_tags(spec, params, state)
+
+
+def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[str, dict]],
+                  out_path: str) -> FusionResult:
+    """Write one date's raster (atomically) from its saved bands, on a Dask worker."""
+    spec = get(method)
+    the_plan = fusion_plan(spec, params, inputs.grid)
+
+    def produce(write):
+        assembler = tiler.Assembler(the_plan, spec.mode, write)
+        for path, _ in bands:
+            with np.load(path) as saved:
+                assembler.add(tiler.BandResult(int(saved["index"]), int(saved["top"]), saved["value"],
+                                               saved["weight"] if "weight" in saved else None))
+        return assembler.valid, assembler.written
+
+    return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce)
+
+
+def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
+                stats: dict, stage: Path, progress: Progress):
+    """Submit every date as (band tasks → one assembly task); collect the dates as they finish."""
+    with client_for(scheduler) as client:
+        progress.info(f"Running {len(jobs)} date(s) on the Dask cluster at {scheduler} "
+                      f"({len(client.scheduler_info()['workers'])} worker(s))")
+        dates, folders = [], []
+        for inputs, out in jobs:
+            folder = stage / ".bands" / out.stem
+            folders.append(folder)
+            n = fusion_plan(spec, params, inputs.grid).n_bands
+            bands = [client.submit(fuse_band, spec.name, params, inputs, k, str(folder / f"band_{k:05d}.npz"),
+                                   stats, retries=2, pure=False) for k in range(n)]
+            dates.append(client.submit(assemble_date, spec.name, params, inputs, bands, str(out), retries=2,
+                                       pure=False))
+        done, stopped = collect(dates, labels, progress, on_done=lambda k: remove_path(folders[k]))
+        client.cancel(dates)
+    remove_path(stage / ".bands")
+    return done, stopped
 
 
 @dataclass
@@ -186,14 +247,17 @@ def fuse_series(
     with output_folder(out_dir, "fuse_series", sources) as tmp:
         check_output_size(tmp, grid.width, grid.height, 4, len(tasks), "OUTPUT_FOLDER", progress)
         names = [f"lst_{task.target.date:%Y%m%d}_{spec.name}.tif" for task in tasks]
-        arguments = [(spec.name, params, FusionInputs(tuple((p.fine, p.coarse) for p in task.pairs), task.target,
-                                                      grid), str(tmp / name), stats)
-                     for task, name in zip(tasks, names)]
+        jobs = [(FusionInputs(tuple((p.fine, p.coarse) for p in task.pairs), task.target, grid), tmp / name)
+                for task, name in zip(tasks, names)]
         labels = [f"{task.target.date}: {name} from {', '.join(str(p.date) for p in task.pairs)}"
                   for task, name in zip(tasks, names)]
         # Cancelled or interrupted: the dates already written are kept (committed below).
         try:
-            done, stopped = run_tasks(fuse_date, arguments, labels, scheduler, progress=progress)
+            if scheduler:
+                done, stopped = _on_cluster(scheduler, spec, params, jobs, labels, stats, tmp, progress)
+            else:
+                done, stopped = run_locally(fuse_date, [(spec.name, params, inputs, str(out), stats)
+                                                        for inputs, out in jobs], labels, progress)
         finally:
             _PROCESS_CACHE.clear()
         stack = _write_stack(tmp, done, spec.name)

@@ -47,10 +47,17 @@ class Plan:
     cols: int  # inner columns per tile (the width: full-width bands)
     margin: int
 
+    @property
+    def n_bands(self) -> int:
+        return -(-self.grid.height // self.rows)
+
+    def band(self, index: int) -> list[Tile]:
+        """The tiles of band ``index`` (top to bottom), left to right."""
+        return [self._tile(index * self.rows, left) for left in range(0, self.grid.width, self.cols)]
+
     def bands(self) -> Iterator[list[Tile]]:
-        """Tiles band by band (top to bottom), each band left to right."""
-        for top in range(0, self.grid.height, self.rows):
-            yield [self._tile(top, left) for left in range(0, self.grid.width, self.cols)]
+        for index in range(self.n_bands):
+            yield self.band(index)
 
     def tiles(self) -> Iterator[Tile]:
         for band in self.bands():
@@ -108,6 +115,94 @@ Reader = Callable[[Window], np.ndarray]
 Kernel = Callable[[list[np.ndarray], Tile], np.ndarray]
 
 
+@dataclass
+class BandResult:
+    """What one band of tiles contributes: final values (``crop``), or weighted sums and weights
+    over the band's read rows (``blend``), starting at grid row ``top``."""
+
+    index: int
+    top: int
+    value: np.ndarray
+    weight: np.ndarray | None = None
+
+
+def compute_band(the_plan: Plan, index: int, readers: Sequence[Reader], kernel: Kernel, mode: str = "crop",
+                 progress: Progress | None = None) -> BandResult:
+    """Read and predict the tiles of band ``index``; a unit of work that any process can run."""
+    progress = ensure(progress)
+    if mode not in ("crop", "blend"):
+        raise ValueError(f"unknown tiling mode {mode!r}")
+    band = the_plan.band(index)
+    width = the_plan.grid.width
+    first = band[0]
+    if mode == "crop":
+        value = np.full((int(first.window.height), width), np.nan, np.float32)
+        top, weight = int(first.window.row_off), None
+    else:
+        value = np.zeros((int(first.read.height), width), np.float32)
+        weight = np.zeros_like(value)
+        top = int(first.read.row_off)
+    for k, tile in enumerate(band):
+        progress.check()
+        result = kernel([read(tile.read) for read in readers], tile)
+        if mode == "crop":
+            value[:, int(tile.window.col_off):int(tile.window.col_off + tile.window.width)] = result
+        else:
+            w = blend_weights(tile, the_plan.margin, the_plan.grid)
+            ok = np.isfinite(result)
+            cols = slice(int(tile.read.col_off), int(tile.read.col_off + tile.read.width))
+            value[:, cols] += np.where(ok, result * w, 0.0)
+            weight[:, cols] += np.where(ok, w, 0.0)
+        progress.update((k + 1) / len(band))
+    return BandResult(index, top, value, weight)
+
+
+class Assembler:
+    """Writes band results, in band order: ``crop`` bands as they are; ``blend`` bands summed where
+    they overlap and written (sums / weights) as soon as no later band can reach a row."""
+
+    def __init__(self, the_plan: Plan, mode: str, write: Callable[[np.ndarray, Window], None]):
+        self.plan, self.mode, self.write = the_plan, mode, write
+        self.valid = self.written = 0
+        self.expected = 0
+        self.top, self.value, self.weight = 0, None, None
+
+    def _emit(self, block: np.ndarray, top: int) -> None:
+        self.write(block, Window(0, top, self.plan.grid.width, block.shape[0]))
+        self.valid += int(np.isfinite(block).sum())
+        self.written += block.size
+
+    def add(self, result: BandResult) -> None:
+        if result.index != self.expected:
+            raise ValueError(f"band {result.index} came before band {self.expected}")
+        self.expected += 1
+        if self.mode == "crop":
+            self._emit(result.value.astype(np.float32), result.top)
+            return
+        rows, width = result.value.shape
+        if self.value is None:
+            self.top = result.top
+            self.value = np.zeros((0, width), np.float32)
+            self.weight = np.zeros((0, width), np.float32)
+        end = result.top + rows
+        grow = end - (self.top + self.value.shape[0])
+        if grow > 0:
+            self.value = np.vstack([self.value, np.zeros((grow, width), np.float32)])
+            self.weight = np.vstack([self.weight, np.zeros((grow, width), np.float32)])
+        where = slice(result.top - self.top, end - self.top)
+        self.value[where] += result.value
+        self.weight[where] += result.weight
+        last = result.index == self.plan.n_bands - 1
+        # Rows above the next band's reach are final.
+        final = self.plan.grid.height if last else self.plan.band(result.index + 1)[0].read.row_off
+        n = int(final) - self.top
+        if n > 0:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                block = np.where(self.weight[:n] > 0, self.value[:n] / self.weight[:n], np.nan).astype(np.float32)
+            self._emit(block, self.top)
+            self.value, self.weight, self.top = self.value[n:], self.weight[n:], self.top + n
+
+
 def run(
     the_plan: Plan,
     readers: Sequence[Reader],
@@ -116,66 +211,15 @@ def run(
     mode: str = "crop",
     progress: Progress | None = None,
 ) -> tuple[int, int]:
-    """Read every tile from ``readers``, predict with ``kernel``, write with ``write``.
+    """Read every tile from ``readers``, predict with ``kernel``, write with ``write``; band by band.
 
     ``kernel`` gets the arrays of the tile's read window and returns the prediction for the
     whole read window (``blend``) or for its inner part (``crop``). Returns (valid pixels,
     pixels written).
     """
     progress = ensure(progress)
-    if mode not in ("crop", "blend"):
-        raise ValueError(f"unknown tiling mode {mode!r}")
-    grid, margin = the_plan.grid, the_plan.margin
-    total, done, valid, written = len(the_plan), 0, 0, 0
-    carry_top, value, weight = 0, None, None  # blend: accumulators for rows [carry_top, ...)
-    for band in the_plan.bands():
-        band_top = int(band[0].window.row_off)
-        band_bottom = band_top + int(band[0].window.height)
-        if mode == "blend":
-            lo, hi = max(0, band_top - margin), min(grid.height, band_bottom + margin)
-            value, weight, carry_top = _extend(value, weight, carry_top, lo, hi, grid.width)
-        for tile in band:
-            progress.check()
-            arrays = [read(tile.read) for read in readers]
-            result = kernel(arrays, tile)
-            if mode == "crop":
-                write(result.astype(np.float32), tile.window)
-                valid += int(np.isfinite(result).sum())
-                written += result.size
-            else:
-                w = blend_weights(tile, margin, grid)
-                ok = np.isfinite(result)
-                rows = slice(int(tile.read.row_off) - carry_top, int(tile.read.row_off + tile.read.height) - carry_top)
-                cols = slice(int(tile.read.col_off), int(tile.read.col_off + tile.read.width))
-                value[rows, cols] += np.where(ok, result * w, 0.0)
-                weight[rows, cols] += np.where(ok, w, 0.0)
-            done += 1
-            progress.update(done / total)
-        if mode == "blend":
-            # Rows above the next band's reach are final.
-            final = grid.height if band_bottom >= grid.height else band_bottom - margin
-            if final > carry_top:
-                n = final - carry_top
-                block = _finish(value[:n], weight[:n])
-                write(block, Window(0, carry_top, grid.width, n))
-                valid += int(np.isfinite(block).sum())
-                written += block.size
-                value, weight, carry_top = value[n:], weight[n:], final
-    return valid, written
-
-
-def _extend(value, weight, carry_top: int, lo: int, hi: int, width: int):
-    """Accumulators covering rows [min(carry_top, lo), hi), keeping what was carried over."""
-    if value is None:
-        return np.zeros((hi - lo, width)), np.zeros((hi - lo, width)), lo
-    rows = hi - carry_top
-    if rows > value.shape[0]:
-        extra = rows - value.shape[0]
-        value = np.vstack([value, np.zeros((extra, width))])
-        weight = np.vstack([weight, np.zeros((extra, width))])
-    return value, weight, carry_top
-
-
-def _finish(value: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(weight > 0, value / weight, np.nan).astype(np.float32)
+    assembler = Assembler(the_plan, mode, write)
+    n = the_plan.n_bands
+    for index in range(n):
+        assembler.add(compute_band(the_plan, index, readers, kernel, mode, progress.sub(index / n, (index + 1) / n)))
+    return assembler.valid, assembler.written
