@@ -413,10 +413,20 @@ def readonly(tmp_path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
-@pytest.mark.parametrize("alg", ["fuse", "gap_fill"])
+UNWRITABLE = {
+    "fuse": lambda w, ro: w.fuse_params(OUTPUT=str(ro / "sub" / "fused.tif")),
+    "import_lst": lambda w, ro: _import(w.st_b10(), ro / "lst.tif"),
+    "gap_fill": lambda w, ro: _gapfill(w, ro / "g"),
+    "resample": lambda w, ro: _resample(w, ro / "r"),
+    "build_patches": lambda w, ro: _patches(w, ro / "p"),
+    "generate_sample_dataset": lambda w, ro: {"OUTPUT_FOLDER": str(ro / "s"), "WIDTH": 16, "HEIGHT": 16},
+    "train": lambda w, ro: {"DATASET": str(w.root / "patches"), "OUTPUT_FOLDER": str(ro / "t"), "EPOCHS": 1},
+}
+
+
+@pytest.mark.parametrize("alg", list(UNWRITABLE))
 def test_unwritable_output_folder(alg, provider, ws, readonly):
-    params = (ws.fuse_params(OUTPUT=str(readonly / "sub" / "fused.tif")) if alg == "fuse"
-              else _gapfill(ws, readonly / "g"))
+    params = UNWRITABLE[alg](ws, readonly)
     before = digest(ws.root)
     with pytest.raises(QgsProcessingException, match=r"no permission to write in .*readonly"):
         run_alg(alg, params)
