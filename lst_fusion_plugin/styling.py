@@ -57,25 +57,56 @@ def apply_lst_style(layer: QgsMapLayer, unit: str = "K", classes: int = 11) -> b
     return True
 
 
+def apply_error_style(layer: QgsMapLayer, classes: int = 11) -> bool:
+    """Diverging blue-white-red ramp centred on 0 (red: prediction too warm), ± the 98th percentile of |error|."""
+    if layer is None or layer.type() != QgsMapLayer.RasterLayer or not layer.isValid():
+        return False
+    provider = layer.dataProvider()
+    lo, hi = provider.cumulativeCut(1, 0.02, 0.98)
+    lim = max(abs(lo), abs(hi)) if lo == lo and hi == hi else 1.0
+    lim = lim if lim > 0 else 1.0
+    shader_fn = QgsColorRampShader(-lim, lim)
+    shader_fn.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp = QgsStyle.defaultStyle().colorRamp("RdBu")
+    if ramp is not None:
+        ramp.invert()  # blue = too cold, red = too warm
+        shader_fn.setSourceColorRamp(ramp)
+    shader_fn.classifyColorRamp(classes, -1)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(provider, 1, shader)
+    renderer.setClassificationMin(-lim)
+    renderer.setClassificationMax(lim)
+    layer.setRenderer(renderer)
+    layer.setCustomProperty("lst_fusion/unit", "K")
+    layer.triggerRepaint()
+    return True
+
+
+STYLES = {"lst": apply_lst_style, "error": lambda layer, unit="K": apply_error_style(layer)}
+
+
 class LSTStyler(QgsProcessingLayerPostProcessorInterface):
     """Styles an output layer when Processing loads it into the project."""
 
     _alive: list[LSTStyler] = []  # Processing keeps no reference; we must.
 
-    def __init__(self, unit: str = "K", name: str | None = None, date: str | None = None):
+    def __init__(self, unit: str = "K", name: str | None = None, date: str | None = None, style: str = "lst"):
         super().__init__()
         self.unit = unit
         self.name = name
         self.date = date
+        self.style = style
 
     @classmethod
-    def create(cls, unit: str = "K", name: str | None = None, date: str | None = None) -> LSTStyler:
-        styler = cls(unit, name, date)
+    def create(cls, unit: str = "K", name: str | None = None, date: str | None = None,
+               style: str = "lst") -> LSTStyler:
+        styler = cls(unit, name, date, style)
         cls._alive = cls._alive[-500:] + [styler]
         return styler
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
-        apply_lst_style(layer, self.unit)
+        STYLES[self.style](layer, self.unit)
         if self.name:
             layer.setName(self.name)
         if self.date:

@@ -38,7 +38,9 @@ class OnnxParams:
     shipped: str = param("", "SHIPPED_MODEL", "…or a pretrained model shipped with the plugin",
                          options=("", *shipped_models()),
                          option_labels=("(none: use the MODEL file)", *shipped_models()))
-    tile: int = param(512, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
+    # 384 px: ONNX Runtime's memory arena grows with the tile (STTFN: ~1.1 GB at 512, ~0.7 GB at 384 on
+    # a 2000² scene) for a few per cent of speed; see bench/bench_onnx_fusion.py.
+    tile: int = param(384, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
     overlap: int = param(32, "TILE_OVERLAP", "Overlap of deep-model tiles, blended (px)", 0, 1024, advanced=True)
 
     @property

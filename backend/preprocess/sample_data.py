@@ -405,6 +405,7 @@ def generate_sample_dataset(
             "modis_grid": {"crs": MODIS_SINUSOIDAL.to_proj4(), "transform": list(g.modis)[:6],
                            "width": g.modis_shape[1], "height": g.modis_shape[0], "tile": g.tile},
             "classes": CLASSES,
+            "landcover": "truth/landcover.tif",
             "dates": records,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))

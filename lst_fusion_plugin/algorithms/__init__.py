@@ -1,5 +1,6 @@
 """One thin QgsProcessingAlgorithm per pipeline stage."""
 
+from .evaluate import EvaluateAlgorithm
 from .fuse import FuseAlgorithm
 from .fuse_series import FuseSeriesAlgorithm
 from .gapfill import GapFillAlgorithm
@@ -10,4 +11,5 @@ from .sample_data import GenerateSampleDatasetAlgorithm
 from .train import TrainAlgorithm
 
 ALGORITHMS = [GenerateSampleDatasetAlgorithm, ImportLSTAlgorithm, GapFillAlgorithm, ResampleAlgorithm,
-              BuildPatchesAlgorithm, TrainAlgorithm, FuseAlgorithm, FuseSeriesAlgorithm]
+              BuildPatchesAlgorithm, TrainAlgorithm, FuseAlgorithm, FuseSeriesAlgorithm,
+              EvaluateAlgorithm]

@@ -121,6 +121,21 @@ def series_inputs(alg: QgsProcessingAlgorithm, parameters, context) -> list[str]
     return inputs
 
 
+def add_folder_and_files(alg: QgsProcessingAlgorithm, name: str, what: str) -> None:
+    """NAME (a folder, searched recursively) and NAME_FILES (files) for one optional series input."""
+    alg.addParameter(QgsProcessingParameterFile(
+        name, f"{what}: folder", behavior=QgsProcessingParameterFile.Folder, optional=True))
+    alg.addParameter(QgsProcessingParameterMultipleLayers(
+        f"{name}_FILES", f"{what}: files", layerType=QgsProcessing.TypeFile, optional=True))
+
+
+def folder_and_files(alg: QgsProcessingAlgorithm, parameters, context, name: str) -> list[str]:
+    """The folder and files given for NAME / NAME_FILES (an unset file list comes back as [''])."""
+    found = [alg.parameterAsString(parameters, name, context),
+             *(alg.parameterAsFileList(parameters, f"{name}_FILES", context) or [])]
+    return [p for p in found if p]
+
+
 def add_advanced(alg: QgsProcessingAlgorithm, params) -> None:
     """Add parameters under the dialog's 'Advanced' section."""
     for param in params:
@@ -139,8 +154,8 @@ def style_output(context: QgsProcessingContext, output: str, name: str, unit: st
 
 
 def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "K", names=None,
-                 dates=None) -> None:
-    """Queue output rasters to be loaded, styled as LST, when the algorithm finishes.
+                 dates=None, style: str = "lst") -> None:
+    """Queue output rasters to be loaded, styled (as LST, or ``style='error'``), when the algorithm finishes.
 
     With ``dates`` (ISO strings) each layer covers its day in QGIS's temporal framework, so the
     Temporal Controller steps through a series.
@@ -152,7 +167,7 @@ def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "
     dates = dates or [None] * len(paths)
     for path, name, date in zip(paths, names, dates):
         details = QgsProcessingContext.LayerDetails(name, context.project(), name)
-        details.setPostProcessor(LSTStyler.create(unit, name, date))
+        details.setPostProcessor(LSTStyler.create(unit, name, date, style))
         context.addLayerToLoadOnCompletion(str(path), details)
 
 

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterString,
 )
 
-from .base import LSTAlgorithm, backend_errors, enum_value, load_outputs, progress_from
+from .base import (
+    LSTAlgorithm,
+    add_folder_and_files,
+    backend_errors,
+    enum_value,
+    folder_and_files,
+    load_outputs,
+    progress_from,
+)
 from .gapfill import UNITS
 from .method_params import add_method_parameters, method_and_params, output_label
-
-
-def _series(alg, parameters, context, folder: str, files: str) -> list[str]:
-    found = [alg.parameterAsString(parameters, folder, context),
-             *(alg.parameterAsFileList(parameters, files, context) or [])]
-    return [p for p in found if p]
 
 
 def _dates(alg, parameters, name: str, context) -> list:
@@ -56,12 +55,8 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        for name, what in (("FINE", "Fine LST series (Landsat)"), ("COARSE", "Coarse LST series (MODIS on the "
-                                                                              "Landsat grid)")):
-            self.addParameter(QgsProcessingParameterFile(
-                name, f"{what}: folder", behavior=QgsProcessingParameterFile.Folder, optional=True))
-            self.addParameter(QgsProcessingParameterMultipleLayers(
-                f"{name}_FILES", f"{what}: files", layerType=QgsProcessing.TypeFile, optional=True))
+        add_folder_and_files(self, "FINE", "Fine LST series (Landsat)")
+        add_folder_and_files(self, "COARSE", "Coarse LST series (MODIS on the Landsat grid)")
         self.addParameter(QgsProcessingParameterString(
             "DATES", "Dates to predict (YYYY-MM-DD, comma-separated; empty = every MODIS-only date)", "",
             optional=True))
@@ -87,8 +82,8 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
             from backend.errors import InputError
             from backend.fusion.series import fuse_series
 
-            fine = _series(self, parameters, context, "FINE", "FINE_FILES")
-            coarse = _series(self, parameters, context, "COARSE", "COARSE_FILES")
+            fine = folder_and_files(self, parameters, context, "FINE")
+            coarse = folder_and_files(self, parameters, context, "COARSE")
             if not fine or not coarse:
                 raise InputError("Give the Landsat series (FINE or FINE_FILES) and the MODIS series (COARSE or "
                                  "COARSE_FILES).")

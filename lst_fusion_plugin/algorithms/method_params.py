@@ -32,7 +32,8 @@ def exposed_parameters() -> list[tuple[object, object]]:
     return list(seen.values())
 
 
-def _parameter(field, info):
+def parameter_for(field, info):
+    """The Processing parameter of one exposed dataclass field (see backend.parameters)."""
     if info.options:
         return QgsProcessingParameterEnum(info.name, info.label, list(info.option_labels), defaultValue=0)
     if isinstance(field.default, str):
@@ -52,7 +53,7 @@ def add_method_parameters(alg, extra_advanced=()) -> None:
     alg.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m.title for m in methods()], defaultValue=0))
     basic, advanced = [], []
     for field, info in exposed_parameters():
-        (advanced if info.advanced else basic).append(_parameter(field, info))
+        (advanced if info.advanced else basic).append(parameter_for(field, info))
     for param in basic:
         alg.addParameter(param)
     add_advanced(alg, [*advanced, *extra_advanced])
@@ -63,8 +64,13 @@ def method_and_params(alg, parameters, context):
     from backend.parameters import build
 
     spec = methods()[alg.parameterAsEnum(parameters, "METHOD", context)]
+    return spec, build(spec.params, parameter_values(alg, parameters, context, exposed_parameters()))
+
+
+def parameter_values(alg, parameters, context, fields) -> dict:
+    """Values of the exposed ``fields`` ((field, info) pairs) keyed by parameter name."""
     values = {}
-    for field, info in exposed_parameters():
+    for field, info in fields:
         if info.options:
             values[info.name] = info.options[alg.parameterAsEnum(parameters, info.name, context)]
         elif isinstance(field.default, str):
@@ -73,7 +79,7 @@ def method_and_params(alg, parameters, context):
             values[info.name] = alg.parameterAsInt(parameters, info.name, context)
         else:
             values[info.name] = alg.parameterAsDouble(parameters, info.name, context)
-    return spec, build(spec.params, values)
+    return values
 
 
 def output_label(spec, params) -> str:

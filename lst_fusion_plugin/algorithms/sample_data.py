@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputFile,
+    QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputRasterLayer,
     QgsProcessingParameterCrs,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -55,6 +57,8 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Sample dataset folder"))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", "Manifest (JSON)"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Number of dates"))
+        self.addOutput(QgsProcessingOutputFolder("TRUTH_FOLDER", "Cloud-free fine truth (to evaluate against)"))
+        self.addOutput(QgsProcessingOutputRasterLayer("LANDCOVER", "Land-cover classes"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
@@ -85,5 +89,7 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
             manifest = generate_sample_dataset(folder, spec, progress_from(feedback))
         import json
 
-        count = len(json.loads(manifest.read_text())["dates"])
-        return {"OUTPUT_FOLDER": folder, "MANIFEST": str(manifest), "DATE_COUNT": count}
+        content = json.loads(manifest.read_text())
+        root = manifest.parent
+        return {"OUTPUT_FOLDER": folder, "MANIFEST": str(manifest), "DATE_COUNT": len(content["dates"]),
+                "TRUTH_FOLDER": str(root / "truth"), "LANDCOVER": str(root / content["landcover"])}

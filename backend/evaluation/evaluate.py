@@ -1,0 +1,457 @@
+"""Evaluate fused LST against a reference, beside the two baselines every fusion must beat.
+
+For each prediction date with a reference, the methods given (one fused raster, or whole
+fused-series folders) are compared with two baselines computed here: **MODIS** at the date
+on the fine grid (what resampling alone gives) and **persistence**, the nearest earlier
+Landsat (what keeping the last clear scene gives). All entries of a date are scored on the
+same pixels — those valid in the reference and in every entry — so a row compares like with
+like; each entry's coverage of the reference says how much it left out.
+
+A date is *difficult* when the surface changed strongly since the last Landsat: the mean
+absolute difference between the reference and the persistence image is at least
+``difficult_change_k``. Such dates are where fusion earns its keep and where the survey
+found every method failing, so they are averaged apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from ..errors import EmptyDataError, InputError
+from ..io.dates import date_from_name, file_name, parse_date
+from ..io.grid import Grid
+from ..io.outputs import check_output_size, output_folder
+from ..io.series import SeriesItem, find_lst_files, load_series
+from ..io.writers import lst_profile, raster_output, verify_raster
+from ..parameters import param
+from ..preprocess.gapfill import FLAG_MEANING, NODATA, OBSERVED, flags_path_for
+from ..progress import Progress, ensure
+from . import metrics as m
+
+MODIS_BASELINE, PERSISTENCE = "MODIS (resampled)", "Persistence (last Landsat)"
+MAX_CLASSES = 256
+SAMPLES_PER_DATE = 100_000  # (prediction, reference) pairs kept per entry and date for the plots
+RECORD_NAME = "metrics.json"
+
+
+@dataclass
+class EvaluateParams:
+    """What users set for an evaluation; the Processing algorithm builds its parameters from these fields."""
+
+    unit: str = param("K", "METRIC_UNIT", "Temperature scale of SSIM, SAM and ERGAS", options=m.UNITS,
+                      option_labels=("Kelvin", "degrees Celsius (as the survey's tables)"))
+    coarse_resolution: float = param(0.0, "COARSE_RESOLUTION",
+                                     "Coarse pixel size for ERGAS, m (0: from the MODIS inputs, else 926.6 m)",
+                                     minimum=0.0, advanced=True)
+    difficult_change_k: float = param(4.0, "DIFFICULT_CHANGE",
+                                      "Difficult date: mean change since the last Landsat of at least (K)",
+                                      minimum=0.0, advanced=True)
+    map_dates: int = param(2, "MAP_DATES", "Dates shown as maps in the report", minimum=1, maximum=12,
+                           advanced=True)
+
+    def validate(self) -> None:
+        if self.unit not in m.UNITS:
+            raise InputError(f"METRIC_UNIT: choose one of {', '.join(m.UNITS)}, not {self.unit!r}.")
+        if self.coarse_resolution < 0 or self.difficult_change_k < 0 or self.map_dates < 1:
+            raise InputError("COARSE_RESOLUTION and DIFFICULT_CHANGE must be ≥ 0 and MAP_DATES ≥ 1.")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One raster scored on one date: a method's prediction or a baseline."""
+
+    label: str
+    date: dt.date
+    item: SeriesItem
+    baseline: bool = False
+    reference_dates: str = ""
+
+
+@dataclass
+class Evaluation:
+    folder: Path
+    html: Path
+    json: Path
+    csv: Path
+    errors: list[tuple[str, str, Path]]  # (date, label, error raster)
+    dates: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def _label_of(path: str) -> tuple[str, str]:
+    """A method label from a fused raster's tags (method, or the model that made it), and its reference dates."""
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    model = tags.get("FUSION_MODEL")
+    method = tags.get("FUSION_METHOD")
+    label = f"{model.upper()} (ONNX)" if model else method or Path(path).stem
+    return label, tags.get("FUSION_REFERENCE_DATES", "")
+
+
+def find_predictions(inputs: list[str | os.PathLike], labels: list[str] | None = None,
+                     progress: Progress | None = None) -> list[Entry]:
+    """The predictions among ``inputs`` (files, or folders of fused series), labelled and dated.
+
+    ``labels`` (one per input) name the method of each file or folder; without them the
+    method (or model) recorded in each fused raster is used.
+    """
+    progress = ensure(progress)
+    inputs = [str(i) for i in inputs if str(i)]
+    if not inputs:
+        raise InputError("PREDICTIONS: give at least one fused raster or fused-series folder.")
+    if labels and len(labels) != len(inputs):
+        raise InputError(f"LABELS: {len(labels)} label(s) for {len(inputs)} prediction input(s); give one per "
+                         "input, in the same order, or none to use the method each file records.")
+    entries: dict[tuple[str, dt.date], Entry] = {}
+    for k, source in enumerate(inputs):
+        files = find_lst_files([source], progress)
+        if not files:
+            raise InputError(f"PREDICTIONS: no LST raster in {source}.")
+        for path in files:
+            item = load_series([path], progress=progress)[0]
+            label, refs = _label_of(path)
+            if labels:
+                label = labels[k].strip() or label
+            key = (label, item.date)
+            if key in entries:
+                raise InputError(f"PREDICTIONS: two rasters are labelled {label!r} for {item.date}: "
+                                 f"{file_name(entries[key].item.path)} and {file_name(path)}. Give LABELS to "
+                                 "tell the methods apart.")
+            entries[key] = Entry(label, item.date, item, False, refs)
+    return sorted(entries.values(), key=lambda e: (e.date, e.label))
+
+
+def read_classes(path: str, grid: Grid) -> tuple[np.ndarray, dict[int, str]]:
+    """A categorical raster on ``grid`` as int32 codes (−1 for nodata) and its class names."""
+    name = file_name(path)
+    if not Path(path).exists():
+        raise InputError(f"CLASSES: {path} not found.")
+    if not Grid.of(path).same_as(grid):
+        raise InputError(f"CLASSES: {name} ({Grid.of(path).describe()}) is not on the reference's grid "
+                         f"({grid.describe()}). Warp it onto the Landsat grid (nearest neighbour) first.")
+    with rasterio.open(path) as src:
+        band = src.read(1, masked=True)
+        dtype = np.dtype(src.dtypes[0])
+    values = np.asarray(band.filled(0))
+    valid = ~np.ma.getmaskarray(band) & np.isfinite(values)
+    codes = np.unique(values[valid])
+    if not np.issubdtype(dtype, np.integer) and not np.all(codes == np.round(codes)):
+        raise InputError(f"CLASSES: {name} holds non-integer values (e.g. {codes[codes != np.round(codes)][0]:g}); "
+                         "it is not a categorical raster. Give a land-cover map of class codes.")
+    if codes.size > MAX_CLASSES:
+        raise InputError(f"CLASSES: {name} has {codes.size:,} distinct values; a categorical raster has at most "
+                         f"{MAX_CLASSES}. Give a land-cover map of class codes, not a continuous raster.")
+    out = np.where(valid, values, -1).astype(np.int32)
+    return out, _class_names(path, [int(c) for c in codes])
+
+
+def _class_names(path: str, codes: list[int]) -> dict[int, str]:
+    """Names from the raster's category table or CLASS_<code> tags (as the sample land cover has), else 'class N'."""
+    names: list[str] = []
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    try:
+        from osgeo import gdal
+
+        dataset = gdal.Open(path)
+        names = list(dataset.GetRasterBand(1).GetCategoryNames() or []) if dataset else []
+    except ImportError:
+        pass
+    return {c: (names[c] if 0 <= c < len(names) and names[c] else tags.get(f"CLASS_{c}", f"class {c}"))
+            for c in codes}
+
+
+def _flags_by_date(flags: list[str], progress: Progress) -> dict[dt.date, str]:
+    found: dict[dt.date, str] = {}
+    for path in flags:
+        paths = sorted(str(p) for p in Path(path).rglob("*_fillflags.tif")) if Path(path).is_dir() else [path]
+        for p in paths:
+            if not Path(p).exists():
+                raise InputError(f"FLAGS: {p} not found.")
+            with rasterio.open(p) as src:
+                tags = src.tags()
+            if tags.get("LST_FUSION_CONTENT") != "fill_flags":
+                raise InputError(f"FLAGS: {file_name(p)} is not a gap-fill flags raster (written by Gap-fill as "
+                                 "*_fillflags.tif).")
+            day = parse_date(tags.get("ACQUISITION_DATE")) or date_from_name(p)
+            if day is None:
+                raise InputError(f"FLAGS: {file_name(p)} has no date.")
+            found[day] = p
+    return found
+
+
+def _read_flags(path: str, grid: Grid) -> np.ndarray:
+    if not Grid.of(path).same_as(grid):
+        raise InputError(f"FLAGS: {file_name(path)} is not on the reference's grid ({grid.describe()}).")
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def _coarse_resolution(params: EvaluateParams, coarse: list[SeriesItem]) -> float:
+    """The coarse pixel size for ERGAS: the user's, the one recorded by Resample, else MODIS's."""
+    if params.coarse_resolution > 0:
+        return params.coarse_resolution
+    for item in coarse:
+        with rasterio.open(item.path) as src:
+            value = src.tags().get("SOURCE_RESOLUTION")
+        if value:
+            return float(value)
+    return m.MODIS_PIXEL_M
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower() or "prediction"
+
+
+def _write_error(path: Path, error: np.ndarray, grid: Grid, entry: Entry, reference: SeriesItem) -> None:
+    profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
+    with raster_output(path, **profile) as dst:
+        dst.write(error.astype(np.float32), 1)
+        dst.set_band_description(1, f"{entry.label} − reference (K)")
+        dst.update_tags(LST_FUSION_CONTENT="fusion_error", ACQUISITION_DATE=entry.date.isoformat(),
+                        LST_UNIT="K", METHOD=entry.label, PREDICTION=file_name(entry.item.path),
+                        REFERENCE=file_name(reference.path))
+    verify_raster(path)
+
+
+def _sidecar_flags(item: SeriesItem) -> str | None:
+    """The flags Gap-fill wrote beside a gap-filled reference, if there are any."""
+    path = flags_path_for(item.path)
+    return str(path) if path is not None and path.exists() else None
+
+
+def _nearest_before(items: list[SeriesItem], day: dt.date) -> SeriesItem | None:
+    earlier = [i for i in items if i.date < day]
+    return earlier[-1] if earlier else None
+
+
+def evaluate(
+    predictions: list[str | os.PathLike],
+    reference: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    coarse: list[str | os.PathLike] | None = None,
+    fine_series: list[str | os.PathLike] | None = None,
+    classes: str | os.PathLike | None = None,
+    flags: list[str | os.PathLike] | None = None,
+    labels: list[str] | None = None,
+    params: EvaluateParams | None = None,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Score ``predictions`` against ``reference`` and write the report, numbers and error rasters to ``out_dir``.
+
+    ``coarse``: MODIS on the fine grid (the MODIS baseline); ``fine_series``: the Landsat the
+    fusion used (the persistence baseline; the reference itself when not given); ``classes``:
+    a categorical raster for per-class figures; ``flags``: gap-fill flags of the reference
+    (found beside a gap-filled reference automatically).
+    """
+    from .report import write_report
+
+    progress = ensure(progress)
+    params = params or EvaluateParams()
+    params.validate()
+    entries = find_predictions(predictions, labels, progress.sub(0, 0.05))
+    refs = {i.date: i for i in load_series(reference, progress=progress)}
+    grid = next(iter(refs.values())).grid
+    for e in entries:
+        if not e.item.grid.same_as(grid):
+            raise InputError(f"{file_name(e.item.path)} ({e.item.grid.describe()}) is not on the grid of the "
+                             f"reference {file_name(refs[min(refs)].path)} ({grid.describe()}). Fuse on the "
+                             "reference's grid, or resample one onto the other.")
+    coarse_items = load_series(coarse, progress=progress) if coarse else []
+    if coarse_items and not coarse_items[0].grid.same_as(grid):
+        raise InputError(f"COARSE: {file_name(coarse_items[0].path)} is not on the reference's grid "
+                         f"({grid.describe()}). Resample MODIS onto the Landsat grid first.")
+    fine_items = load_series(fine_series, progress=progress) if fine_series else sorted(refs.values(),
+                                                                                         key=lambda i: i.date)
+    if fine_series and not fine_items[0].grid.same_as(grid):
+        raise InputError(f"FINE_SERIES: {file_name(fine_items[0].path)} is not on the reference's grid.")
+    coarse_by_date = {i.date: i for i in coarse_items}
+    dates = sorted({e.date for e in entries})
+    missing = [d for d in dates if d not in refs]
+    if missing:
+        progress.warn(f"No reference for {', '.join(map(str, missing))}: not evaluated.")
+    dates = [d for d in dates if d in refs]
+    if not dates:
+        raise InputError(f"No prediction date has a reference: predictions for "
+                         f"{', '.join(sorted({str(e.date) for e in entries}))}, references for "
+                         f"{', '.join(map(str, sorted(refs)))}.")
+    class_codes, class_names = read_classes(str(classes), grid) if classes else (None, {})
+    flag_files = _flags_by_date([str(f) for f in flags], progress) if flags else {}
+    ratio = abs(grid.transform.a) / _coarse_resolution(params, coarse_items)
+
+    inputs = [*predictions, *reference, *(coarse or []), *(fine_series or []), classes, *(flags or [])]
+    rows: list[dict] = []
+    per_date: list[dict] = []
+    samples: dict[str, list[np.ndarray]] = {}
+    errors: list[tuple[str, str, Path]] = []
+    with output_folder(out_dir, "evaluate", [str(i) for i in inputs if i]) as tmp:
+        n_errors = sum(1 for e in entries if e.date in refs)
+        check_output_size(tmp, grid.width, grid.height, 4, n_errors, "OUTPUT_FOLDER", progress)
+        (tmp / "errors").mkdir()
+        rng = np.random.default_rng(0)
+        for k, day in enumerate(dates):
+            step = progress.sub(0.05 + 0.8 * k / len(dates), 0.05 + 0.8 * (k + 1) / len(dates))
+            ref_item = refs[day]
+            ref = ref_item.read().data
+            todo = [e for e in entries if e.date == day]
+            persistence = _nearest_before(fine_items, day)
+            if day in coarse_by_date:
+                todo.append(Entry(MODIS_BASELINE, day, coarse_by_date[day], True))
+            if persistence is not None:
+                todo.append(Entry(PERSISTENCE, day, persistence, True, str(persistence.date)))
+            arrays = {}
+            ref_valid = np.isfinite(ref)
+            common = ref_valid.copy()
+            for e in todo:
+                a = e.item.read().data
+                overlap = np.isfinite(a) & ref_valid
+                if not overlap.any():
+                    raise EmptyDataError(f"{day}: {file_name(e.item.path)} ({e.label}) and the reference "
+                                         f"{file_name(ref_item.path)} have no valid pixel in common.")
+                arrays[e.label] = a
+                common &= np.isfinite(a)
+            if not common.any():
+                raise EmptyDataError(f"{day}: no pixel is valid in the reference and in every compared raster "
+                                     f"({', '.join(arrays)}). Gap-fill the inputs, or evaluate them separately.")
+            flags_path = flag_files.get(day) or _sidecar_flags(ref_item)
+            ref_flags = _read_flags(flags_path, grid) if flags_path else None
+            change = (float(np.mean(np.abs(arrays[PERSISTENCE][common] - ref[common])))
+                      if PERSISTENCE in arrays else None)
+            difficult = change is not None and change >= params.difficult_change_k
+            date_record = {"date": str(day), "reference": file_name(ref_item.path),
+                           "persistence_date": str(persistence.date) if persistence else None,
+                           "change_k": change, "difficult": difficult, "pixels": int(common.sum()),
+                           "flags": file_name(flags_path) if flags_path else None}
+            per_date.append(date_record)
+            for e in todo:
+                a = arrays[e.label]
+                scores = m.compute(a, ref, ratio, params.unit, mask=common)
+                row = {"date": str(day), "label": e.label, "baseline": e.baseline,
+                       "prediction": file_name(e.item.path), "reference_dates": e.reference_dates,
+                       "coverage": float(np.mean(np.isfinite(a[ref_valid]))), "difficult": difficult, **scores}
+                if class_codes is not None:
+                    row["classes"] = m.breakdown(a, ref, class_codes, lambda c: class_names.get(c, f"class {c}"),
+                                                 common)
+                if ref_flags is not None:
+                    status = np.where(ref_flags == OBSERVED, 0, np.where(ref_flags == NODATA, -1, 1))
+                    row["reference_status"] = m.breakdown(a, ref, status, lambda c: ("observed", "gap-filled")[c],
+                                                          common)
+                    row["reference_flags"] = m.breakdown(a, ref, np.where(ref_flags == NODATA, -1, ref_flags),
+                                                         lambda c: FLAG_MEANING.get(c, str(c)), common)
+                rows.append(row)
+                pick = np.flatnonzero(common)
+                if pick.size > SAMPLES_PER_DATE:
+                    pick = rng.choice(pick, SAMPLES_PER_DATE, replace=False)
+                samples.setdefault(e.label, []).append(np.stack([a.ravel()[pick], ref.ravel()[pick]]))
+                if not e.baseline:
+                    path = tmp / "errors" / f"error_{day:%Y%m%d}_{_slug(e.label)}.tif"
+                    _write_error(path, np.where(np.isfinite(a) & ref_valid, a - ref, np.nan), grid, e, ref_item)
+                    errors.append((str(day), e.label, path))
+                step.update(1.0)
+            progress.info(f"{day}: " + "; ".join(f"{r['label']} RMSE {r['rmse']:.2f} K" for r in rows
+                                                  if r["date"] == str(day)))
+        summary = summarise(rows, per_date)
+        record = {
+            "kind": "lst_fusion_evaluation",
+            "settings": {**asdict(params), "resolution_ratio": ratio,
+                         "pixels": "valid in the reference and in every entry of the date"},
+            "metrics": {k: {"title": v.title, "unit": v.unit or "", "better": v.better,
+                            "unit_dependent": v.unit_dependent} for k, v in m.METRICS.items()},
+            "dates": per_date, "results": rows, "summary": summary,
+            "classes": {str(k): v for k, v in class_names.items()},
+        }
+        (tmp / RECORD_NAME).write_text(json.dumps(_finite(record), indent=2, ensure_ascii=False))
+        _write_csv(tmp / "metrics.csv", rows)
+        progress.update(0.9, "writing the report")
+        write_report(tmp / "report.html", record, {k: np.concatenate(v, axis=1) for k, v in samples.items()},
+                     _map_inputs(per_date, rows, entries, refs, coarse_by_date, fine_items, params.map_dates),
+                     progress)
+    folder = Path(out_dir).expanduser().resolve()
+    return Evaluation(folder, folder / "report.html", folder / RECORD_NAME, folder / "metrics.csv",
+                      [(d, label, folder / "errors" / p.name) for d, label, p in errors], per_date, summary)
+
+
+def summarise(rows: list[dict], per_date: list[dict]) -> dict:
+    """Mean of every metric per entry over all dates, the difficult dates and the others.
+
+    Means are taken over the dates every entry has (an entry missing on a hard date would
+    otherwise look better than it is); ``common_dates`` says how many that was, and when no
+    date has them all each entry is averaged over its own dates.
+    """
+    labels = sorted({r["label"] for r in rows}, key=lambda label: _label_order(label, rows))
+    by_date: dict[str, set[str]] = {}
+    for r in rows:
+        by_date.setdefault(r["date"], set()).add(r["label"])
+    common = {d for d, present in by_date.items() if present == set(labels)}
+    out: dict = {"common_dates": len(common), "dates": len(by_date), "common": sorted(common)}
+    for subset, keep in (("all", lambda r: True), ("difficult", lambda r: r["difficult"]),
+                         ("other", lambda r: not r["difficult"])):
+        chosen = [r for r in rows if keep(r) and (r["date"] in common or not common)]
+        out[subset] = {
+            label: {"dates": sum(1 for r in chosen if r["label"] == label),
+                    "baseline": next(r["baseline"] for r in chosen if r["label"] == label),
+                    **{k: float(np.mean([r[k] for r in chosen if r["label"] == label])) for k in m.METRICS}}
+            for label in labels if any(r["label"] == label for r in chosen)}
+    return out
+
+
+def _label_order(label: str, rows: list[dict]) -> tuple:
+    """Methods first (by name), then the baselines: MODIS, persistence."""
+    baselines = (MODIS_BASELINE, PERSISTENCE)
+    return (label in baselines, baselines.index(label) if label in baselines else 0, label)
+
+
+def _map_inputs(per_date, rows, entries, refs, coarse_by_date, fine_items, count: int) -> list[dict]:
+    """The dates drawn as maps: the most difficult (largest change) and the easiest, up to ``count``."""
+    # Dates without a persistence image have no measured change: drawn only when no other date is.
+    order = sorted(per_date, key=lambda d: (d["change_k"] is None, -(d["change_k"] or 0)))
+    order = [d for d in order if d["change_k"] is not None] or order
+    if len(order) > count:
+        order = [order[i] for i in sorted(set(np.linspace(0, len(order) - 1, count).round().astype(int)))]
+    picked = sorted(order, key=lambda d: d["date"])
+    maps = []
+    for d in picked:
+        day = dt.date.fromisoformat(d["date"])
+        items = {e.label: e.item for e in entries if e.date == day}
+        if day in coarse_by_date:
+            items[MODIS_BASELINE] = coarse_by_date[day]
+        before = _nearest_before(fine_items, day)
+        if before is not None:
+            items[PERSISTENCE] = before
+        maps.append({"date": d["date"], "difficult": d["difficult"], "change_k": d["change_k"],
+                     "reference": refs[day], "entries": items})
+    return maps
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    """One row per date and entry (a row per class / fill status too, marked in 'group')."""
+    columns = ["date", "label", "baseline", "difficult", "group", "coverage", "n", *m.METRICS]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "group": "all"})
+            for kind in ("classes", "reference_status"):
+                for group, scores in row.get(kind, {}).items():
+                    writer.writerow({"date": row["date"], "label": row["label"], "baseline": row["baseline"],
+                                     "difficult": row["difficult"], "group": f"{kind}:{group}", **scores})
