@@ -10,9 +10,12 @@ Steps (each a Processing algorithm run headless by scripts/qgis_process):
 6. train — a short CPU training of EDCSTFN, exported to ONNX with its report;
 7. fuse — ESTARFM prediction of a cloudy date from the dates before and after it, and the
    same date from the pretrained STTFN shipped in models/shipped/ (ONNX Runtime);
-8. fuse_series — every date of the season predicted by the shipped model from the other dates.
+8. fuse_series — every date of the season predicted by the shipped model, and by ESTARFM,
+   from the other dates (leave-one-out);
+9. evaluate — both against the simulated truth, beside resampled MODIS and the last Landsat,
+   per land-cover class: evaluation/report.html (and report.png when Chromium is installed).
 Then it writes demo.qgz with the layers grouped, styled and dated (the Temporal Controller
-steps through the season), and overview.png. Evaluation extends this chain when it lands.
+steps through the season), and overview.png.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +122,18 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     return qgz
 
 
+def screenshot(html: Path, png: Path, width: int = 1250, height: int = 4200) -> None:
+    """A picture of the HTML report with Debian's headless Chromium, when it is installed."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("   (no chromium: report.png not made)")
+        return
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--window-size={width},{height}", f"--screenshot={png}", html.as_uri()],
+                   capture_output=True, timeout=120)
+    print(f"   report picture: {png}" if png.exists() else "   (chromium made no picture)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "demo_output")
@@ -127,7 +143,7 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     sample = out / "sample"
-    print(f">> 1/9 lst_fusion:generate_sample_dataset -> {sample}")
+    print(f">> 1/10 lst_fusion:generate_sample_dataset -> {sample}")
     res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=args.size, HEIGHT=args.size,
                        N_DATES=args.dates, START_DATE="2020-04-01", END_DATE="2020-09-30", SEED=42, CLOUDINESS=0.3)
     manifest = json.loads(Path(res["MANIFEST"]).read_text())
@@ -136,7 +152,7 @@ def main() -> int:
     groups: dict[str, list[tuple[str, Path]]] = {
         "Landsat LST (decoded, clouds masked)": [], "Landsat LST (gap-filled)": [], "MODIS LST (decoded)": [],
         "MODIS LST (on the Landsat grid)": [], "Fused LST (ESTARFM)": [], "Truth (simulated, cloud-free)": []}
-    print(f">> 2/9 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
+    print(f">> 2/10 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
     for rec in manifest["dates"]:
         day = rec["date"].replace("-", "")
         for key, sensor, group in (("landsat_st_b10", "landsat", "Landsat LST (decoded, clouds masked)"),
@@ -146,7 +162,7 @@ def main() -> int:
             label = "Landsat" if sensor == "landsat" else "MODIS"
             groups[group].append((f"{label} {rec['date']} ({r['VALID_FRACTION']:.0%} valid)", target))
         groups["Truth (simulated, cloud-free)"].append((f"Truth {rec['date']}", sample / rec["truth"]))
-    print(">> 3/9 lst_fusion:gap_fill (Landsat, then MODIS)")
+    print(">> 3/10 lst_fusion:gap_fill (Landsat, then MODIS)")
     filled = {}
     for sensor, index in (("landsat", 1), ("modis", 2)):
         r = qgis_process("gap_fill", INPUT=sample, SENSOR=index, OUTPUT_FOLDER=out / f"{sensor}_filled")
@@ -155,19 +171,19 @@ def main() -> int:
     for d in filled["landsat"]["dates"]:
         groups["Landsat LST (gap-filled)"].append(
             (f"Landsat {d['date']} gap-filled", out / "landsat_filled" / d["output"]))
-    print(">> 4/9 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
+    print(">> 4/10 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
     qgis_process("resample", INPUT=out / "modis_filled", REFERENCE_FOLDER=out / "landsat_filled",
                  OUTPUT_FOLDER=out / "modis_30m")
     report = json.loads((out / "modis_30m" / "resample_report.json").read_text())
     for d in report["dates"]:
         groups["MODIS LST (on the Landsat grid)"].append(
             (f"MODIS {d['date']} at 30 m", out / "modis_30m" / d["output"]))
-    print(">> 5/9 lst_fusion:build_patches (95 x 95, stride 20)")
+    print(">> 5/10 lst_fusion:build_patches (95 x 95, stride 20)")
     r = qgis_process("build_patches", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
                      OUTPUT_FOLDER=out / "patches")
     print(f"   {r['TRIPLETS']} triplets: {r['TRAIN_PATCHES']} train, {r['VAL_PATCHES']} validation, "
           f"{r['TEST_PATCHES']} test patches")
-    print(">> 6/9 lst_fusion:train (EDCSTFN, a short CPU run: 3 epochs of 10 batches)")
+    print(">> 6/10 lst_fusion:train (EDCSTFN, a short CPU run: 3 epochs of 10 batches)")
     trained = qgis_process("train", DATASET=out / "patches", MODEL=0, EPOCHS=3, BATCH_SIZE=8, MAX_BATCHES=10,
                            OUTPUT_FOLDER=out / "training")
     print(f"   best epoch {trained['BEST_EPOCH']}, validation RMSE {trained['VAL_RMSE']:.2f} K")
@@ -180,7 +196,7 @@ def main() -> int:
     fine = [out / "landsat_filled" / d["output"] for d in filled["landsat"]["dates"]]
     coarse = [out / "modis_30m" / d["output"] for d in report["dates"]]
     fused = out / f"estarfm_{dates[show]['date'].replace('-', '')}.tif"
-    print(f">> 7/9 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
+    print(f">> 7/10 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
           f"{dates[show + 1]['date']}")
     r = qgis_process("fuse", METHOD=1, FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], FINE_T3=fine[show + 1],
                      COARSE_T3=coarse[show + 1], COARSE_T2=coarse[show], OUTPUT=fused)
@@ -197,16 +213,27 @@ def main() -> int:
         r = qgis_process("fuse", METHOD=list(METHODS).index("onnx"), SHIPPED_MODEL=1 + shipped.index(model),
                          FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], COARSE_T2=coarse[show], OUTPUT=deep)
         groups[f"Fused LST ({model})"] = [(f"{model} {r['DATE']}", deep)]
-        print(f">> 8/9 lst_fusion:fuse_series: every date predicted by {model} from the nearest other date")
+        print(f">> 8/10 lst_fusion:fuse_series: every date predicted by {model} from the nearest other date")
         r = qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
                          METHOD=list(METHODS).index("onnx"), SHIPPED_MODEL=1 + shipped.index(model),
                          INCLUDE_PAIRED=True, LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season")
         season = json.loads(Path(r["REPORT"]).read_text())
         groups[f"Fused season ({model}, dated)"] = [
             (f"{model} {d['target_date']}", out / "fused_season" / d["path"]) for d in season["dates"]]
+        print("   and by ESTARFM, every date between two others")
+        qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m", METHOD=1,
+                     INCLUDE_PAIRED=True, LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season_estarfm")
+        print(">> 9/10 lst_fusion:evaluate: both seasons against the truth, beside MODIS and the last Landsat")
+        r = qgis_process("evaluate", PREDICTIONS=out / "fused_season_estarfm", PREDICTIONS_FILES=out / "fused_season",
+                         REFERENCE=sample / "truth", COARSE=out / "modis_30m", FINE=out / "landsat_filled",
+                         CLASSES=sample / "truth" / "landcover.tif", OUTPUT_FOLDER=out / "evaluation")
+        evaluation = json.loads(Path(r["METRICS_JSON"]).read_text())["summary"]["all"]
+        for label, row in evaluation.items():
+            print(f"   {label:28s} RMSE {row['rmse']:.2f} K  SSIM {row['ssim']:.3f}  ({row['dates']} dates)")
+        screenshot(Path(r["OUTPUT_HTML"]), out / "evaluation" / "report.png")
     else:
-        print(">> 8/9 skipped: no pretrained model in models/shipped/ (scripts/train_shipped_model.py makes one)")
-    print(">> 9/9 writing the QGIS project")
+        print(">> 8/10 skipped: no pretrained model in models/shipped/ (scripts/train_shipped_model.py makes one)")
+    print(">> 10/10 writing the QGIS project")
     qgz = build_project(out, groups, sample / "truth" / "landcover.tif", show=show)
     print("\nDemo outputs:")
     print(f"  sample dataset : {sample}")
@@ -218,6 +245,7 @@ def main() -> int:
     print(f"  fused (ESTARFM): {fused}")
     if shipped:
         print(f"  fused season   : {out / 'fused_season'}  ({shipped[0]}, one file per date + VRT stack)")
+        print(f"  evaluation     : {out / 'evaluation' / 'report.html'}")
     print(f"  QGIS project   : {qgz}   (open it with: qgis {qgz})")
     print(f"  overview       : {out / 'overview.png'}")
     return 0

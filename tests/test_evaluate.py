@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -16,7 +17,7 @@ import pytest
 import rasterio
 from qgis.core import QgsProcessingFeedback, QgsProject
 
-from backend.errors import EmptyDataError, InputError
+from backend.errors import Cancelled, EmptyDataError, InputError
 from backend.evaluation.evaluate import MODIS_BASELINE, PERSISTENCE, EvaluateParams, evaluate
 from backend.evaluation.report import DIGITS
 from backend.fusion.onnx_model import OnnxParams, shipped_models
@@ -193,6 +194,17 @@ def test_bad_inputs_give_clear_errors_and_no_output(fused, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_cancelling_leaves_no_output(fused, tmp_path):
+    from backend.progress import Progress
+
+    root, out = fused
+    calls = []
+    progress = Progress(on_progress=calls.append, is_cancelled=lambda: len(calls) > 3)
+    with pytest.raises(Cancelled):
+        evaluate([out / "starfm"], [root / "sample" / "truth"], tmp_path / "eval", progress=progress)
+    assert not (tmp_path / "eval").exists() and list(tmp_path.iterdir()) == []
+
+
 def test_evaluate_through_processing(fused, provider, tmp_path):
     import processing
 
@@ -253,3 +265,33 @@ def test_graphical_model_from_sample_data_to_the_report(provider, tmp_path):
     assert {r["label"] for r in record["results"] if r["baseline"]} == {MODIS_BASELINE, PERSISTENCE}
     assert any(r.get("classes") for r in record["results"])
     _check_report(Path(res["evaluate:EVALUATION"]) / "report.html", record)
+
+
+def test_sample_data_declares_difficult_dates_and_evaluation_reports_them(tmp_path):
+    from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
+
+    spec = dict(width=48, height=48, n_dates=8, start=dt.date(2020, 3, 1), end=dt.date(2020, 10, 30), seed=11)
+    hard = json.loads(generate_sample_dataset(tmp_path / "hard", SampleSpec(**spec, difficult_fraction=0.5))
+                      .read_text())
+    calm = json.loads(generate_sample_dataset(tmp_path / "calm", SampleSpec(**spec, difficult_fraction=0.0))
+                      .read_text())
+    declared = hard["difficult_dates"]
+    assert len(declared) == 3 and not calm["difficult_dates"]
+    assert hard["dates"][0]["date"] not in declared and hard["dates"][-1]["date"] not in declared
+    for h, c in zip(hard["dates"], calm["dates"]):
+        a = read_lst(tmp_path / "hard" / h["truth"]).data
+        b = read_lst(tmp_path / "calm" / c["truth"]).data
+        why = declared.get(h["date"])
+        if why is None or why.startswith("sensor"):
+            np.testing.assert_array_equal(a, b)  # the events have their own random stream
+        elif why.startswith(("heat wave", "cold spell")):
+            shift = float(why.split("scene ")[1].split(" K")[0])
+            assert np.median(a - b) == pytest.approx(shift, abs=0.35 * abs(shift))
+        else:  # whole parcels irrigated (−8 K) or harvested (+6 K), nothing else
+            assert np.isin(np.round(a - b), [0, -8, 6]).all() and (np.abs(a - b) > 5).any()
+        if why and why.startswith("sensor"):
+            assert h["modis_bias_k"] == pytest.approx(float(why.split("MODIS ")[1].split(" K")[0]), abs=0.051)
+    truth = tmp_path / "hard" / "truth"
+    result = evaluate([truth], [truth], tmp_path / "eval", params=EvaluateParams(difficult_change_k=1000.0))
+    marked = {d["date"]: d["why"] for d in result.dates if d["difficult"]}
+    assert marked == declared

@@ -163,6 +163,12 @@ def _patches(ws: Workspace, out) -> dict:
             "TEST_FRACTION": 0.0, "VAL_FRACTION": 0.0, "OUTPUT_FOLDER": str(out)}
 
 
+def _evaluate(ws: Workspace, out) -> dict:
+    """The gap-filled Landsat scored against the truth, beside resampled MODIS."""
+    return {"PREDICTIONS": str(ws.landsat), "REFERENCE": str(ws.sample / "truth"), "COARSE": str(ws.modis30),
+            "OUTPUT_FOLDER": str(out)}
+
+
 def _import(path, out, **extra) -> dict:
     return {"INPUT": str(path), "OUTPUT": str(out), **extra}
 
@@ -421,6 +427,7 @@ UNWRITABLE = {
     "build_patches": lambda w, ro: _patches(w, ro / "p"),
     "generate_sample_dataset": lambda w, ro: {"OUTPUT_FOLDER": str(ro / "s"), "WIDTH": 16, "HEIGHT": 16},
     "train": lambda w, ro: {"DATASET": str(w.root / "patches"), "OUTPUT_FOLDER": str(ro / "t"), "EPOCHS": 1},
+    "evaluate": lambda w, ro: _evaluate(w, ro / "e"),
 }
 
 
@@ -488,6 +495,7 @@ FILE_LIMIT_CASES = {
     "build_patches": lambda w: _patches(w, w.root / "filled"),
     "generate_sample_dataset": lambda w: {"OUTPUT_FOLDER": str(w.root / "filled"), "WIDTH": 64, "HEIGHT": 64,
                                           "N_DATES": 2},
+    "evaluate": lambda w: _evaluate(w, w.root / "filled"),
 }
 
 

@@ -7,10 +7,11 @@ Landsat (what keeping the last clear scene gives). All entries of a date are sco
 same pixels — those valid in the reference and in every entry — so a row compares like with
 like; each entry's coverage of the reference says how much it left out.
 
-A date is *difficult* when the surface changed strongly since the last Landsat: the mean
+A date is *difficult* when the surface changed strongly since the last Landsat (the mean
 absolute difference between the reference and the persistence image is at least
-``difficult_change_k``. Such dates are where fusion earns its keep and where the survey
-found every method failing, so they are averaged apart.
+``difficult_change_k``), or when the sample dataset the reference comes from declares it so
+(a heat wave, fields switching state, a sensor disagreement). Such dates are where fusion
+earns its keep and where the survey found every method failing, so they are averaged apart.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import rasterio
 
 from ..errors import EmptyDataError, InputError
 from ..io.dates import date_from_name, file_name, parse_date
-from ..io.grid import Grid
+from ..io.grid import Grid, coarse_pixel_m
 from ..io.outputs import check_output_size, output_folder
 from ..io.series import SeriesItem, find_lst_files, load_series
 from ..io.writers import lst_profile, raster_output, verify_raster
@@ -198,14 +199,7 @@ def _read_flags(path: str, grid: Grid) -> np.ndarray:
 
 def _coarse_resolution(params: EvaluateParams, coarse: list[SeriesItem]) -> float:
     """The coarse pixel size for ERGAS: the user's, the one recorded by Resample, else MODIS's."""
-    if params.coarse_resolution > 0:
-        return params.coarse_resolution
-    for item in coarse:
-        with rasterio.open(item.path) as src:
-            value = src.tags().get("SOURCE_RESOLUTION")
-        if value:
-            return float(value)
-    return m.MODIS_PIXEL_M
+    return params.coarse_resolution if params.coarse_resolution > 0 else coarse_pixel_m(i.path for i in coarse)
 
 
 def _slug(label: str) -> str:
@@ -227,6 +221,21 @@ def _sidecar_flags(item: SeriesItem) -> str | None:
     """The flags Gap-fill wrote beside a gap-filled reference, if there are any."""
     path = flags_path_for(item.path)
     return str(path) if path is not None and path.exists() else None
+
+
+def listed_difficult(items: list[SeriesItem]) -> dict[dt.date, str]:
+    """Dates a sample dataset's manifest declares difficult (and why), for references read from one."""
+    found: dict[dt.date, str] = {}
+    for folder in {Path(i.path).resolve().parent for i in items}:
+        for candidate in (folder / "manifest.json", folder.parent / "manifest.json"):
+            try:
+                manifest = json.loads(candidate.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(manifest, dict) and manifest.get("kind") == "lst_fusion_sample_dataset":
+                found.update({dt.date.fromisoformat(d): why
+                              for d, why in (manifest.get("difficult_dates") or {}).items()})
+    return found
 
 
 def _nearest_before(items: list[SeriesItem], day: dt.date) -> SeriesItem | None:
@@ -275,6 +284,7 @@ def evaluate(
     if fine_series and not fine_items[0].grid.same_as(grid):
         raise InputError(f"FINE_SERIES: {file_name(fine_items[0].path)} is not on the reference's grid.")
     coarse_by_date = {i.date: i for i in coarse_items}
+    declared = listed_difficult(list(refs.values()))
     dates = sorted({e.date for e in entries})
     missing = [d for d in dates if d not in refs]
     if missing:
@@ -326,10 +336,14 @@ def evaluate(
             ref_flags = _read_flags(flags_path, grid) if flags_path else None
             change = (float(np.mean(np.abs(arrays[PERSISTENCE][common] - ref[common])))
                       if PERSISTENCE in arrays else None)
-            difficult = change is not None and change >= params.difficult_change_k
+            reasons = ([f"change of {change:.1f} K since the last Landsat"]
+                       if change is not None and change >= params.difficult_change_k else [])
+            reasons += [declared[day]] if day in declared else []
+            difficult = bool(reasons)
             date_record = {"date": str(day), "reference": file_name(ref_item.path),
                            "persistence_date": str(persistence.date) if persistence else None,
-                           "change_k": change, "difficult": difficult, "pixels": int(common.sum()),
+                           "change_k": change, "difficult": difficult, "why": "; ".join(reasons),
+                           "pixels": int(common.sum()),
                            "flags": file_name(flags_path) if flags_path else None}
             per_date.append(date_record)
             for e in todo:
@@ -427,7 +441,7 @@ def _map_inputs(per_date, rows, entries, refs, coarse_by_date, fine_items, count
         before = _nearest_before(fine_items, day)
         if before is not None:
             items[PERSISTENCE] = before
-        maps.append({"date": d["date"], "difficult": d["difficult"], "change_k": d["change_k"],
+        maps.append({"date": d["date"], "difficult": d["difficult"], "why": d["why"], "change_k": d["change_k"],
                      "reference": refs[day], "entries": items})
     return maps
 

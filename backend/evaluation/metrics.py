@@ -41,10 +41,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ..errors import EmptyDataError, InputError
+from ..io.grid import MODIS_PIXEL_M
 from ..io.lst_raster import KELVIN_OFFSET
 
 UNITS = ("K", "C")  # the scale of the unit-dependent metrics (SSIM, SAM, ERGAS)
-MODIS_PIXEL_M = 926.625433  # MODIS 1 km products' sinusoidal pixel size
 LANDSAT_PIXEL_M = 30.0
 DEFAULT_RATIO = LANDSAT_PIXEL_M / MODIS_PIXEL_M
 SSIM_SIGMA, SSIM_RADIUS, SSIM_K1, SSIM_K2 = 1.5, 5, 0.01, 0.03

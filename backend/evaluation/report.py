@@ -313,7 +313,9 @@ def write_report(path, record: dict, samples: dict[str, np.ndarray], maps: list[
                 f"{html.escape(', '.join(d['reference'] for d in dates[:3]))}{'…' if len(dates) > 3 else ''}. "
                 f"SSIM, SAM and ERGAS in {'°C' if settings['unit'] == 'C' else 'K'}; ERGAS h/l = "
                 f"{settings['resolution_ratio']:.4f}. {len(difficult)} difficult date(s) "
-                f"(change ≥ {settings['difficult_change_k']:g} K since the last Landsat).</p>",
+                f"(change ≥ {settings['difficult_change_k']:g} K since the last Landsat, or declared by the "
+                "sample data)" + "".join(f"; {html.escape(d['date'])}: {html.escape(d['why'])}"
+                                         for d in difficult) + ".</p>",
                 "<h2>Did fusion add anything?</h2>", _verdict(record),
                 f"<h2>Mean over {_over(record)}</h2>", _summary_table(record, "all")]
     if difficult and len(difficult) < len(dates):
@@ -324,7 +326,7 @@ def write_report(path, record: dict, samples: dict[str, np.ndarray], maps: list[
     progress.update(0.3)
     baselines = {r["label"] for r in record["results"] if r["baseline"]}
     for entry in maps:
-        tag = " — difficult" if entry["difficult"] else ""
+        tag = f" — difficult ({entry['why']})" if entry["difficult"] else ""
         change = f", mean change since the last Landsat {entry['change_k']:.1f} K" if entry["change_k"] else ""
         sections += [f"<h2>Maps of {entry['date']}{tag}{change}</h2>",
                      _img(_maps_png(entry, baselines), f"maps of {entry['date']}"),

@@ -18,10 +18,12 @@ import numpy as np
 from ..errors import InputError
 from ..io import tiler
 from ..io.atomic import atomic_path
+from ..io.grid import coarse_pixel_m
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_size, check_raster_output
 from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
+from . import consistency
 from .inputs import FusionInputs, load_fusion_inputs
 from .methods import FusionMethod, get
 
@@ -75,12 +77,28 @@ def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
     return spec, params
 
 
+def consistency_sigma(params, inputs: FusionInputs) -> float | None:
+    """σ (fine pixels) of the MODIS footprint when the coarse-consistency correction is on, else None."""
+    if not getattr(params, "coarse_consistency", False):
+        return None
+    return consistency.sigma_px(abs(inputs.grid.transform.a), coarse_pixel_m([inputs.coarse_target.path]))
+
+
 def fusion_plan(spec: FusionMethod, params, grid, tile_rows: int | None = None,
-                tile_cols: int | None = None) -> tiler.Plan:
+                tile_cols: int | None = None, sigma: float | None = None) -> tiler.Plan:
     """The tiles a method runs on (the same plan wherever they are computed)."""
     rows = tile_rows or (spec.tile_rows(params, grid.width) if spec.tile_rows else grid.height)
     cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
-    return tiler.plan(grid, spec.margin(params), rows, cols)
+    extra = consistency.margin(sigma) if sigma and spec.mode == "crop" else 0
+    return tiler.plan(grid, spec.margin(params) + extra, rows, cols)
+
+
+def method_kernel(spec: FusionMethod, params, state, sigma: float | None = None) -> tiler.Kernel:
+    """The method's kernel over one tile, with the coarse-consistency correction when ``sigma`` is set."""
+    def kernel(arrays, tile):
+        return spec.kernel(arrays, tile, params, state)
+
+    return consistency.wrap_kernel(kernel, spec.mode, consistency.margin(sigma), sigma) if sigma else kernel
 
 
 def input_readers(inputs: FusionInputs) -> list:
@@ -89,8 +107,11 @@ def input_readers(inputs: FusionInputs) -> list:
     return [lambda window, item=item: item.read(window).data for item in items]
 
 
-def method_tags(spec: FusionMethod, params, state) -> dict[str, str]:
-    return spec.tags(params, state) if spec.tags else {}
+def method_tags(spec: FusionMethod, params, state, sigma: float | None = None) -> dict[str, str]:
+    tags = spec.tags(params, state) if spec.tags else {}
+    if sigma:
+        tags["FUSION_COARSE_CONSISTENCY"] = f"MODIS footprint sigma {sigma:.1f} px"
+    return tags
 
 
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
@@ -132,12 +153,13 @@ def fuse_inputs(
     """Fuse checked inputs into ``out_path`` (already checked); ``cache`` is shared across a series."""
     progress = ensure(progress)
     state = spec.prepare(inputs, params, progress, cache)
-    the_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols)
+    sigma = consistency_sigma(params, inputs)
+    the_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols, sigma)
     progress.info(f"{spec.title.split(' (')[0]} on {inputs.grid.describe()}, predicting {inputs.target_date} from "
                   f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(the_plan)} tile(s)")
 
     def produce(write):
-        return tiler.run(the_plan, input_readers(inputs), lambda arrays, tile: spec.kernel(arrays, tile, params, state),
-                         write, spec.mode, progress)
+        return tiler.run(the_plan, input_readers(inputs), method_kernel(spec, params, state, sigma), write, spec.mode,
+                         progress)
 
-    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state), produce, progress)
+    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, sigma), produce, progress)

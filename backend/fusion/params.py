@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..parameters import param
 
+CONSISTENCY_LABEL = ("Coarse-consistency correction: make the result agree with MODIS at 1 km, less the sensor "
+                     "offset of the reference dates")
+
 
 @dataclass(frozen=True)
 class StarfmParams:
@@ -24,6 +27,7 @@ class StarfmParams:
     # σ_C in K (0.005 reflectance)
     coarse_uncertainty: float = param(0.5, "COARSE_UNCERTAINTY", "STARFM coarse uncertainty (K)", 0.0,
                                       advanced=True)
+    coarse_consistency: bool = param(False, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
     spatial_importance: float | None = None  # A in px; None = half the window
     epsilon: float = 0.01  # K, added to S and T before inverting (the reference code's +1 DN)
 
@@ -55,6 +59,7 @@ class EstarfmParams:
     # half-window 25, as in the reference code
     window: int = param(51, "WINDOW", "Window size (fine pixels, odd)", 3, 401)
     classes: int = param(4, "CLASSES", "Number of classes", 1, 50)
+    coarse_consistency: bool = param(False, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
     min_similar: int = 5  # more than this many similar pixels are needed for the full model
     # K (2 % of a 100 K span)
     min_coarse_change: float = param(2.0, "MIN_COARSE_CHANGE", "ESTARFM minimum coarse change for regression (K)",

@@ -30,7 +30,17 @@ from ..io.series import SeriesItem, load_series
 from ..preprocess.patches import Pair, pair_by_date
 from ..progress import Progress, ensure
 from .distribute import client_for, collect, run_locally
-from .fuse import FusionResult, fuse_inputs, fusion_plan, input_readers, method_and_params, method_tags, write_fused
+from .fuse import (
+    FusionResult,
+    consistency_sigma,
+    fuse_inputs,
+    fusion_plan,
+    input_readers,
+    method_and_params,
+    method_kernel,
+    method_tags,
+    write_fused,
+)
 from .inputs import FusionInputs
 from .methods import get, reference_statistics
 
@@ -116,9 +126,10 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
     spec = get(method)
     _PROCESS_CACHE.update(stats)
     state = spec.prepare(inputs, params, Progress(on_message=lambda m: None), _PROCESS_CACHE)
-    the_plan = fusion_plan(spec, params, inputs.grid)
-    result = tiler.compute_band(the_plan, index, input_readers(inputs),
-                                lambda arrays, tile: spec.kernel(arrays, tile, params, state), spec.mode)
+    sigma = consistency_sigma(params, inputs)
+    the_plan = fusion_plan(spec, params, inputs.grid, sigma=sigma)
+    result = tiler.compute_band(the_plan, index, input_readers(inputs), method_kernel(spec, params, state, sigma),
+                                spec.mode)
     path = Path(band_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -126,14 +137,14 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
         if result.weight is not None:
             arrays["weight"] = result.weight
         np.savez(tmp, **arrays)
-    return str(path), method_tags(spec, params, state)
+    return str(path), method_tags(spec, params, state, sigma)
 
 
 def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[str, dict]],
                   out_path: str) -> FusionResult:
     """Write one date's raster (atomically) from its saved bands, on a Dask worker."""
     spec = get(method)
-    the_plan = fusion_plan(spec, params, inputs.grid)
+    the_plan = fusion_plan(spec, params, inputs.grid, sigma=consistency_sigma(params, inputs))
 
     def produce(write):
         assembler = tiler.Assembler(the_plan, spec.mode, write)

@@ -14,6 +14,25 @@ from rasterio.windows import Window
 
 from ..errors import InputError
 
+MODIS_PIXEL_M = 926.625433055833  # the MODIS 1 km products' sinusoidal pixel size
+
+
+def coarse_pixel_m(paths) -> float:
+    """The coarse pixel size of MODIS resampled onto a fine grid: as Resample recorded it
+    (SOURCE_RESOLUTION) in the first file that says, else MODIS's 926.6 m."""
+    for path in paths:
+        try:
+            with rasterio.open(path) as src:
+                value = src.tags().get("SOURCE_RESOLUTION")
+        except rasterio.errors.RasterioIOError:
+            continue
+        if value:
+            try:
+                return float(value)
+            except ValueError:
+                continue
+    return MODIS_PIXEL_M
+
 
 @dataclass(frozen=True)
 class Grid:

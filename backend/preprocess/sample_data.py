@@ -34,6 +34,7 @@ from rasterio.warp import transform as warp_transform
 
 from .. import __version__
 from ..errors import InputError
+from ..io.grid import MODIS_PIXEL_M
 from ..io.lst_raster import KELVIN_OFFSET, LSTRaster
 from ..io.outputs import check_output_size, output_folder
 from ..io.readers import LANDSAT_ST_ADD, LANDSAT_ST_MULT, MODIS_SCALE
@@ -41,7 +42,7 @@ from ..io.writers import raster_output, write_lst
 from ..progress import Progress, ensure
 
 MODIS_SINUSOIDAL = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
-MODIS_PIXEL = 926.625433055833
+MODIS_PIXEL = MODIS_PIXEL_M
 MODIS_ORIGIN = (-20015109.355798, 10007554.677899)
 MODIS_TILE_PX = 1200
 
@@ -69,6 +70,7 @@ class SampleSpec:
     end: dt.date = dt.date(2024, 10, 15)
     seed: int = 0
     cloudiness: float = 0.25
+    difficult_fraction: float = 0.2  # dates given a heat wave/cold spell, field switches or a sensor disagreement
     wrs_path_row: str = "199027"
     extra: dict = field(default_factory=dict)
 
@@ -83,6 +85,9 @@ class SampleSpec:
             raise InputError(f"End date {self.end} is before start date {self.start}.")
         if not 0.0 <= self.cloudiness <= 1.0:
             raise InputError(f"Cloudiness must lie between 0 and 1, got {self.cloudiness:g}.")
+        if not 0.0 <= self.difficult_fraction <= 1.0:
+            raise InputError(f"The fraction of difficult dates must lie between 0 and 1, got "
+                             f"{self.difficult_fraction:g}.")
         if self.width * self.height > 25_000_000:
             raise InputError(f"Sample size is limited to 25 million pixels (e.g. 5000 × 5000); {self.width} × "
                              f"{self.height} asked.")
@@ -186,6 +191,73 @@ def true_lst(
     regional = 0.8 * _noise(rng, lc.shape, 8000 / px)
     t += parcel_offset * sun + texture * (0.5 + sun) + regional
     return (t + KELVIN_OFFSET).astype(np.float32)
+
+
+@dataclass
+class Event:
+    """What makes a date difficult, and how much: the survey's failure cases, made on purpose."""
+
+    kind: str  # "heat wave", "cold spell", "field switch" or "sensor disagreement"
+    shift_k: float = 0.0  # the whole scene's change (heat wave / cold spell)
+    switched: float = 0.0  # the fraction of crop parcels that switched (irrigated or harvested)
+    modis_bias_k: float | None = None  # MODIS − Landsat disagreement of the day
+
+    def describe(self) -> str:
+        if self.kind in ("heat wave", "cold spell"):
+            return f"{self.kind}: the whole scene {self.shift_k:+.1f} K (city and bare soil more)"
+        if self.kind == "field switch":
+            return f"field switch: {self.switched:.0%} of the crop parcels irrigated or harvested"
+        return f"sensor disagreement: MODIS {self.modis_bias_k:+.1f} K from Landsat"
+
+
+KINDS = ("heat wave", "cold spell", "field switch", "sensor disagreement")
+
+
+def plan_events(spec: SampleSpec, dates: list[dt.date]) -> dict[dt.date, Event]:
+    """Difficult dates and their events, from their own random stream (the rest of the data is unchanged).
+
+    The first and last dates stay ordinary, so every difficult date has references on both sides.
+    """
+    rng = np.random.default_rng([spec.seed, 2024])
+    inner = dates[1:-1]
+    count = int(round(spec.difficult_fraction * len(inner)))
+    if not count:
+        return {}
+    chosen = sorted(rng.choice(len(inner), size=count, replace=False).tolist())
+    events = {}
+    for k, index in enumerate(chosen):
+        kind = KINDS[(k + int(rng.integers(len(KINDS)))) % len(KINDS)]
+        if kind == "heat wave":
+            event = Event(kind, shift_k=float(rng.uniform(6.0, 10.0)))
+        elif kind == "cold spell":
+            event = Event(kind, shift_k=-float(rng.uniform(5.0, 8.0)))
+        elif kind == "field switch":
+            event = Event(kind, switched=float(rng.uniform(0.25, 0.45)))
+        else:
+            event = Event(kind, modis_bias_k=float(rng.choice([-1, 1]) * rng.uniform(3.5, 5.0)))
+        events[inner[index]] = event
+    return events
+
+
+def apply_event(truth: np.ndarray, event: Event | None, lc: np.ndarray, parcel: np.ndarray,
+                date: dt.date, seed: int) -> np.ndarray:
+    """The truth of an event's date: a scene-wide change, or parcels that switched state."""
+    if event is None or event.kind == "sensor disagreement":
+        return truth
+    out = truth.astype(np.float64)
+    if event.kind in ("heat wave", "cold spell"):
+        # Impervious and dry surfaces heat (and cool) more than the air; water barely follows.
+        gain = np.select([lc == URBAN, lc == BARE, lc == WATER, lc == FOREST], [1.3, 1.2, 0.3, 0.8], 1.0)
+        out += event.shift_k * gain
+    else:
+        rng = np.random.default_rng([seed, date.toordinal()])
+        crops = np.isin(lc, (WINTER_CROP, SUMMER_CROP, BARE))
+        ids = np.unique(parcel[crops])
+        switched = rng.choice(ids, size=max(1, int(event.switched * ids.size)), replace=False)
+        lookup = np.zeros(int(parcel.max()) + 1)
+        lookup[switched] = rng.choice([-8.0, 6.0], size=switched.size)  # irrigated: −8 K; harvested: +6 K
+        out += np.where(crops, lookup[parcel], 0.0)
+    return out.astype(np.float32)
 
 
 def _clouds(rng: np.random.Generator, shape: tuple[int, int], fraction: float, px: float):
@@ -320,6 +392,7 @@ def generate_sample_dataset(
     g = _grids(spec)
     px = spec.pixel_size
     dates = sample_dates(spec, rng)
+    events = plan_events(spec, dates)
     lc, parcel = land_cover(rng, g.outer_shape, px)
     parcel_offset = rng.normal(0, 1.0, int(parcel.max()) + 1)[parcel]
     texture = 0.6 * _noise(rng, g.outer_shape, 0.7) + 0.6 * _noise(rng, g.outer_shape, 60 / px)
@@ -338,7 +411,8 @@ def generate_sample_dataset(
                     {f"CLASS_{k}": v for k, v in CLASSES.items()})
         for i, date in enumerate(dates):
             progress.update(i / len(dates), f"Simulating {date.isoformat()}")
-            truth = true_lst(date, lc, parcel_offset, texture, rng, px)
+            truth = apply_event(true_lst(date, lc, parcel_offset, texture, rng, px), events.get(date), lc, parcel,
+                                date, spec.seed)
             fraction = float(np.clip(rng.beta(0.5, 1.1) * 2 * spec.cloudiness, 0, 0.95))
             cloud, dilated, shadow = _clouds(rng, g.outer_shape, fraction, px)
             # Landsat: small sensor noise, cold cloud tops, cooler shadows, QA words.
@@ -367,6 +441,8 @@ def generate_sample_dataset(
             reproject(cloud.astype(np.float32), cover, src_transform=g.outer, src_crs=g.crs,
                       dst_transform=g.modis, dst_crs=MODIS_SINUSOIDAL, resampling=Resampling.average)
             bias = rng.normal(-1.0, 0.7)
+            if date in events and events[date].modis_bias_k is not None:
+                bias = events[date].modis_bias_k
             coarse = coarse + bias + rng.normal(0, 0.4, coarse.shape) - 2.0 * cover
             qc = np.zeros(g.modis_shape, np.uint8)
             qc[cover > 0.0] = 0b01000001  # other quality, LST error <= 2 K
@@ -393,6 +469,7 @@ def generate_sample_dataset(
                 "landsat_cloud_fraction": round(cloud_cover, 4),
                 "modis_not_produced_fraction": round(float(not_produced.mean()), 4),
                 "modis_bias_k": round(float(bias), 3),
+                "difficult": events[date].describe() if date in events else None,
             })
         spec_json = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(spec).items()}
         manifest = {
@@ -406,6 +483,7 @@ def generate_sample_dataset(
                            "width": g.modis_shape[1], "height": g.modis_shape[0], "tile": g.tile},
             "classes": CLASSES,
             "landcover": "truth/landcover.tif",
+            "difficult_dates": {d.isoformat(): e.describe() for d, e in sorted(events.items())},
             "dates": records,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -7,6 +7,7 @@ a method or parameter added in the backend appears in both without a change here
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -36,6 +37,8 @@ def parameter_for(field, info):
     """The Processing parameter of one exposed dataclass field (see backend.parameters)."""
     if info.options:
         return QgsProcessingParameterEnum(info.name, info.label, list(info.option_labels), defaultValue=0)
+    if isinstance(field.default, bool):
+        return QgsProcessingParameterBoolean(info.name, info.label, field.default)
     if isinstance(field.default, str):
         return QgsProcessingParameterFile(info.name, info.label, fileFilter=info.file_filter, optional=True)
     kind = QgsProcessingParameterNumber.Integer if isinstance(field.default, int) \
@@ -73,6 +76,8 @@ def parameter_values(alg, parameters, context, fields) -> dict:
     for field, info in fields:
         if info.options:
             values[info.name] = info.options[alg.parameterAsEnum(parameters, info.name, context)]
+        elif isinstance(field.default, bool):
+            values[info.name] = alg.parameterAsBool(parameters, info.name, context)
         elif isinstance(field.default, str):
             values[info.name] = alg.parameterAsFile(parameters, info.name, context) or ""
         elif isinstance(field.default, int):

@@ -30,10 +30,16 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
         "landscape is Orléans-like: the Loire, a city, a forest, crops with a season, bare "
         "soil. The cloud-free 30 m truth and the land cover go to truth/ for scoring.\n\n"
         "Defaults match the survey's STF-LST dataset: 51 dates 2013-2024, 950 × 950 px. "
-        "Use small sizes for quick tests. The same seed gives the same files."
+        "Use small sizes for quick tests. The same seed gives the same files.\n\n"
+        "DIFFICULT_FRACTION of the dates (never the first or last) get what makes fusion fail: a heat "
+        "wave or cold spell (the whole scene changes by 5-10 K), crop parcels switching state "
+        "(irrigated −8 K, harvested +6 K), or MODIS disagreeing with Landsat by 3.5-5 K. The manifest "
+        "lists them; Evaluate fusion reports them apart."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
+        from backend.preprocess.sample_data import SampleSpec
+
         self.addParameter(QgsProcessingParameterNumber(
             "WIDTH", "Width (Landsat pixels)", QgsProcessingParameterNumber.Integer, 950, False, 16, 5000))
         self.addParameter(QgsProcessingParameterNumber(
@@ -46,6 +52,9 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
             "CLOUDINESS", "Mean cloudiness (0-1)", QgsProcessingParameterNumber.Double, 0.25, False, 0.0, 1.0))
         self.addParameter(QgsProcessingParameterNumber(
             "SEED", "Random seed", QgsProcessingParameterNumber.Integer, 0, False, 0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "DIFFICULT_FRACTION", "Fraction of difficult dates (heat wave, cold spell, field switch, sensor "
+            "disagreement)", DOUBLE, SampleSpec.difficult_fraction, False, 0.0, 1.0))
         advanced = [
             QgsProcessingParameterCrs(
                 "CRS", "Landsat grid CRS (UTM; default EPSG:32631)", "EPSG:32631", optional=True),
@@ -79,6 +88,7 @@ class GenerateSampleDatasetAlgorithm(LSTAlgorithm):
                 start=start,
                 end=end,
                 cloudiness=self.parameterAsDouble(parameters, "CLOUDINESS", context),
+                difficult_fraction=self.parameterAsDouble(parameters, "DIFFICULT_FRACTION", context),
                 seed=self.parameterAsInt(parameters, "SEED", context),
                 crs=(crs.authid() or crs.toWkt()) if crs.isValid() else "EPSG:32631",
                 pixel_size=self.parameterAsDouble(parameters, "PIXEL_SIZE", context),

@@ -1,0 +1,114 @@
+"""Coarse-consistency correction: agreement with MODIS at its scale, exact tiling, every method, QGIS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsProcessingFeedback
+
+from backend.fusion import consistency
+from backend.fusion.fuse import fuse
+from backend.fusion.onnx_model import OnnxParams, shipped_models
+from backend.fusion.params import EstarfmParams, StarfmParams
+from backend.io.readers import read_lst
+
+
+def _scene(seed: int = 0, size: int = 160):
+    rng = np.random.default_rng(seed)
+    from scipy.ndimage import gaussian_filter
+
+    texture = gaussian_filter(rng.normal(0, 4, (size, size)), 2) + rng.normal(0, 0.5, (size, size))
+    return 295 + texture
+
+
+def test_a_mis_scaled_heat_wave_is_brought_back_to_modis():
+    """Truth warms by 8 K; a method that passes only half of it is corrected to MODIS's level, detail kept."""
+    sigma = consistency.sigma_px(30.0)
+    fine1 = _scene()
+    truth2 = fine1 + 8.0
+    offset = -1.5  # MODIS reads 1.5 K colder than Landsat on every date
+    coarse1 = consistency.footprint(fine1, sigma) + offset
+    coarse2 = consistency.footprint(truth2, sigma) + offset
+    prediction = fine1 + 4.0
+    corrected = consistency.correct(prediction, [fine1, coarse1, coarse2], sigma)
+    inner = (slice(50, 110), slice(50, 110))
+    assert np.abs(prediction - truth2)[inner].mean() == pytest.approx(4.0, abs=0.01)
+    assert np.abs(corrected - truth2)[inner].max() < 0.05
+    # The fine detail is the prediction's: the correction is smooth.
+    assert np.std(np.diff(corrected - prediction, axis=1)[inner]) < 0.01
+    # A prediction that already agrees is left alone.
+    unchanged = consistency.correct(truth2, [fine1, coarse1, coarse2], sigma)
+    assert np.abs(unchanged - truth2)[inner].max() < 1e-4  # float32 rounding
+
+
+def test_two_references_average_their_offsets_and_nodata_stays_nodata():
+    sigma = 5.0
+    fine1, fine3 = _scene(1, 80), _scene(2, 80)
+    coarse1 = consistency.footprint(fine1, sigma) - 1.0
+    coarse3 = consistency.footprint(fine3, sigma) - 3.0
+    truth2 = fine1 + 2.0
+    coarse2 = consistency.footprint(truth2, sigma) - 2.0  # the mean of the two offsets
+    prediction = truth2.copy()
+    prediction[10:20, 10:20] = np.nan
+    corrected = consistency.correct(prediction, [fine1, coarse1, fine3, coarse3, coarse2], sigma)
+    assert np.isnan(corrected[10:20, 10:20]).all()
+    assert np.nanmax(np.abs(corrected - truth2)[30:50, 30:50]) < 2e-3
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_patches):
+    root = tiny_patches.parent
+    return (sorted(str(p) for p in (root / "landsat").glob("*_filled.tif")),
+            sorted(str(p) for p in (root / "modis30").glob("*.tif")))
+
+
+@pytest.mark.parametrize("method,params,refs", [
+    ("starfm", StarfmParams(window=11, coarse_consistency=True), 1),
+    ("estarfm", EstarfmParams(window=11, coarse_consistency=True), 2),
+])
+def test_window_methods_stay_exact_per_tile(chain, tmp_path, method, params, refs):
+    fine, coarse = chain
+    pairs = [(fine[1], coarse[1])] + ([(fine[3], coarse[3])] if refs == 2 else [])
+    whole = fuse(method, pairs, coarse[2], tmp_path / "whole.tif", params)
+    tiled = fuse(method, pairs, coarse[2], tmp_path / "tiled.tif", params, tile_rows=13, tile_cols=17)
+    a, b = read_lst(whole.path).data, read_lst(tiled.path).data
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    with rasterio.open(whole.path) as src:
+        assert "sigma" in src.tags()["FUSION_COARSE_CONSISTENCY"]
+    plain = read_lst(fuse(method, pairs, coarse[2], tmp_path / "plain.tif",
+                          type(params)(window=11)).path).data
+    assert not np.allclose(a, plain)  # it did something
+
+
+def test_agreement_with_modis_improves_for_every_method(chain, tmp_path):
+    fine, coarse = chain
+    sigma = consistency.sigma_px(30.0)
+    runs = [("starfm", StarfmParams, [(fine[1], coarse[1])]),
+            ("estarfm", EstarfmParams, [(fine[1], coarse[1]), (fine[3], coarse[3])]),
+            ("onnx", lambda **k: OnnxParams(shipped=shipped_models()[0], **k), [(fine[1], coarse[1])])]
+    modis = consistency.footprint(read_lst(coarse[2]).data, sigma)  # compared where the correction acts
+    for method, make, pairs in runs:
+        offset = np.mean([read_lst(c).data - consistency.footprint(read_lst(f).data, sigma) for f, c in pairs],
+                         axis=0)
+        errors = []
+        for on in (False, True):
+            out = fuse(method, pairs, coarse[2], tmp_path / f"{method}_{on}.tif", make(coarse_consistency=on))
+            seen = consistency.footprint(consistency.footprint(read_lst(out.path).data, sigma) + offset, sigma)
+            errors.append(float(np.nanmean(np.abs(seen - modis))))
+        assert errors[1] < 0.6 * errors[0], (method, errors)
+
+
+def test_processing_offers_the_option(provider, chain, tmp_path):
+    import processing
+
+    fine, coarse = chain
+    res = processing.run("lst_fusion:fuse", {"METHOD": 0, "WINDOW": 11, "COARSE_CONSISTENCY": True,
+                                             "FINE_T1": fine[1], "COARSE_T1": coarse[1], "COARSE_T2": coarse[2],
+                                             "OUTPUT": str(tmp_path / "f.tif")}, feedback=QgsProcessingFeedback())
+    with rasterio.open(res["OUTPUT"]) as src:
+        assert "FUSION_COARSE_CONSISTENCY" in src.tags()
+    algs = {a.name(): a for a in provider.algorithms()}
+    for name in ("fuse", "fuse_series"):
+        param = algs[name].parameterDefinition("COARSE_CONSISTENCY")
+        assert param is not None and param.type() == "boolean" and param.defaultValue() is False
