@@ -112,3 +112,35 @@ def test_processing_offers_the_option(provider, chain, tmp_path):
     for name in ("fuse", "fuse_series"):
         param = algs[name].parameterDefinition("COARSE_CONSISTENCY")
         assert param is not None and param.type() == "boolean" and param.defaultValue() is False
+
+
+def _blocks(a: np.ndarray, n: int = 9) -> np.ndarray:
+    """Means over n × n pixel blocks (~1 km at Yanco's 100 m): what MODIS resolves."""
+    h, w = (a.shape[0] // n) * n, (a.shape[1] // n) * n
+    return np.nanmean(a[:h, :w].reshape(h // n, n, w // n, n), axis=(1, 3))
+
+
+@pytest.mark.parametrize("day", ["20160218", "20160308"])
+def test_real_yanco_dates_agree_better_with_modis(shared_data, tmp_path, day):
+    from scipy.ndimage import gaussian_filter
+
+    from backend.progress import Progress
+
+    y = shared_data / "yanco_ubestarfm"
+    f1, c1, c2 = (y / "Landsat_LST_cloudrm_20160205.tif", y / "MOD11A1_LST_cloudrm_20160205.tif",
+                  y / f"MOD11A1_LST_cloudrm_{day}.tif")
+    quiet = Progress(on_warning=lambda message: None)  # one nodata pixel in the Yanco files
+    runs = {on: read_lst(fuse("starfm", [(f1, c1)], c2, tmp_path / f"{on}.tif", StarfmParams(coarse_consistency=on),
+                              unit="K", progress=quiet).path).data for on in (False, True)}
+    fine, m1, m2 = (read_lst(p, unit="K").data for p in (f1, c1, c2))
+    offset = _blocks(m1 - fine)
+    errors = {on: float(np.sqrt(np.nanmean((_blocks(p) + offset - _blocks(m2)) ** 2))) for on, p in runs.items()}
+    assert errors[True] < 0.6 * errors[False], errors  # it agrees with MODIS at MODIS's resolution
+    corrected = runs[True]
+    assert 270 < np.nanmin(corrected) and np.nanmax(corrected) < 345
+
+    def detail(a):
+        return a - gaussian_filter(np.nan_to_num(a, nan=float(np.nanmean(a))), 5)
+
+    ok = np.isfinite(corrected) & np.isfinite(fine)
+    assert np.corrcoef(detail(corrected)[ok], detail(fine)[ok])[0, 1] > 0.7  # the fine detail is kept

@@ -80,6 +80,16 @@ def test_ssim_ignores_nodata_neighbours():
     assert np.isfinite(with_hole) and abs(with_hole - whole) < 0.02
 
 
+def test_ssim_of_a_constant_reference_is_undefined():
+    """Found by hypothesis: one valid pixel (range 0) once gave SSIM ≈ 2 from cancellation."""
+    reference = np.full((3, 4), 250.0)
+    prediction = reference + 4.0
+    prediction[0, 1:] = NAN
+    prediction[1:] = NAN
+    out = m.compute(prediction, reference)
+    assert np.isnan(out["ssim"]) and out["rmse"] == pytest.approx(4.0)
+
+
 def test_invariances():
     rng = np.random.default_rng(4)
     reference = 290 + rng.normal(0, 3, (30, 30))

@@ -296,7 +296,7 @@ def evaluate(
                          f"{', '.join(map(str, sorted(refs)))}.")
     class_codes, class_names = read_classes(str(classes), grid) if classes else (None, {})
     flag_files = _flags_by_date([str(f) for f in flags], progress) if flags else {}
-    ratio = abs(grid.transform.a) / _coarse_resolution(params, coarse_items)
+    ratio = grid.pixel_size_m() / _coarse_resolution(params, coarse_items)
 
     inputs = [*predictions, *reference, *(coarse or []), *(fine_series or []), classes, *(flags or [])]
     rows: list[dict] = []

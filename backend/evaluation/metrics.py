@@ -136,6 +136,11 @@ def ssim(prediction: np.ndarray, reference: np.ndarray, data_range: float, rows:
     """
     p, r = np.asarray(prediction, np.float64), np.asarray(reference, np.float64)
     valid = np.isfinite(p) & np.isfinite(r)
+    if not valid.any() or not data_range > 0:
+        return float("nan")  # a constant reference has no structure to compare (0/0)
+    # Moments are taken about the reference's mean: variances of a few kelvin on values near 300 K
+    # would otherwise lose their digits to cancellation. Only the luminance term needs the means.
+    shift = float(np.mean(r[valid]))
     height, width = valid.shape
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     pad = SSIM_RADIUS
@@ -151,18 +156,19 @@ def ssim(prediction: np.ndarray, reference: np.ndarray, data_range: float, rows:
         sl = slice(lo, hi)
         v = valid[sl]
         w = v.astype(np.float64)
-        x = np.where(v, r[sl], 0.0)
-        y = np.where(v, p[sl], 0.0)
+        x = np.where(v, r[sl] - shift, 0.0)
+        y = np.where(v, p[sl] - shift, 0.0)
         # Rows kept are a radius away from the slice's cut edges, so they equal the whole-image filter
         # (which reflects at the image's own edges, as the slice does there).
         wsum = _gauss(w)
         with np.errstate(invalid="ignore", divide="ignore"):
             mx = _gauss(w * x) / wsum
             my = _gauss(w * y) / wsum
-            vx = _gauss(w * x * x) / wsum - mx * mx
-            vy = _gauss(w * y * y) / wsum - my * my
+            vx = np.maximum(_gauss(w * x * x) / wsum - mx * mx, 0.0)
+            vy = np.maximum(_gauss(w * y * y) / wsum - my * my, 0.0)
             cxy = _gauss(w * x * y) / wsum - mx * my
-            s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+            ux, uy = mx + shift, my + shift
+            s = ((2 * ux * uy + c1) * (2 * cxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
         keep = (v & inner[sl])[top - lo: top - lo + bottom - top]
         total += float(np.sum(s[top - lo: top - lo + bottom - top][keep]))
         count += int(keep.sum())

@@ -81,7 +81,7 @@ def consistency_sigma(params, inputs: FusionInputs) -> float | None:
     """σ (fine pixels) of the MODIS footprint when the coarse-consistency correction is on, else None."""
     if not getattr(params, "coarse_consistency", False):
         return None
-    return consistency.sigma_px(abs(inputs.grid.transform.a), coarse_pixel_m([inputs.coarse_target.path]))
+    return consistency.sigma_px(inputs.grid.pixel_size_m(), coarse_pixel_m([inputs.coarse_target.path]))
 
 
 def fusion_plan(spec: FusionMethod, params, grid, tile_rows: int | None = None,

@@ -86,6 +86,21 @@ class Grid:
         a, b = np.array(self.transform)[:6], np.array(other.transform)[:6]
         return bool(np.all(np.abs(a - b) <= tolerance * max(abs(self.transform.a), 1e-12)))
 
+    def pixel_size_m(self) -> float:
+        """The pixel size in metres (mean of both axes); degrees converted at the grid's centre latitude."""
+        dx, dy = abs(self.transform.a), abs(self.transform.e)
+        if self.crs is not None and self.crs.is_geographic:
+            left, bottom, right, top = self.bounds
+            lat = np.radians((bottom + top) / 2)
+            dx, dy = dx * 111_320.0 * np.cos(lat), dy * 110_574.0
+        elif self.crs is not None:
+            try:
+                factor = float(self.crs.linear_units_factor[1])
+            except Exception:  # noqa: BLE001 - a CRS without linear units: take the numbers as metres
+                factor = 1.0
+            dx, dy = dx * factor, dy * factor
+        return float((dx + dy) / 2)
+
     def describe(self) -> str:
         left, bottom, right, top = self.bounds
         epsg = self.crs.to_epsg()
