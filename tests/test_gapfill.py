@@ -182,3 +182,74 @@ def test_unreadable_file_in_a_series_is_named(cloudy_season, tmp_path):
     with pytest.raises(InputError, match="LC08_L2SP_199027_20200922.*cannot be read as a raster"):
         gap_fill_series([folder], tmp_path / "out", sensor="landsat")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def sparse_season(tmp_path_factory):
+    """Eight dates over two years (Landsat 40-150 days apart, as in the survey's series), MODIS on the grid."""
+    from backend.preprocess.resample import reference_grid, resample_series
+
+    spec = SampleSpec(width=160, height=160, n_dates=8, start=dt.date(2019, 3, 1), end=dt.date(2020, 10, 30),
+                      cloudiness=0.3, seed=6)
+    root = tmp_path_factory.mktemp("sparse")
+    manifest = json.loads(generate_sample_dataset(root / "sample", spec).read_text())
+    quiet = Progress(on_warning=lambda message: None)
+    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True, progress=quiet)
+    resample_series([root / "modis"], root / "modis30", reference_grid(root / "sample" / "truth"))
+    return root, manifest
+
+
+def _filled_rmse(folder: Path, sample: Path, manifest: dict, flags_kept) -> float:
+    report = json.loads((folder / "gapfill_report.json").read_text())
+    errors = []
+    for rec, date in zip(manifest["dates"], report["dates"]):
+        truth = read_lst(sample / rec["truth"]).data
+        filled = read_lst(folder / date["output"]).data
+        with rasterio.open(folder / date["flags"]) as src:
+            flags = src.read(1)
+        gap = np.isin(flags, flags_kept)
+        errors.append(filled[gap] - truth[gap])
+    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+
+
+def test_modis_guided_fill_beats_spatial_fill_on_a_sparse_season(sparse_season, tmp_path, capsys):
+    from backend.preprocess.gapfill import GUIDED
+
+    root, manifest = sparse_season
+    sample = root / "sample"
+    quiet = Progress(on_warning=lambda message: None)
+    gap_fill_series([sample], tmp_path / "plain", sensor="landsat", fill_never_observed=True, progress=quiet)
+    path = gap_fill_series([sample], tmp_path / "guided", sensor="landsat", method="modis_guided",
+                           guide=[root / "modis30"], fill_never_observed=True, progress=quiet)
+    report = json.loads(path.read_text())
+    assert report["method"] == "modis_guided"
+    for d in report["dates"]:
+        total = sum(d[k] for k in ("observed_fraction", "temporal_fraction", "spatial_fraction", "guided_fraction",
+                                   "nodata_fraction"))
+        assert total == pytest.approx(1.0, abs=1e-5)
+    assert sum(d["guided_fraction"] for d in report["dates"]) > 5 * sum(d["spatial_fraction"]
+                                                                         for d in report["dates"])
+    plain = _filled_rmse(tmp_path / "plain", sample, manifest, [TEMPORAL, SPATIAL])
+    guided = _filled_rmse(tmp_path / "guided", sample, manifest, [GUIDED, SPATIAL])
+    with capsys.disabled():
+        print(f"\nfilled-pixel RMSE vs truth, sparse season: temporal+spatial {plain:.2f} K, MODIS-guided "
+              f"{guided:.2f} K")
+    assert guided < 0.8 * plain
+    # Observed pixels are never changed.
+    first = report["dates"][0]
+    with rasterio.open(tmp_path / "guided" / first["flags"]) as src:
+        flags = src.read(1)
+    observed = read_lst(sample / manifest["dates"][0]["landsat_st_b10"]).data
+    filled = read_lst(tmp_path / "guided" / first["output"]).data
+    np.testing.assert_array_equal(filled[flags == OBSERVED], observed[flags == OBSERVED])
+
+
+def test_modis_guided_fill_needs_its_guide(sparse_season, tmp_path):
+    root, _ = sparse_season
+    with pytest.raises(InputError, match="GUIDE: the MODIS-guided method needs the MODIS series"):
+        gap_fill_series([root / "sample"], tmp_path / "g", sensor="landsat", method="modis_guided")
+    with pytest.raises(InputError, match="GUIDE is used by the MODIS-guided method only"):
+        gap_fill_series([root / "sample"], tmp_path / "g", sensor="landsat", guide=[root / "modis30"])
+    with pytest.raises(InputError, match="GUIDE must be the MODIS series"):
+        gap_fill_series([root / "modis30"], tmp_path / "g", method="modis_guided", guide=[root / "modis30"])
+    assert not (tmp_path / "g").exists()

@@ -10,6 +10,13 @@ valid neighbours exist. Valid pixels are never changed and each gap is filled fr
 nearest surroundings, so LST's sharp edges (water, roofs, irrigated fields) stay sharp,
 unlike a blur of the whole image.
 
+MODIS-guided (Landsat series with the MODIS series on the Landsat grid): a missing pixel
+takes its value on the nearest date where it was observed plus the change MODIS saw at that
+place between the two dates, L_j + (M_k − M_j) — a STARFM-style prediction of the gap — then
+the same residual correction as the temporal fill. It reaches across long gaps (no
+MAX_GAP_DAYS) and follows the weather of the day, where spatial filling can only spread
+the surroundings. Pixels it cannot reach (never observed, no MODIS) are filled in space.
+
 Works in row blocks: pass 1 reads every date of a block and fills in time; pass 2
 fills each date in space with a halo of ``max_distance_px`` rows. Memory is bounded
 whatever the raster size or series length. Every output raster has a companion
@@ -39,9 +46,10 @@ from ..io.series import SeriesItem, load_series
 from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
 
-METHODS = ("temporal_then_spatial", "temporal", "spatial")
-OBSERVED, TEMPORAL, SPATIAL, NODATA = 0, 1, 2, 255
-FLAG_MEANING = {OBSERVED: "observed", TEMPORAL: "filled in time", SPATIAL: "filled in space", NODATA: "nodata"}
+METHODS = ("temporal_then_spatial", "temporal", "spatial", "modis_guided")
+OBSERVED, TEMPORAL, SPATIAL, GUIDED, NODATA = 0, 1, 2, 3, 255
+FLAG_MEANING = {OBSERVED: "observed", TEMPORAL: "filled in time", SPATIAL: "filled in space",
+                GUIDED: "filled from another date plus MODIS's change", NODATA: "nodata"}
 MIN_SUPPORT = 0.02  # weighted fraction of valid neighbours needed at a scale
 
 
@@ -71,6 +79,22 @@ def temporal_interpolation(stack: np.ndarray, days: np.ndarray, max_gap_days: fl
         after = np.take_along_axis(stack, q, axis=0)
         weight = ((d[:, None, None] - d[p]) / np.where(span > 0, span, 1)).astype(np.float32)
         out[usable] = (before + weight * (after - before))[usable]
+    return out
+
+
+def guided_prediction(stack: np.ndarray, guide: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """For every date k and pixel, L_j + (M_k − M_j) from the nearest other date j (in time) where
+    the pixel is observed and MODIS is valid on both dates; NaN where no date qualifies."""
+    out = np.full(stack.shape, np.nan, np.float32)
+    for k in range(stack.shape[0]):
+        todo = np.isfinite(guide[k])
+        for j in sorted((j for j in range(stack.shape[0]) if j != k), key=lambda j: abs(days[j] - days[k])):
+            if not todo.any():
+                break
+            candidate = stack[j] + (guide[k] - guide[j])
+            use = todo & np.isfinite(candidate)
+            out[k][use] = candidate[use]
+            todo &= ~use
     return out
 
 
@@ -116,6 +140,7 @@ class DateReport:
     observed_fraction: float
     temporal_fraction: float
     spatial_fraction: float
+    guided_fraction: float
     nodata_fraction: float
     cloud_mask: str  # the QA/QC file that masked clouds; 'none' when clouds were kept as data
 
@@ -186,7 +211,7 @@ def _fill_date(
         spatial_fill(residual, targets, max_distance_px)
         correction = np.where(np.isfinite(residual), residual, np.float32(mean_residual))
         value[targets] = interp[targets] + correction[targets]
-        flags[targets] = TEMPORAL
+        flags[targets] = GUIDED if method == "modis_guided" else TEMPORAL
     if method == "temporal":
         return value, flags
     targets = ~np.isfinite(value)
@@ -202,6 +227,27 @@ def _fill_date(
     return value, flags
 
 
+def _guides(guide, items: list[SeriesItem], unit: str | None, progress: Progress) -> list[SeriesItem | None]:
+    """The MODIS raster (on the same grid) of each date of ``items``, within a day; None where there is none."""
+    series = load_series(guide, unit=unit, progress=progress)
+    grid = items[0].grid
+    if series[0].sensor == "landsat" or items[0].sensor == "modis":
+        raise InputError("GUIDE must be the MODIS series (on the Landsat grid) and the input the Landsat series.")
+    if not series[0].grid.same_as(grid):
+        raise InputError(f"GUIDE: {file_name(series[0].path)} ({series[0].grid.describe()}) is not on the grid of "
+                         f"the series ({grid.describe()}). Resample MODIS onto the Landsat grid first.")
+    out = []
+    for item in items:
+        near = [g for g in series if abs((g.date - item.date).days) <= 1]
+        out.append(min(near, key=lambda g: abs((g.date - item.date).days)) if near else None)
+    missing = [str(i.date) for i, g in zip(items, out) if g is None]
+    if len(missing) == len(items):
+        raise InputError(f"GUIDE: no MODIS raster within a day of any Landsat date ({items[0].date} ...).")
+    if missing:
+        progress.warn(f"GUIDE: no MODIS for {', '.join(missing)}; those dates are filled in space only.")
+    return out
+
+
 def gap_fill_series(
     inputs: list[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -215,6 +261,7 @@ def gap_fill_series(
     block_rows: int | None = None,
     progress: Progress | None = None,
     missing_quality: str = "refuse",
+    guide: list[str | os.PathLike] | None = None,
 ) -> Path:
     """Gap-fill a series of one sensor's LST rasters into ``out_dir``; return the report's path.
 
@@ -223,6 +270,7 @@ def gap_fill_series(
     refuse (InputError) any date with less valid data than this before filling.
     ``missing_quality``: a product without its QA/QC file is refused ('refuse'), or used
     unmasked with a warning ('warn'); the report says which dates were masked.
+    ``guide``: the MODIS series on the same grid, for ``method='modis_guided'``.
     """
     progress = ensure(progress)
     if method not in METHODS:
@@ -233,16 +281,22 @@ def gap_fill_series(
     if not 0 <= min_valid_fraction <= 1:
         raise InputError(f"MIN_VALID_FRACTION must lie between 0 and 1, got {min_valid_fraction:g}.")
     temporal = method != "spatial"
-    check_output_folder(out_dir, "gap_fill", inputs)
+    if (method == "modis_guided") != bool(guide):
+        raise InputError("GUIDE: the MODIS-guided method needs the MODIS series on the Landsat grid (Resample "
+                         "to a reference grid), and only it uses one." if not guide else
+                         f"GUIDE is used by the MODIS-guided method only; choose it, or leave GUIDE empty "
+                         f"(method {method!r} was chosen).")
+    check_output_folder(out_dir, "gap_fill", [*inputs, *(guide or [])])
     items = load_series(inputs, sensor=sensor, unit=unit, min_dates=2 if temporal else 1, progress=progress,
                         missing_quality=missing_quality)
     grid = items[0].grid
+    guides = _guides(guide, items, unit, progress) if guide else None
     days = np.array([(i.date - items[0].date).days for i in items], np.float64)
     n = len(items)
     # _fill_date chains up to three spatial fills, each reaching max_distance_px and
     # each reading the previous one's results: a block needs three reaches of context.
     halo = 3 * int(math.ceil(max_distance_px))
-    rows_a = block_rows or block_rows_for(grid.width, n * 48)
+    rows_a = block_rows or block_rows_for(grid.width, n * (72 if guide else 48))
     rows_b = block_rows or block_rows_for(grid.width, 96)
     progress.info(f"Gap-filling {n} {items[0].sensor} dates on {grid.describe()} with {method}")
     with output_folder(out_dir, "gap_fill", [*inputs, *(i.path for i in items)]) as tmp:
@@ -267,7 +321,12 @@ def gap_fill_series(
                     count = valid.sum(axis=0)
                     clim = np.where(count > 0, np.where(valid, stack, 0).sum(axis=0) / np.maximum(count, 1), np.nan)
                     clim_ds.write(clim.astype(np.float32), 1, window=window)
-                    interp = temporal_interpolation(stack, days, max_gap_days) if temporal else stack
+                    if guides is not None:
+                        guide_stack = np.stack([g.read(window).data if g is not None else
+                                                np.full(stack.shape[1:], np.nan, np.float32) for g in guides])
+                        interp = guided_prediction(stack, guide_stack, days)
+                    else:
+                        interp = temporal_interpolation(stack, days, max_gap_days) if temporal else stack
                     if temporal:
                         residual = stack - interp
                         both = np.isfinite(residual)
@@ -330,14 +389,16 @@ def gap_fill_series(
                     fdst.write(flags, 1, window=window)
                     tally += np.bincount(flags.ravel(), minlength=256)
             fractions = {name: round(float(tally[v]) / total, 6) for v, name in
-                         ((OBSERVED, "observed"), (TEMPORAL, "temporal"), (SPATIAL, "spatial"), (NODATA, "nodata"))}
+                         ((OBSERVED, "observed"), (TEMPORAL, "temporal"), (SPATIAL, "spatial"), (GUIDED, "guided"),
+                          (NODATA, "nodata"))}
             reports.append(DateReport(item.date.isoformat(), item.path, target.name, flags_path.name,
                                       fractions["observed"], fractions["temporal"], fractions["spatial"],
-                                      fractions["nodata"], _cloud_mask(item)))
+                                      fractions["guided"], fractions["nodata"], _cloud_mask(item)))
             unmasked = " (clouds NOT masked: no quality file)" if reports[-1].cloud_mask == "none" else ""
             progress.update(0.5 + 0.5 * (k + 1) / n,
                             f"{item.date}: {fractions['observed']:.1%} observed{unmasked}, {fractions['temporal']:.1%} "
-                            f"filled in time, {fractions['spatial']:.1%} in space, {fractions['nodata']:.1%} nodata")
+                            f"filled in time, {fractions['guided']:.1%} from MODIS's change, "
+                            f"{fractions['spatial']:.1%} in space, {fractions['nodata']:.1%} nodata")
         for f in stage.iterdir():
             f.unlink()
         stage.rmdir()

@@ -16,20 +16,30 @@ from qgis.core import (
 from .base import (
     LSTAlgorithm,
     add_advanced,
+    add_folder_and_files,
     add_series_inputs,
     backend_errors,
     enum_value,
+    folder_and_files,
     load_outputs,
     progress_from,
     series_inputs,
 )
 
 SENSORS = [("auto", "All files are one sensor"), ("landsat", "Landsat only"), ("modis", "MODIS only")]
-METHODS = [("temporal_then_spatial", "Temporal, then spatial (default)"), ("temporal", "Temporal only"),
-           ("spatial", "Spatial only")]
+_METHOD_LABELS = {"temporal_then_spatial": "Temporal, then spatial (default)", "temporal": "Temporal only",
+                  "spatial": "Spatial only",
+                  "modis_guided": "MODIS-guided: nearest clear date + MODIS's change (Landsat; needs GUIDE), "
+                                  "then spatial"}
 UNITS = [(None, "As stored in the files"), ("K", "Kelvin"), ("C", "Celsius")]
 _QUALITY_LABELS = {"refuse": "Stop and name the files (default)",
                    "warn": "Use them without cloud masking (warn in the log)"}
+
+
+def method_options() -> list[tuple[str, str]]:
+    from backend.preprocess.gapfill import METHODS
+
+    return [(value, _METHOD_LABELS.get(value, value)) for value in METHODS]
 
 
 def missing_quality_options() -> list[tuple[str, str]]:
@@ -53,7 +63,13 @@ class GapFillAlgorithm(LSTAlgorithm):
         "stay sharp and valid pixels are never changed.\n\n"
         "Pixels never observed in the series stay nodata unless FILL_NEVER_OBSERVED is set. A date "
         "with less valid data than MIN_VALID_FRACTION stops the run with its name. Each output "
-        "*_filled.tif has a *_fillflags.tif: 0 observed, 1 filled in time, 2 in space, 255 nodata; "
+        "MODIS-guided (for Landsat, with GUIDE = the MODIS series resampled onto the Landsat grid): a "
+        "cloudy pixel takes its value on the nearest date it was clear plus the change MODIS saw there "
+        "between the two dates, corrected like the temporal fill; it reaches across long gaps and "
+        "follows the day's weather, where spatial filling only spreads the surroundings. Use it when "
+        "Landsat dates are far apart.\n\n"
+        "Each output *_filled.tif has a *_fillflags.tif: 0 observed, 1 filled in time, 2 in space, 3 from "
+        "MODIS's change, 255 nodata; "
         "gapfill_report.json gives the fractions per date and the quality file that masked its clouds.\n\n"
         "A MODIS or Landsat product whose QC/QA_PIXEL file is not beside it would keep its clouds as data: "
         "the run stops and names it, unless MISSING_QUALITY says to use it unmasked."
@@ -62,7 +78,9 @@ class GapFillAlgorithm(LSTAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         add_series_inputs(self, "LST series")
         self.addParameter(QgsProcessingParameterEnum("SENSOR", "Sensor", [s[1] for s in SENSORS], defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m[1] for m in METHODS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m[1] for m in method_options()],
+                                                     defaultValue=0))
+        add_folder_and_files(self, "GUIDE", "MODIS series on the Landsat grid (MODIS-guided method)")
         self.addParameter(QgsProcessingParameterNumber(
             "MAX_GAP_DAYS", "Largest time between the observations bracketing a gap (days)",
             QgsProcessingParameterNumber.Double, 32.0, False, 1.0))
@@ -92,7 +110,8 @@ class GapFillAlgorithm(LSTAlgorithm):
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             report_path = gap_fill_series(
                 series_inputs(self, parameters, context), folder,
-                method=enum_value(self, parameters, "METHOD", context, METHODS),
+                method=enum_value(self, parameters, "METHOD", context, method_options()),
+                guide=folder_and_files(self, parameters, context, "GUIDE") or None,
                 sensor=enum_value(self, parameters, "SENSOR", context, SENSORS),
                 max_gap_days=self.parameterAsDouble(parameters, "MAX_GAP_DAYS", context),
                 max_distance_px=self.parameterAsDouble(parameters, "MAX_DISTANCE_PX", context),
@@ -106,6 +125,6 @@ class GapFillAlgorithm(LSTAlgorithm):
         dates = report["dates"]
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
             load_outputs(context, [report_path.parent / d["output"] for d in dates], "Gap-filled")
-        filled = sum(d["temporal_fraction"] + d["spatial_fraction"] for d in dates) / len(dates)
+        filled = sum(d["temporal_fraction"] + d["spatial_fraction"] + d["guided_fraction"] for d in dates) / len(dates)
         return {"OUTPUT_FOLDER": folder, "REPORT": str(report_path), "DATE_COUNT": len(dates),
                 "FILLED_FRACTION": filled}
