@@ -10,9 +10,9 @@ Steps (each a Processing algorithm run headless by scripts/qgis_process):
 6. train — a short CPU training of EDCSTFN, exported to ONNX with its report;
 7. fuse — ESTARFM prediction of a cloudy date from the dates before and after it, and the
    same date from the pretrained STTFN shipped in models/shipped/ (ONNX Runtime);
-8. fuse_series — every date of the season predicted by the shipped model, and by ESTARFM,
-   from the other dates (leave-one-out);
-9. evaluate — both against the simulated truth, beside resampled MODIS and the last Landsat,
+8. fuse_series — every date of the season predicted by the shipped model, by ESTARFM and by the
+   EDCSTFN just trained, from the other dates (leave-one-out);
+9. evaluate — all three against the simulated truth, beside resampled MODIS and the last Landsat,
    per land-cover class: evaluation/report.html (and report.png when Chromium is installed).
 Then it writes demo.qgz with the layers grouped, styled and dated (the Temporal Controller
 steps through the season), and overview.png.
@@ -34,7 +34,8 @@ WRAPPER = REPO / "scripts" / "qgis_process"
 
 def qgis_process(algorithm: str, **params) -> dict:
     args = [str(WRAPPER), "run", f"lst_fusion:{algorithm}", "--json", "--"]
-    args += [f"{k}={v}" for k, v in params.items()]
+    for k, v in params.items():  # a list repeats the parameter (multiple inputs)
+        args += [f"{k}={x}" for x in v] if isinstance(v, list) else [f"{k}={v}"]
     run = subprocess.run(args, capture_output=True, text=True)
     if run.returncode != 0:
         sys.exit(f"qgis_process {algorithm} failed:\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
@@ -223,8 +224,13 @@ def main() -> int:
         print("   and by ESTARFM, every date between two others")
         qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m", METHOD=1,
                      INCLUDE_PAIRED=True, LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season_estarfm")
-        print(">> 9/10 lst_fusion:evaluate: both seasons against the truth, beside MODIS and the last Landsat")
-        r = qgis_process("evaluate", PREDICTIONS=out / "fused_season_estarfm", PREDICTIONS_FILES=out / "fused_season",
+        print("   and by the EDCSTFN trained in step 6 (briefly: expect little of it)")
+        qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
+                     METHOD=list(METHODS).index("onnx"), MODEL=trained["ONNX"], INCLUDE_PAIRED=True,
+                     LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season_edcstfn")
+        print(">> 9/10 lst_fusion:evaluate: the seasons against the truth, beside MODIS and the last Landsat")
+        r = qgis_process("evaluate", PREDICTIONS=out / "fused_season_estarfm",
+                         PREDICTIONS_FILES=[out / "fused_season", out / "fused_season_edcstfn"],
                          REFERENCE=sample / "truth", COARSE=out / "modis_30m", FINE=out / "landsat_filled",
                          CLASSES=sample / "truth" / "landcover.tif", OUTPUT_FOLDER=out / "evaluation")
         evaluation = json.loads(Path(r["METRICS_JSON"]).read_text())["summary"]["all"]

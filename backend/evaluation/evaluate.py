@@ -238,6 +238,29 @@ def listed_difficult(items: list[SeriesItem]) -> dict[dt.date, str]:
     return found
 
 
+def _uncertainty_of(entry: Entry) -> Path | None:
+    """The 1σ raster Fuse wrote beside a prediction (``<name>_uncertainty.tif``), if any."""
+    if entry.baseline:
+        return None
+    path = Path(entry.item.path)
+    sigma = path.with_name(f"{path.stem}_uncertainty.tif")
+    return sigma if sigma.exists() else None
+
+
+def _calibration(error: np.ndarray, sigma_path: Path, mask: np.ndarray, grid: Grid) -> dict:
+    """How often |error| ≤ σ and ≤ 2σ (68 % and 95 % for a calibrated Gaussian band)."""
+    if not Grid.of(str(sigma_path)).same_as(grid):
+        return {}
+    with rasterio.open(sigma_path) as src:
+        sigma = src.read(1)
+    ok = mask & np.isfinite(sigma)
+    if not ok.any():
+        return {}
+    ratio = np.abs(error[ok]) / np.maximum(sigma[ok], 1e-6)
+    return {"within_1sigma": float(np.mean(ratio <= 1)), "within_2sigma": float(np.mean(ratio <= 2)),
+            "mean_sigma": float(np.mean(sigma[ok]))}
+
+
 def _nearest_before(items: list[SeriesItem], day: dt.date) -> SeriesItem | None:
     earlier = [i for i in items if i.date < day]
     return earlier[-1] if earlier else None
@@ -366,6 +389,9 @@ def evaluate(
                 if pick.size > SAMPLES_PER_DATE:
                     pick = rng.choice(pick, SAMPLES_PER_DATE, replace=False)
                 samples.setdefault(e.label, []).append(np.stack([a.ravel()[pick], ref.ravel()[pick]]))
+                sigma_path = _uncertainty_of(e)
+                if sigma_path is not None:
+                    row.update(_calibration(a - ref, sigma_path, common, grid))
                 if not e.baseline:
                     path = tmp / "errors" / f"error_{day:%Y%m%d}_{_slug(e.label)}.tif"
                     _write_error(path, np.where(np.isfinite(a) & ref_valid, a - ref, np.nan), grid, e, ref_item)

@@ -150,6 +150,22 @@ def _breakdown_table(record: dict, kind: str, what: str) -> str:
     return f"<table><tr><th>{what}</th><th>pixels</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _calibration_table(record: dict) -> str:
+    rows = {}
+    for row in record["results"]:
+        if "within_1sigma" in row:
+            rows.setdefault(row["label"], []).append(row)
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{len(r)}</td>"
+        f"<td>{np.mean([x['mean_sigma'] for x in r]):.2f}</td>"
+        f"<td>{np.mean([x['within_1sigma'] for x in r]):.1%}</td>"
+        f"<td>{np.mean([x['within_2sigma'] for x in r]):.1%}</td></tr>" for label, r in rows.items())
+    return ("<table><tr><th>method</th><th>dates</th><th>mean σ (K)</th><th>|error| ≤ σ</th><th>|error| ≤ 2σ</th>"
+            f"</tr>{body}</table>")
+
+
 def _verdict(record: dict) -> str:
     table = record["summary"]["all"]
     baselines = {k: v for k, v in table.items() if v["baseline"]}
@@ -262,7 +278,7 @@ def _timeline_png(record: dict) -> str:
     from matplotlib.dates import DateFormatter
 
     fig, ax = plt.subplots(figsize=(8.5, 3.4))
-    labels = list(dict.fromkeys(r["label"] for r in record["results"]))
+    labels = list(dict.fromkeys([*record["summary"]["all"], *(r["label"] for r in record["results"])]))
     for label in labels:
         rows = [r for r in record["results"] if r["label"] == label]
         ax.plot([dt.date.fromisoformat(r["date"]) for r in rows], [r["rmse"] for r in rows],
@@ -326,13 +342,17 @@ def write_report(path, record: dict, samples: dict[str, np.ndarray], maps: list[
     progress.update(0.3)
     baselines = {r["label"] for r in record["results"] if r["baseline"]}
     for entry in maps:
-        tag = f" — difficult ({entry['why']})" if entry["difficult"] else ""
-        change = f", mean change since the last Landsat {entry['change_k']:.1f} K" if entry["change_k"] else ""
-        sections += [f"<h2>Maps of {entry['date']}{tag}{change}</h2>",
+        if entry["difficult"]:
+            tag = f" — difficult: {html.escape(entry['why'])}"
+        else:
+            tag = f", mean change since the last Landsat {entry['change_k']:.1f} K" if entry["change_k"] else ""
+        sections += [f"<h2>Maps of {entry['date']}{tag}</h2>",
                      _img(_maps_png(entry, baselines), f"maps of {entry['date']}"),
                      f"<p><small>Reference {html.escape(file_name(entry['reference'].path))}. One LST scale "
                      "(2–98 % of the reference) for all maps; one error scale centred on 0.</small></p>"]
     progress.update(0.7)
+    order = list(record["summary"]["all"])
+    samples = {k: samples[k] for k in sorted(samples, key=lambda k: order.index(k) if k in order else len(order))}
     if samples:
         sections += ["<h2>Predicted against reference</h2>", _img(_scatter_png(samples), "density scatter"),
                      "<h2>Error distribution</h2>", _img(_histogram_png(samples), "error histogram")]
@@ -343,6 +363,11 @@ def write_report(path, record: dict, samples: dict[str, np.ndarray], maps: list[
     if status:
         sections += ["<h2>Observed or gap-filled reference</h2>",
                      "<p>Gap-filled reference pixels carry the gap-filler's own error.</p>", status]
+    calibration = _calibration_table(record)
+    if calibration:
+        sections += ["<h2>Is the uncertainty right?</h2>",
+                     "<p>Share of pixels whose error lies within the stated 1σ and 2σ: a calibrated band "
+                     "holds about 68 % and 95 %.</p>", calibration]
     sections += ["<h2>Every date</h2>", _date_table(record), "<h2>Definitions</h2>", DEFINITIONS]
     doc = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>LST fusion evaluation</title>"
            f"<style>{STYLE}</style></head><body>{''.join(sections)}"

@@ -23,7 +23,7 @@ from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_size, check_raster_output
 from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
-from . import consistency
+from . import consistency, uncertainty
 from .inputs import FusionInputs, load_fusion_inputs
 from .methods import FusionMethod, get
 
@@ -38,6 +38,7 @@ class FusionResult:
     reference_dates: list[str]
     valid_fraction: float
     nodata_pixels: int
+    uncertainty: Path | None = None  # the 1σ raster, when asked for
 
 
 def fuse(
@@ -62,9 +63,37 @@ def fuse(
     required = spec.references(params)
     inputs = load_fusion_inputs(pairs, coarse_target, required, bracket=required == 2, unit=unit,
                                 method=spec.title.split(" (")[0], progress=progress)
-    out_path = check_raster_output(out_path, [p for pair in pairs for p in pair] + [coarse_target])
+    sources = [p for pair in pairs for p in pair] + [coarse_target]
+    out_path = check_raster_output(out_path, sources)
+    if getattr(params, "uncertainty", False):
+        check_raster_output(uncertainty_path(out_path), sources, "OUTPUT (its uncertainty raster)")
     check_output_size(out_path.parent, inputs.grid.width, inputs.grid.height, 4, progress=progress)
     return fuse_inputs(spec, params, inputs, out_path, {}, tile_rows, tile_cols, progress)
+
+
+def uncertainty_path(out_path: str | os.PathLike) -> Path:
+    """Where a fused raster's uncertainty goes: beside it, ``<name>_uncertainty.tif``."""
+    out = Path(out_path)
+    return out.with_name(f"{out.stem}_uncertainty.tif")
+
+
+def write_uncertainty(spec: FusionMethod, inputs: FusionInputs, path: Path,
+                      progress: Progress | None = None) -> Path:
+    """The per-pixel 1σ of ``spec``'s prediction from ``inputs`` (backend/fusion/uncertainty.py), atomically."""
+    from ..io.grid import block_rows_for
+
+    grid = inputs.grid
+    the_plan = tiler.plan(grid, uncertainty.MARGIN, block_rows_for(grid.width, 96))
+    with atomic_path(path, verify=verify_raster) as tmp:
+        with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
+            dst.set_band_description(1, f"{spec.title.split(' (')[0]} uncertainty, 1 sigma (K)")
+            tiler.run(the_plan, input_readers(inputs), uncertainty.kernel(spec.name),
+                      lambda block, window: dst.write(block, 1, window=window), "crop", progress)
+            dst.update_tags(LST_FUSION_CONTENT="fusion_uncertainty", LST_UNIT="K", FUSION_METHOD=spec.name.upper(),
+                            ACQUISITION_DATE=str(inputs.target_date),
+                            UNCERTAINTY_MODEL="sqrt(a^2 + (b |dC|)^2 + (c h)^2), a, b, c = "
+                                              + ", ".join(f"{x:g}" for x in uncertainty.COEFFICIENTS[spec.name]))
+    return path
 
 
 def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
@@ -162,4 +191,8 @@ def fuse_inputs(
         return tiler.run(the_plan, input_readers(inputs), method_kernel(spec, params, state, sigma), write, spec.mode,
                          progress)
 
-    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, sigma), produce, progress)
+    result = write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, sigma), produce,
+                         progress.sub(0, 0.9 if params.uncertainty else 1.0))
+    if params.uncertainty:
+        result.uncertainty = write_uncertainty(spec, inputs, uncertainty_path(out_path), progress.sub(0.9, 1.0))
+    return result

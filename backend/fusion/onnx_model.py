@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..parameters import param
-from .params import CONSISTENCY_LABEL
+from .params import CONSISTENCY_LABEL, UNCERTAINTY_LABEL
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "shipped"
 
@@ -44,6 +44,7 @@ class OnnxParams:
     tile: int = param(384, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
     overlap: int = param(32, "TILE_OVERLAP", "Overlap of deep-model tiles, blended (px)", 0, 1024, advanced=True)
     coarse_consistency: bool = param(False, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
+    uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)
 
     @property
     def path(self) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..parameters import param
 
+UNCERTAINTY_LABEL = "Also write a per-pixel uncertainty raster (1σ, K; *_uncertainty.tif)"
 CONSISTENCY_LABEL = ("Coarse-consistency correction: make the result agree with MODIS at 1 km, less the sensor "
                      "offset of the reference dates")
 
@@ -28,6 +29,7 @@ class StarfmParams:
     coarse_uncertainty: float = param(0.5, "COARSE_UNCERTAINTY", "STARFM coarse uncertainty (K)", 0.0,
                                       advanced=True)
     coarse_consistency: bool = param(False, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
+    uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)
     spatial_importance: float | None = None  # A in px; None = half the window
     epsilon: float = 0.01  # K, added to S and T before inverting (the reference code's +1 DN)
 
@@ -60,6 +62,7 @@ class EstarfmParams:
     window: int = param(51, "WINDOW", "Window size (fine pixels, odd)", 3, 401)
     classes: int = param(4, "CLASSES", "Number of classes", 1, 50)
     coarse_consistency: bool = param(False, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
+    uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)
     min_similar: int = 5  # more than this many similar pixels are needed for the full model
     # K (2 % of a 100 K span)
     min_coarse_change: float = param(2.0, "MIN_COARSE_CHANGE", "ESTARFM minimum coarse change for regression (K)",

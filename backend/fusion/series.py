@@ -39,7 +39,9 @@ from .fuse import (
     method_and_params,
     method_kernel,
     method_tags,
+    uncertainty_path,
     write_fused,
+    write_uncertainty,
 )
 from .inputs import FusionInputs
 from .methods import get, reference_statistics
@@ -154,7 +156,10 @@ def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[s
                                                saved["weight"] if "weight" in saved else None))
         return assembler.valid, assembler.written
 
-    return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce)
+    result = write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce)
+    if params.uncertainty:
+        result.uncertainty = write_uncertainty(spec, inputs, uncertainty_path(out_path))
+    return result
 
 
 def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
@@ -275,14 +280,15 @@ def fuse_series(
         report = {
             "kind": "lst_fusion_fuse_series", "method": spec.name, "parameters": repr(params),
             "complete": stopped is None,
-            "dates": [{**asdict(r), "path": r.path.name} for r in done],
+            "dates": [{**asdict(r), "path": r.path.name,
+                       "uncertainty": r.uncertainty.name if r.uncertainty else None} for r in done],
             "skipped": [{"date": str(d), "reason": why} for d, why in skipped],
             "stack": stack.name if stack else None,
         }
         (tmp / "fuse_series.json").write_text(json.dumps(report, indent=2))
     folder = Path(out_dir)
     results = [FusionResult(folder / r.path.name, r.method, r.target_date, r.reference_dates, r.valid_fraction,
-                            r.nodata_pixels) for r in done]
+                            r.nodata_pixels, folder / r.uncertainty.name if r.uncertainty else None) for r in done]
     if stopped is not None:
         kept = ", ".join(r.target_date for r in done) or "none"
         error = type(stopped)(f"{stopped} {len(done)} of {len(tasks)} date(s) were finished and kept in {folder} "

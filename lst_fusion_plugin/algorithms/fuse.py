@@ -36,7 +36,12 @@ class FuseAlgorithm(LSTAlgorithm):
         "similar pixels must be (2σ/CLASSES). Thresholds of the reflectance originals are mapped to "
         "LST (see the documentation): sensor uncertainties 0.2 K (fine) and 0.5 K (coarse), minimum "
         "coarse change 2 K. Deep models run on overlapping tiles (TILE, TILE_OVERLAP) blended without "
-        "seams. Pixels without valid inputs are left nodata and counted."
+        "seams. Pixels without valid inputs are left nodata and counted.\n\n"
+        "COARSE_CONSISTENCY makes the result agree with MODIS at MODIS's own scale (less the sensor offset "
+        "of the reference dates): use it when a scene-wide change (heat wave, cold spell) is badly passed "
+        "on, not when MODIS's offset from Landsat changes from day to day. UNCERTAINTY also writes "
+        "<output>_uncertainty.tif, a per-pixel 1σ (K) from MODIS's change and the reference's local "
+        "heterogeneity, calibrated on the sample data."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -54,6 +59,7 @@ class FuseAlgorithm(LSTAlgorithm):
         self.addOutput(QgsProcessingOutputString("DATE", "Prediction date"))
         self.addOutput(QgsProcessingOutputNumber("VALID_FRACTION", "Fraction of pixels predicted"))
         self.addOutput(QgsProcessingOutputNumber("NODATA_PIXELS", "Pixels without valid input"))
+        self.addOutput(QgsProcessingOutputString("UNCERTAINTY", "Uncertainty raster (1σ, K), when asked for"))
 
     def _path(self, parameters, name, context):
         layer = self.parameterAsRasterLayer(parameters, name, context)
@@ -77,4 +83,4 @@ class FuseAlgorithm(LSTAlgorithm):
                           unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback))
         style_output(context, output, f"LST {result.target_date} {output_label(spec, params)}")
         return {"OUTPUT": output, "DATE": result.target_date, "VALID_FRACTION": result.valid_fraction,
-                "NODATA_PIXELS": result.nodata_pixels}
+                "NODATA_PIXELS": result.nodata_pixels, "UNCERTAINTY": str(result.uncertainty or "")}
