@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..io import tiler
 from ..io.atomic import atomic_path, remove_path
 from ..io.outputs import check_output_folder, check_output_size, output_folder
-from ..io.series import SeriesItem, load_series
+from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..preprocess.patches import Pair, pair_by_date
 from ..progress import Progress, ensure
 from .distribute import client_for, collect, run_locally
@@ -243,11 +243,7 @@ def fuse_series(
     fine = load_series(fine_inputs, unit=unit, progress=progress)
     coarse = load_series(coarse_inputs, unit=unit, progress=progress)
     grid = fine[0].grid
-    if fine[0].sensor == "modis" or coarse[0].sensor == "landsat":
-        raise InputError("The fine series holds MODIS or the coarse series holds Landsat: swap them.")
-    if not coarse[0].grid.same_as(grid):
-        raise InputError(f"The MODIS series ({coarse[0].grid.describe()}) is not on the Landsat grid "
-                         f"({grid.describe()}). Resample it onto the Landsat grid first.")
+    check_fine_and_coarse(fine, coarse)
     pairs = pair_by_date(fine, coarse, 0)
     tasks, skipped = plan_series(pairs, coarse, references, dates, reference_dates, include_paired)
     for date, why in skipped:

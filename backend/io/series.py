@@ -184,3 +184,14 @@ def load_series(
                     "onto one grid first (Resample to a reference grid)."
                 )
     return items
+
+
+def check_fine_and_coarse(fine: list[SeriesItem], coarse: list[SeriesItem], coarse_name: str = "COARSE") -> None:
+    """The fine series must be Landsat and the coarse one MODIS, resampled onto the fine grid."""
+    if fine[0].sensor == "modis" or coarse[0].sensor == "landsat":
+        raise InputError(f"The fine series holds MODIS or {coarse_name} holds Landsat: swap them (the fine series "
+                         "is Landsat, the coarse one MODIS on the Landsat grid).")
+    if not coarse[0].grid.same_as(fine[0].grid):
+        raise InputError(f"{coarse_name}: {file_name(coarse[0].path)} ({coarse[0].grid.describe()}) is not on the "
+                         f"fine grid of the Landsat series ({fine[0].grid.describe()}). Resample MODIS onto the "
+                         "Landsat grid first (Resample to a reference grid).")

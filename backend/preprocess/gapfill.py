@@ -42,7 +42,7 @@ from ..io.dates import file_name
 from ..io.grid import block_rows_for
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_folder, check_output_size, output_folder
-from ..io.series import SeriesItem, load_series
+from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
 
@@ -230,12 +230,7 @@ def _fill_date(
 def _guides(guide, items: list[SeriesItem], unit: str | None, progress: Progress) -> list[SeriesItem | None]:
     """The MODIS raster (on the same grid) of each date of ``items``, within a day; None where there is none."""
     series = load_series(guide, unit=unit, progress=progress)
-    grid = items[0].grid
-    if series[0].sensor == "landsat" or items[0].sensor == "modis":
-        raise InputError("GUIDE must be the MODIS series (on the Landsat grid) and the input the Landsat series.")
-    if not series[0].grid.same_as(grid):
-        raise InputError(f"GUIDE: {file_name(series[0].path)} ({series[0].grid.describe()}) is not on the grid of "
-                         f"the series ({grid.describe()}). Resample MODIS onto the Landsat grid first.")
+    check_fine_and_coarse(items, series, "GUIDE")
     out = []
     for item in items:
         near = [g for g in series if abs((g.date - item.date).days) <= 1]

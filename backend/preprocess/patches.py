@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import InputError
 from ..io.grid import block_rows_for
 from ..io.outputs import check_output_folder, check_output_size, output_folder
-from ..io.series import SeriesItem, load_series
+from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..progress import Progress, ensure
 from .gapfill import flags_path_for
 
@@ -202,14 +202,8 @@ def build_patch_dataset(
             f"Both inputs hold {fine[0].sensor} rasters. Give the fine (Landsat) series and the coarse "
             "(MODIS, resampled to the Landsat grid) series."
         )
-    if fine[0].sensor == "modis" or coarse[0].sensor == "landsat":
-        raise InputError("The fine input holds MODIS or the coarse input holds Landsat: swap them.")
+    check_fine_and_coarse(fine, coarse)
     grid = fine[0].grid
-    if not coarse[0].grid.same_as(grid):
-        raise InputError(
-            f"The coarse series ({coarse[0].grid.describe()}) is not on the fine grid ({grid.describe()}). "
-            "Resample it onto the Landsat grid first."
-        )
     pairs = pair_by_date(fine, coarse, date_tolerance_days)
     dates = [p.date for p in pairs]
     triplets = make_triplets(len(pairs), references)
