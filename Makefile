@@ -10,12 +10,13 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-scipy 
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 
-.PHONY: help install apt venv stage test lint package deploy demo qgis-process bench clean
+.PHONY: help install apt venv stage test lint package deploy demo qgis-process bench experiment clean
 
 help:
 	@echo "make install       install QGIS (apt) and the Python environment (.venv); idempotent"
 	@echo "make test          run the test suite offscreen"
 	@echo "make demo          run the pipeline headless with qgis_process on sample data"
+	@echo "make experiment    the survey's experiment on sample data, reduced for 2 CPU cores (bench/results/)"
 	@echo "make package       build dist/lst_fusion_plugin.zip (QGIS: Install from ZIP)"
 	@echo "make deploy        install the plugin into the default QGIS profile"
 	@echo "make qgis-process ARGS='list'   qgis_process with the plugin enabled"
@@ -59,6 +60,9 @@ qgis-process: stage
 
 demo: stage
 	@$(PY) scripts/demo.py
+
+experiment: stage
+	@$(PY) bench/experiment.py --preset cpu
 
 bench:
 	@for b in bench/bench_*.py; do echo ">> $$b"; $(PY) $$b || exit 1; done

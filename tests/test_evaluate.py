@@ -295,3 +295,21 @@ def test_sample_data_declares_difficult_dates_and_evaluation_reports_them(tmp_pa
     result = evaluate([truth], [truth], tmp_path / "eval", params=EvaluateParams(difficult_change_k=1000.0))
     marked = {d["date"]: d["why"] for d in result.dates if d["difficult"]}
     assert marked == declared
+
+
+@pytest.mark.slow
+def test_the_whole_chain_through_qgis_process(tmp_path):
+    """The demo's chain, reduced: sample → gap-fill → resample → patch → train → fuse → evaluate, headless."""
+    env = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "cfg"), "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("QGIS_PLUGINPATH", None)
+    run = subprocess.run([str(REPO / "scripts" / "qgis_process"), "run", str(REPO / "examples" /
+                                                                          "lst_chain_evaluate.model3"),
+                          "--json", "--", "WIDTH=96", "HEIGHT=96", "N_DATES=4", "START_DATE=2020-06-01",
+                          "END_DATE=2020-08-05", "PATCH_SIZE=48", "STRIDE=24", "EPOCHS=1",
+                          f"patches:PATCHES={tmp_path / 'p'}", f"fuse:FUSED={tmp_path / 'f'}",
+                          f"evaluate:EVALUATION={tmp_path / 'e'}"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    record = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert {r["label"] for r in record["results"] if not r["baseline"]} == {"ESTARFM", "STTFN (ONNX)"}
+    _check_report(tmp_path / "e" / "report.html", record)
