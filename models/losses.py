@@ -69,3 +69,23 @@ def keep_observed(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Te
 
 def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
     return F.mse_loss(scores, torch.full_like(scores, 1.0 if real else 0.0))
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian (truncated at 3σ, reflected at the borders) of a (N, 1, H, W) batch."""
+    radius = max(1, int(round(3 * sigma)))
+    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    coords = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, -1))
+    return F.conv2d(x, g.view(1, 1, -1, 1))
+
+
+def coarse_consistency(prediction: torch.Tensor, fine_t1: torch.Tensor, coarse_change: torch.Tensor,
+                       sigma: float) -> torch.Tensor:
+    """Physics-informed term: seen through MODIS's footprint (a Gaussian of σ px), the predicted change
+    from the fine reference must equal MODIS's change, ``coarse_change`` (in the prediction's units).
+    The same constraint as backend/fusion/consistency.py, learned instead of imposed."""
+    return F.mse_loss(gaussian_blur(prediction - fine_t1, sigma), gaussian_blur(coarse_change, sigma))

@@ -194,3 +194,15 @@ def test_uncertainty_band_covers_about_68_percent(tmp_path, method):
     rows = json.loads(scored.json.read_text())["results"]
     assert all("within_1sigma" in r for r in rows if not r["baseline"])
     assert "Is the uncertainty right?" in scored.html.read_text(encoding="utf-8")
+
+
+def test_physics_informed_loss_is_zero_when_the_prediction_follows_modis():
+    import torch
+
+    from models.losses import coarse_consistency
+
+    torch.manual_seed(0)
+    fine = torch.randn(2, 1, 64, 64)
+    change = torch.full_like(fine, 3.0)
+    assert float(coarse_consistency(fine + 3.0 + 0.3 * torch.randn_like(fine), fine, change, 15.0)) < 0.01
+    assert float(coarse_consistency(fine + 1.5, fine, change, 15.0)) == pytest.approx(2.25, rel=1e-3)

@@ -21,7 +21,7 @@ def test_experiment_runs_end_to_end(tmp_path):
     table = (tmp_path / "results" / "experiment_test.md").read_text()
     for label in ("STARFM", "ESTARFM", "EDCSTFN", "STTFN", "MLFFGAN", "MODIS (resampled)", "Persistence"):
         assert f"| {label}" in table or f"| *{label}" in table, label
-    assert "## Time (s)" in table and "train mlffgan" in table
+    assert "## Time (s)" in table and "train MLFFGAN" in table and "EDCSTFN + consistency loss" in table
     with (tmp_path / "results" / "experiment_test.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert {r["label"] for r in rows} >= {"STARFM", "STTFN", "MODIS (resampled)"}

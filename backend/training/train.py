@@ -53,6 +53,9 @@ class TrainConfig:
     # the network learns the change from its references, not the absolute level of the training
     # region and season (a model trained on one region and applied elsewhere is otherwise biased).
     level_shift_k: float = 0.0
+    # Weight of a physics-informed loss term (models.losses.coarse_consistency): the prediction seen at
+    # MODIS's scale must change from the fine reference as MODIS changed. 0 = the published loss only.
+    consistency_weight: float = 0.0
     notes: str = ""  # written into the model card (e.g. what data it was trained on)
 
     def validate(self) -> None:
@@ -70,6 +73,8 @@ class TrainConfig:
             raise InputError("DEVICE must be auto, cpu or cuda.")
         if not 0 <= self.level_shift_k <= 100:
             raise InputError(f"LEVEL_SHIFT must lie between 0 and 100 K, got {self.level_shift_k:g}.")
+        if not 0 <= self.consistency_weight <= 100:
+            raise InputError(f"CONSISTENCY_WEIGHT must lie between 0 and 100, got {self.consistency_weight:g}.")
 
 
 @dataclass
@@ -145,12 +150,24 @@ class _Batches:
 class _Trainer:
     """Model, losses and optimisers of one registered model; one ``step`` per batch."""
 
-    def __init__(self, spec, references: int, config: TrainConfig, device):
+    def __init__(self, spec, references: int, config: TrainConfig, device, manifest: dict | None = None):
         import torch
 
         from models.contract import PaddedModel
 
         self.spec, self.config, self.device = spec, config, device
+        self.consistency = None
+        if config.consistency_weight and manifest is not None:
+            from ..fusion.consistency import sigma_px
+            from ..io.grid import MODIS_PIXEL_M
+
+            stats = manifest["normalisation"]
+            roles = spec.contract(references).roles
+            self.consistency = {
+                "sigma": sigma_px(abs(manifest["grid"]["transform"][0]), MODIS_PIXEL_M),
+                "ratio": stats["coarse"]["std"] / stats["fine"]["std"],  # coarse units → fine units
+                "index": {r: roles.index(r) for r in ("fine_t1", "coarse_t1", "coarse_t2")},
+            }
         self.contract = spec.contract(references)
         self.net = PaddedModel(spec.build(references), self.contract).to(device)
         lr = config.learning_rate or DEFAULT_LR[spec.name]
@@ -194,23 +211,38 @@ class _Trainer:
         return loss.item()
 
     def loss(self, x, y, m):
-        """The model's published loss on (prediction, target) restricted by the mask."""
+        """The model's published loss (restricted by the mask), plus the consistency term if asked for."""
+        loss, pred, raw = self._published_loss(x, y, m)
+        if self.consistency is not None:
+            from models.losses import coarse_consistency
+
+            i = self.consistency["index"]
+            change = (x[:, i["coarse_t2"]:i["coarse_t2"] + 1] - x[:, i["coarse_t1"]:i["coarse_t1"] + 1])
+            loss = loss + self.config.consistency_weight * coarse_consistency(
+                raw, x[:, i["fine_t1"]:i["fine_t1"] + 1], change * self.consistency["ratio"],
+                self.consistency["sigma"])
+        return loss, pred
+
+    def _published_loss(self, x, y, m):
+        """(loss, masked prediction, unmasked prediction) of the model's published loss."""
         import torch.nn.functional as F
 
         from models.losses import cosine_similarity, keep_observed, lsgan, ms_ssim
 
         if self.spec.name == "sttfn":
-            preds = [keep_observed(p, y, m) for p in self.net.network.predictions(x)]
-            return sum(F.mse_loss(p, y) for p in preds) / len(preds), preds[0]
-        pred = keep_observed(self.net(x), y, m)
+            raws = self.net.network.predictions(x)
+            preds = [keep_observed(p, y, m) for p in raws]
+            return sum(F.mse_loss(p, y) for p in preds) / len(preds), preds[0], raws[0]
+        raw = self.net(x)
+        pred = keep_observed(raw, y, m)
         if self.spec.name == "edcstfn":
             encoder = self.extra["feature_ae"].encoder
             loss = F.mse_loss(pred, y) + F.mse_loss(encoder(pred), encoder(y)) + 0.8 * (1 - ms_ssim(pred, y))
-            return loss, pred
+            return loss, pred, raw
         disc = self.extra["discriminator"]
         adversarial = lsgan(disc(x, pred), True)
         loss = 1e-2 * adversarial + F.l1_loss(pred, y) + (1 - ms_ssim(pred, y)) + (1 - cosine_similarity(pred, y))
-        return loss, pred
+        return loss, pred, raw
 
     def step(self, x, y, m) -> float:
         self.net.train()
@@ -367,7 +399,7 @@ def train(
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     _seed_everything(config.seed)
-    trainer = _Trainer(spec, references, config, device)
+    trainer = _Trainer(spec, references, config, device, manifest)
     contract = trainer.contract
     batches = _Batches(train_set, contract.roles, config.cloud_aware, config.level_shift_k)
     val_batches = _Batches(val_set, contract.roles, config.cloud_aware)

@@ -57,6 +57,9 @@ class TrainAlgorithm(LSTAlgorithm):
             QgsProcessingParameterNumber(
                 "LEVEL_SHIFT", "Level-shift augmentation (± K; > 0 makes the model transferable to other "
                 "regions and seasons)", DOUBLE, 0.0, False, 0.0, 100.0),
+            QgsProcessingParameterNumber(
+                "CONSISTENCY_WEIGHT", "Weight of the physics-informed loss (the prediction at MODIS's scale "
+                "changes as MODIS did; 0 = published loss only)", DOUBLE, 0.0, False, 0.0, 100.0),
         ]
         add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Training outputs"))
@@ -83,6 +86,7 @@ class TrainAlgorithm(LSTAlgorithm):
                 patience=self.parameterAsInt(parameters, "PATIENCE", context),
                 max_batches=self.parameterAsInt(parameters, "MAX_BATCHES", context) or None,
                 level_shift_k=self.parameterAsDouble(parameters, "LEVEL_SHIFT", context),
+                consistency_weight=self.parameterAsDouble(parameters, "CONSISTENCY_WEIGHT", context),
             )
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = train(self.parameterAsString(parameters, "DATASET", context), folder, config,
