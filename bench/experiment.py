@@ -10,7 +10,7 @@ scored against the generator's cloud-free truth, the sample data's difficult dat
 
 Presets: ``full`` is the survey's protocol (51 dates, 950² px, 30 epochs: a GPU job); ``cpu`` is
 the reduced protocol for two CPU cores (300² px, 20 dates, 4 test dates, stride 40, 4 short epochs
-per model, ~10 minutes); ``test`` checks that the whole run works (seconds). Results go to
+per model, ~17 minutes on 2 cores); ``test`` checks that the whole run works (seconds). Results go to
 ``--results`` (bench/results by default): ``experiment_<preset>.md`` (tables, hardware, times),
 ``experiment_<preset>.csv`` (every metric per method and date) and ``experiment_<preset>.png``.
 
