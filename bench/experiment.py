@@ -84,6 +84,7 @@ def main() -> int:
     from backend.evaluation.evaluate import evaluate
     from backend.fusion.fuse import fuse
     from backend.fusion.onnx_model import OnnxParams
+    from backend.io.outputs import fresh_scratch_folder
     from backend.io.readers import read_lst
     from backend.preprocess.gapfill import gap_fill_series
     from backend.preprocess.patches import build_patch_dataset
@@ -93,9 +94,7 @@ def main() -> int:
     from backend.training.train import TrainConfig, train
 
     quiet = Progress(on_warning=lambda message: None)
-    root = args.work / args.preset
-    if root.exists():
-        shutil.rmtree(root)  # the experiment's own scratch folder under build/
+    root = fresh_scratch_folder(args.work / args.preset)
     times: dict[str, float] = {}
     t = time.perf_counter()
     spec = SampleSpec(width=p.size, height=p.size, n_dates=p.dates, start=p.start, end=p.end, cloudiness=0.25,
@@ -221,4 +220,9 @@ def write_results(args, p: Preset, result, times: dict[str, float], test: list[d
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from backend.errors import LSTFusionError
+
+    try:
+        sys.exit(main())
+    except LSTFusionError as exc:
+        sys.exit(f"experiment: {exc}")

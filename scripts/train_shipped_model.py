@@ -78,6 +78,7 @@ def main() -> int:
 
     import onnx
 
+    from backend.io.outputs import fresh_scratch_folder
     from backend.preprocess.gapfill import gap_fill_series
     from backend.preprocess.patches import build_patch_dataset
     from backend.preprocess.resample import reference_grid, resample_series
@@ -87,9 +88,7 @@ def main() -> int:
     from backend.training.train import TrainConfig, train
     from models.card import CARD_KEY, ModelCard
 
-    root = args.work
-    if root.exists():
-        shutil.rmtree(root)  # the script's own scratch folder under build/
+    root = fresh_scratch_folder(args.work)
     started = time.time()
     spec = SampleSpec(width=args.size, height=args.size, n_dates=args.dates, start=dt.date(2018, 3, 1),
                       end=dt.date(2020, 10, 31), cloudiness=0.25, seed=2024,

@@ -396,6 +396,29 @@ def test_stale_temporaries_of_dead_processes_are_removed(ws):
     assert not stale.exists() and live.exists()
 
 
+def test_replacing_an_output_removes_only_its_own_stale_sidecars(ws):
+    """GDAL's .aux.xml/.ovr of an output we replace describe the old file and go; a user's stay."""
+    from backend.errors import OutputError
+    from backend.io.lst_raster import LSTRaster
+    from backend.io.writers import write_lst
+
+    raster = LSTRaster(np.full((8, 8), 300.0, np.float32), rasterio.crs.CRS.from_epsg(32631),
+                       Affine(30, 0, 600000, 0, -30, 5300000), dt.date(2020, 6, 1))
+    ours = ws.root / "ours.tif"
+    write_lst(raster, ours, cog=False)
+    for suffix in (".aux.xml", ".ovr"):
+        Path(str(ours) + suffix).write_text("statistics of the old file")
+    neighbour = ws.docs / "dem.tif.aux.xml"
+    neighbour.write_text("the user's statistics")
+    write_lst(raster, ours, cog=False)
+    assert not Path(str(ours) + ".aux.xml").exists() and not Path(str(ours) + ".ovr").exists()
+    # A raster LST Fusion did not write is refused, and its sidecar stays with it.
+    with pytest.raises(OutputError, match="was not written by LST Fusion; it was left alone"):
+        write_lst(raster, ws.docs / "dem.tif", cog=False)
+    assert neighbour.read_text() == "the user's statistics"
+    assert leftovers(ws.root) == []
+
+
 # ------------------------------------------------------- real file systems
 
 @pytest.fixture()

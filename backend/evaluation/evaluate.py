@@ -31,7 +31,7 @@ from ..errors import EmptyDataError, InputError
 from ..io.dates import date_from_name, file_name, parse_date
 from ..io.grid import Grid, coarse_pixel_m
 from ..io.outputs import check_output_size, output_folder
-from ..io.series import SeriesItem, find_lst_files, load_series
+from ..io.series import SeriesItem, describe, find_lst_files, load_series
 from ..io.writers import lst_profile, raster_output, verify_raster
 from ..parameters import param
 from ..preprocess.gapfill import FLAG_MEANING, NODATA, OBSERVED, flags_path_for
@@ -118,7 +118,7 @@ def find_predictions(inputs: list[str | os.PathLike], labels: list[str] | None =
         if not files:
             raise InputError(f"PREDICTIONS: no LST raster in {source}.")
         for path in files:
-            item = load_series([path], progress=progress)[0]
+            item = describe(path)
             label, refs = _label_of(path)
             if labels:
                 label = labels[k].strip() or label
@@ -171,7 +171,7 @@ def _class_names(path: str, codes: list[int]) -> dict[int, str]:
             for c in codes}
 
 
-def _flags_by_date(flags: list[str], progress: Progress) -> dict[dt.date, str]:
+def _flags_by_date(flags: list[str]) -> dict[dt.date, str]:
     found: dict[dt.date, str] = {}
     for path in flags:
         paths = sorted(str(p) for p in Path(path).rglob("*_fillflags.tif")) if Path(path).is_dir() else [path]
@@ -318,7 +318,7 @@ def evaluate(
                          f"{', '.join(sorted({str(e.date) for e in entries}))}, references for "
                          f"{', '.join(map(str, sorted(refs)))}.")
     class_codes, class_names = read_classes(str(classes), grid) if classes else (None, {})
-    flag_files = _flags_by_date([str(f) for f in flags], progress) if flags else {}
+    flag_files = _flags_by_date([str(f) for f in flags]) if flags else {}
     ratio = grid.pixel_size_m() / _coarse_resolution(params, coarse_items)
 
     inputs = [*predictions, *reference, *(coarse or []), *(fine_series or []), classes, *(flags or [])]
@@ -399,7 +399,7 @@ def evaluate(
                 step.update(1.0)
             progress.info(f"{day}: " + "; ".join(f"{r['label']} RMSE {r['rmse']:.2f} K" for r in rows
                                                   if r["date"] == str(day)))
-        summary = summarise(rows, per_date)
+        summary = summarise(rows)
         record = {
             "kind": "lst_fusion_evaluation",
             "settings": {**asdict(params), "resolution_ratio": ratio,
@@ -420,14 +420,14 @@ def evaluate(
                       [(d, label, folder / "errors" / p.name) for d, label, p in errors], per_date, summary)
 
 
-def summarise(rows: list[dict], per_date: list[dict]) -> dict:
+def summarise(rows: list[dict]) -> dict:
     """Mean of every metric per entry over all dates, the difficult dates and the others.
 
     Means are taken over the dates every entry has (an entry missing on a hard date would
     otherwise look better than it is); ``common_dates`` says how many that was, and when no
     date has them all each entry is averaged over its own dates.
     """
-    labels = sorted({r["label"] for r in rows}, key=lambda label: _label_order(label, rows))
+    labels = sorted({r["label"] for r in rows}, key=_label_order)
     by_date: dict[str, set[str]] = {}
     for r in rows:
         by_date.setdefault(r["date"], set()).add(r["label"])
@@ -444,7 +444,7 @@ def summarise(rows: list[dict], per_date: list[dict]) -> dict:
     return out
 
 
-def _label_order(label: str, rows: list[dict]) -> tuple:
+def _label_order(label: str) -> tuple:
     """Methods first (by name), then the baselines: MODIS, persistence."""
     baselines = (MODIS_BASELINE, PERSISTENCE)
     return (label in baselines, baselines.index(label) if label in baselines else 0, label)

@@ -267,6 +267,27 @@ def output_folder(
             remove_path(stage)
 
 
+SCRATCH_MARK = ".lst_fusion_scratch"
+
+
+def fresh_scratch_folder(path: str | os.PathLike) -> Path:
+    """An empty working folder for a script's intermediate files.
+
+    An existing folder is emptied only when this function made it (it holds our mark);
+    any other folder is refused and left exactly as it was.
+    """
+    folder = Path(path).expanduser()
+    if folder.is_symlink() or (folder.exists() and not (folder / SCRATCH_MARK).is_file()):
+        raise OutputError(f"{folder} exists and is not a scratch folder LST Fusion made; it was left alone. "
+                          "Choose another working folder, or remove it yourself.")
+    if folder.exists():
+        remove_path(folder)
+    with write_errors(folder):
+        folder.mkdir(parents=True)
+        (folder / SCRATCH_MARK).write_text("Made by LST Fusion; rerunning the script that made it replaces it.\n")
+    return folder
+
+
 def max_pixels() -> int:
     try:
         return int(float(os.environ.get(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)))
