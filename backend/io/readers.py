@@ -12,7 +12,7 @@ import json
 import re
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +167,18 @@ def _modis_sources(path: str, layer: str, qc_path: str | None) -> tuple[str, str
     return lst, qc_path, layer
 
 
+def _quality_mask(quality, window: Window | None, shape: tuple[int, ...], what: str,
+                  mask: Callable[[np.ndarray], np.ndarray], missing: str, progress: Progress) -> np.ndarray | bool:
+    """The pixels a product's quality layer rejects; with no layer, nothing (and the ``missing`` warning)."""
+    if quality is None:
+        progress.warn(missing)
+        return False
+    layer = _load(quality, window=window).data
+    if layer.shape != shape:
+        raise InputError(f"{quality}: {what} grid {layer.shape} differs from the LST grid {shape}.")
+    return mask(layer)
+
+
 def modis_qc_mask(qc: np.ndarray, max_lst_error: float | None = None) -> np.ndarray:
     """True where the MODIS LST QC word rejects the pixel.
 
@@ -213,16 +225,9 @@ def read_modis(
     fill = float(tags.get("_FillValue", 0))
     data = (raw.astype(np.float64) - offset) * scale
     bad = (raw == fill) | (raw < MODIS_VALID_MIN)
-    if qc_src is not None:
-        qc = _load(qc_src, window=window).data
-        if qc.shape != raw.shape:
-            raise InputError(f"{qc_src}: QC grid {qc.shape} differs from LST grid {raw.shape}.")
-        bad |= modis_qc_mask(qc, max_lst_error)
-    else:
-        progress.warn(
-            f"{Path(path).name}: no QC layer found; only fill values are masked. Put the "
-            "QC_Day file next to the LST file (same name with QC_Day), or give it as the quality file."
-        )
+    bad |= _quality_mask(qc_src, window, raw.shape, "QC", lambda qc: modis_qc_mask(qc, max_lst_error),
+                         f"{Path(path).name}: no QC layer found; only fill values are masked. Put the QC_Day file "
+                         "next to the LST file (same name with QC_Day), or give it as the quality file.", progress)
     data[bad] = np.nan
     check_plausible(data, path, "MODIS LST (DN × 0.02 K)", progress)
     product = product_from_name(path) or tags.get("SHORTNAME", "MODIS")
@@ -311,16 +316,9 @@ def read_landsat(
     data = raw.astype(np.float64) * mult + add
     bad = raw == (0 if nodata is None else int(nodata))
     qa_file = Path(qa_path) if qa_path else _sibling(p, "ST_B10", "QA_PIXEL", (".TIF", ".tif"))
-    if qa_file is not None:
-        qa = _load(qa_file, window=window).data
-        if qa.shape != raw.shape:
-            raise InputError(f"{qa_file}: QA grid {qa.shape} differs from ST_B10 grid {raw.shape}.")
-        bad |= landsat_qa_mask(qa, mask_bits)
-    else:
-        progress.warn(
-            f"{p.name}: no QA_PIXEL file found next to it; clouds are NOT masked. Keep "
-            "the scene's _QA_PIXEL.TIF beside its _ST_B10.TIF, or give it as the quality file."
-        )
+    bad |= _quality_mask(qa_file, window, raw.shape, "QA", lambda qa: landsat_qa_mask(qa, mask_bits),
+                         f"{p.name}: no QA_PIXEL file found next to it; clouds are NOT masked. Keep the scene's "
+                         "_QA_PIXEL.TIF beside its _ST_B10.TIF, or give it as the quality file.", progress)
     data[bad] = np.nan
     check_plausible(data, str(p), f"Landsat ST_B10 (DN × {mult:g} + {add:g} K)", progress)
     product = product_from_name(p) or "LANDSAT_L2SP"
