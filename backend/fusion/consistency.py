@@ -90,14 +90,16 @@ def correct(prediction: np.ndarray, arrays: list[np.ndarray], sigma: float) -> n
     return out.astype(np.float32)
 
 
-def wrap_kernel(kernel, mode: str, extra: int, sigma: float):
-    """A kernel that predicts ``extra`` pixels beyond its tile (within the read window), corrects the
-    prediction there and returns it for the tile, so the footprint sees whole context.
+def wrap_kernel(kernel, mode: str, sigma: float):
+    """A kernel that predicts :func:`margin` pixels beyond its tile (within the read window), corrects
+    the prediction there and returns it for the tile, so the footprint sees whole context.
 
     Window methods (``crop``) are exact: the read window holds the method's margin plus ``extra``.
     Networks (``blend``) predict their whole read window; the correction there is computed on that
     window and blended like the prediction.
     """
+    extra = margin(sigma)
+
     def corrected(arrays: list[np.ndarray], tile: Tile) -> np.ndarray:
         if mode == "blend":
             return correct(kernel(arrays, tile), arrays, sigma)

@@ -127,7 +127,7 @@ def method_kernel(spec: FusionMethod, params, state, sigma: float | None = None)
     def kernel(arrays, tile):
         return spec.kernel(arrays, tile, params, state)
 
-    return consistency.wrap_kernel(kernel, spec.mode, consistency.margin(sigma), sigma) if sigma else kernel
+    return consistency.wrap_kernel(kernel, spec.mode, sigma) if sigma else kernel
 
 
 def input_readers(inputs: FusionInputs) -> list:
@@ -145,7 +145,10 @@ def method_tags(spec: FusionMethod, params, state, sigma: float | None = None) -
 
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
                 produce, progress: Progress | None = None) -> FusionResult:
-    """Write a fused raster atomically; ``produce(write)`` writes its blocks and returns (valid, written)."""
+    """Write a fused raster atomically; ``produce(write)`` writes its blocks and returns (valid, written).
+
+    With ``params.uncertainty`` its 1σ raster follows, beside it.
+    """
     progress = ensure(progress)
     grid = inputs.grid
     meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, inputs.target_date,
@@ -165,8 +168,10 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
     if nodata:
         progress.warn(f"{inputs.target_date}: {nodata} pixel(s) ({nodata / written:.1%}) had no valid input and "
                       "are nodata.")
+    sigma_path = (write_uncertainty(spec, inputs, uncertainty_path(out_path), progress)
+                  if getattr(params, "uncertainty", False) else None)
     return FusionResult(out_path, spec.name, str(inputs.target_date),
-                        [str(f.date) for f, _ in inputs.pairs], valid / written, nodata)
+                        [str(f.date) for f, _ in inputs.pairs], valid / written, nodata, sigma_path)
 
 
 def fuse_inputs(
@@ -191,8 +196,4 @@ def fuse_inputs(
         return tiler.run(the_plan, input_readers(inputs), method_kernel(spec, params, state, sigma), write, spec.mode,
                          progress)
 
-    result = write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, sigma), produce,
-                         progress.sub(0, 0.9 if params.uncertainty else 1.0))
-    if params.uncertainty:
-        result.uncertainty = write_uncertainty(spec, inputs, uncertainty_path(out_path), progress.sub(0.9, 1.0))
-    return result
+    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, sigma), produce, progress)

@@ -39,9 +39,7 @@ from .fuse import (
     method_and_params,
     method_kernel,
     method_tags,
-    uncertainty_path,
     write_fused,
-    write_uncertainty,
 )
 from .inputs import FusionInputs
 from .methods import get, reference_statistics
@@ -156,10 +154,7 @@ def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[s
                                                saved["weight"] if "weight" in saved else None))
         return assembler.valid, assembler.written
 
-    result = write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce)
-    if params.uncertainty:
-        result.uncertainty = write_uncertainty(spec, inputs, uncertainty_path(out_path))
-    return result
+    return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce)
 
 
 def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
