@@ -61,17 +61,27 @@ def _pairs(chain, refs):
 
 @pytest.mark.parametrize(("name", "refs"), MODELS)
 def test_tiled_equals_untiled_and_torch(name, refs, models, chain, tmp_path):
+    """With the default options (the coarse-consistency correction on, run after blending) and without."""
     path, torch_model = models[(name, refs)]
     pairs, target = _pairs(chain, refs)
     whole = fuse("onnx", pairs, target, tmp_path / "whole.tif", OnnxParams(str(path), tile=512, overlap=0))
     tiled = fuse("onnx", pairs, target, tmp_path / "tiled.tif", OnnxParams(str(path), tile=64, overlap=16))
     a, b = read_lst(whole.path).data, read_lst(tiled.path).data
+    raw = fuse("onnx", pairs, target, tmp_path / "raw.tif",
+               OnnxParams(str(path), tile=512, overlap=0, coarse_consistency=False))
+    raw_tiled = fuse("onnx", pairs, target, tmp_path / "raw_tiled.tif",
+                     OnnxParams(str(path), tile=64, overlap=16, coarse_consistency=False))
+    assert OnnxParams(str(path)).coarse_consistency
     assert np.isfinite(a).mean() > 0.99 and np.array_equal(np.isfinite(a), np.isfinite(b))
     inner = (slice(16, -16), slice(16, -16))  # away from the scene's borders
     # MLFF-GAN's AdaIN gives each image the mean and spread of its coarse features: a tile's
     # statistics are not the scene's, so its tiles agree with the whole only approximately.
     limit = 0.5 if name == "mlffgan" else 0.01
     assert np.nanmax(np.abs(a - b)[inner]) < limit, name
+    r = read_lst(raw.path).data
+    assert np.nanmax(np.abs(r - read_lst(raw_tiled.path).data)[inner]) < limit, name
+    assert not np.allclose(a, r, equal_nan=True)  # the correction did something
+    a = r
     # The untiled ONNX Runtime result is the torch model's, in Kelvin.
     arrays = {"fine_t1": pairs[0][0], "coarse_t1": pairs[0][1], "coarse_t2": target}
     if refs == 2:
@@ -134,7 +144,7 @@ def test_fuse_algorithm_with_a_model_file(provider, models, chain, tmp_path):
         "FINE_T1": pairs[0][0], "COARSE_T1": pairs[0][1], "COARSE_T2": target,
         "OUTPUT": str(tmp_path / "deep.tif")}, feedback=QgsProcessingFeedback())
     date = res["DATE"]
-    layer = QgsProject.instance().mapLayersByName(f"LST {date} sttfn_1")[0]
+    layer = QgsProject.instance().mapLayersByName(f"LST {date} sttfn_1 (K)")[0]
     assert layer.renderer().type() == "singlebandpseudocolor"
     assert read_lst(tmp_path / "deep.tif").product == "ONNX fusion"
     QgsProject.instance().removeAllMapLayers()
@@ -203,7 +213,7 @@ def test_fuse_algorithm_with_the_shipped_model(provider, chain, tmp_path):
         "METHOD": list(METHODS).index("onnx"), "SHIPPED_MODEL": 1, "FINE_T1": pairs[0][0],
         "COARSE_T1": pairs[0][1], "COARSE_T2": target, "OUTPUT": str(tmp_path / "deep.tif")},
         feedback=QgsProcessingFeedback())
-    name = f"LST {res['DATE']} {shipped_models()[0]}"
+    name = f"LST {res['DATE']} {shipped_models()[0]} (K)"
     assert QgsProject.instance().mapLayersByName(name)
     QgsProject.instance().removeAllMapLayers()
 

@@ -23,10 +23,11 @@ resampling's coarse-pixel structure are not added to the fine image.
 What it cannot know: MODIS's offset from Landsat changes from date to date (0.5–1 K is
 common, more on some days); the correction assumes the reference dates' offset holds at t2,
 so a change of offset passes into the result (as it does in STARFM's own change term).
-Measured on the sample data (bench/bench_lst_options.py) it helps where a method mis-scales a
-scene-wide change (ESTARFM, heat waves) and costs a little elsewhere: it is an option, off by
-default. A tile needs 6σ of extra context (two footprints deep): :func:`margin` gives it,
-and window methods stay exact per tile.
+Measured on two sample seasons (bench/bench_lst_options.py) it helps where a method mis-scales
+a scene-wide change (ESTARFM, heat waves) or drifts in level (networks), and is neutral for
+STARFM: it is on by default for ESTARFM and ONNX models, off for STARFM. A tile needs 6σ of
+extra context (two footprints deep): :func:`margin` gives it, and window methods stay exact
+per tile; networks are corrected in a second pass over their blended prediction (fuse.py).
 """
 
 from __future__ import annotations
@@ -90,19 +91,14 @@ def correct(prediction: np.ndarray, arrays: list[np.ndarray], sigma: float) -> n
     return out.astype(np.float32)
 
 
-def wrap_kernel(kernel, mode: str, sigma: float):
-    """A kernel that predicts :func:`margin` pixels beyond its tile (within the read window), corrects
-    the prediction there and returns it for the tile, so the footprint sees whole context.
-
-    Window methods (``crop``) are exact: the read window holds the method's margin plus ``extra``.
-    Networks (``blend``) predict their whole read window; the correction there is computed on that
-    window and blended like the prediction.
+def wrap_kernel(kernel, sigma: float):
+    """A window-method kernel (``crop``) that predicts :func:`margin` pixels beyond its tile (within the
+    read window, which holds the method's margin plus this one), corrects the prediction there and
+    returns it for the tile, so the footprint sees whole context and the result is exact per tile.
     """
     extra = margin(sigma)
 
     def corrected(arrays: list[np.ndarray], tile: Tile) -> np.ndarray:
-        if mode == "blend":
-            return correct(kernel(arrays, tile), arrays, sigma)
         rows, cols = tile.inner
         height, width = arrays[0].shape
         r0, r1 = max(0, rows.start - extra), min(height, rows.stop + extra)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from ..errors import InputError
 from ..io import tiler
@@ -21,9 +22,10 @@ from ..io.atomic import atomic_path
 from ..io.grid import coarse_pixel_m
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_size, check_raster_output
-from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..io.readers import normalise_unit
+from ..io.writers import describe_lst_band, from_kelvin, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
-from . import consistency, uncertainty
+from . import consistency, sensor_bias, uncertainty
 from .inputs import FusionInputs, load_fusion_inputs
 from .methods import FusionMethod, get
 
@@ -51,14 +53,17 @@ def fuse(
     tile_rows: int | None = None,
     tile_cols: int | None = None,
     progress: Progress | None = None,
+    out_unit: str = "K",
 ) -> FusionResult:
     """Predict fine LST at the date of ``coarse_target`` with ``method`` and write it atomically.
 
     ``pairs`` are (fine, coarse) reference rasters of the same dates; every raster must be
     on the fine grid (resample MODIS first). ``tile_rows``/``tile_cols`` override the
-    method's tiling (results do not depend on it beyond float rounding).
+    method's tiling (results do not depend on it beyond float rounding). ``out_unit``: 'K'
+    or 'C' for the output (methods compute in Kelvin).
     """
     progress = ensure(progress)
+    out_unit = normalise_unit(out_unit) or "K"
     spec, params = method_and_params(method, params)
     required = spec.references(params)
     inputs = load_fusion_inputs(pairs, coarse_target, required, bracket=required == 2, unit=unit,
@@ -68,7 +73,7 @@ def fuse(
     if getattr(params, "uncertainty", False):
         check_raster_output(uncertainty_path(out_path), sources, "OUTPUT (its uncertainty raster)")
     check_output_size(out_path.parent, inputs.grid.width, inputs.grid.height, 4, progress=progress)
-    return fuse_inputs(spec, params, inputs, out_path, {}, tile_rows, tile_cols, progress)
+    return fuse_inputs(spec, params, inputs, out_path, {}, tile_rows, tile_cols, progress, out_unit)
 
 
 def uncertainty_path(out_path: str | os.PathLike) -> Path:
@@ -106,28 +111,66 @@ def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
     return spec, params
 
 
-def consistency_sigma(params, inputs: FusionInputs) -> float | None:
-    """σ (fine pixels) of the MODIS footprint when the coarse-consistency correction is on, else None."""
-    if not getattr(params, "coarse_consistency", False):
-        return None
-    return consistency.sigma_px(inputs.grid.pixel_size_m(), coarse_pixel_m([inputs.coarse_target.path]))
+@dataclass(frozen=True)
+class Adjustments:
+    """The LST options around a method: sensor-bias correction of the references before it runs
+    (backend/fusion/sensor_bias.py) and the coarse-consistency correction of its prediction
+    (backend/fusion/consistency.py). ``sigma``: MODIS's footprint in fine pixels."""
+
+    sigma: float = 0.0
+    consistency: bool = False
+    bias: str = "none"
+    offsets: tuple[float, ...] | None = None  # per reference pair, for bias "landsat"
+
+    def margin(self, mode: str) -> int:
+        """Extra context a tile reads for them (window methods only; networks blend their tiles, and
+        their consistency correction is a second pass, :func:`second_pass`)."""
+        if mode != "crop":
+            return 0
+        return ((consistency.margin(self.sigma) if self.consistency else 0)
+                + (sensor_bias.margin(self.sigma) if self.bias != "none" else 0))
+
+    def second_pass(self, mode: str) -> bool:
+        """Networks are corrected after their blended prediction is whole: exact for any tiling."""
+        return self.consistency and mode == "blend"
+
+
+def adjustments(params, inputs: FusionInputs, cache: dict | None = None) -> Adjustments:
+    """The options ``params`` asks for, with the scene statistics they need (computed once per pair)."""
+    on = getattr(params, "coarse_consistency", False)
+    bias = getattr(params, "sensor_bias", "none")
+    if not on and bias == "none":
+        return Adjustments()
+    sigma = consistency.sigma_px(inputs.grid.pixel_size_m(), coarse_pixel_m([inputs.coarse_target.path]))
+    offsets = None
+    if bias == "landsat":
+        cache = {} if cache is None else cache
+        offsets = tuple(sensor_bias.reference_offset(f, c, inputs.grid, cache) for f, c in inputs.pairs)
+    return Adjustments(sigma, on, bias, offsets)
 
 
 def fusion_plan(spec: FusionMethod, params, grid, tile_rows: int | None = None,
-                tile_cols: int | None = None, sigma: float | None = None) -> tiler.Plan:
+                tile_cols: int | None = None, adjust: Adjustments = Adjustments()) -> tiler.Plan:
     """The tiles a method runs on (the same plan wherever they are computed)."""
     rows = tile_rows or (spec.tile_rows(params, grid.width) if spec.tile_rows else grid.height)
     cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
-    extra = consistency.margin(sigma) if sigma and spec.mode == "crop" else 0
-    return tiler.plan(grid, spec.margin(params) + extra, rows, cols)
+    return tiler.plan(grid, spec.margin(params) + adjust.margin(spec.mode), rows, cols)
 
 
-def method_kernel(spec: FusionMethod, params, state, sigma: float | None = None) -> tiler.Kernel:
-    """The method's kernel over one tile, with the coarse-consistency correction when ``sigma`` is set."""
+def method_kernel(spec: FusionMethod, params, state, adjust: Adjustments = Adjustments()) -> tiler.Kernel:
+    """The method's kernel over one tile, inside the options ``adjust`` turns on.
+
+    The references are corrected first, so the consistency step measures the offset of the
+    references the method saw.
+    """
     def kernel(arrays, tile):
         return spec.kernel(arrays, tile, params, state)
 
-    return consistency.wrap_kernel(kernel, spec.mode, sigma) if sigma else kernel
+    if adjust.consistency and not adjust.second_pass(spec.mode):
+        kernel = consistency.wrap_kernel(kernel, adjust.sigma)
+    if adjust.bias != "none":
+        kernel = sensor_bias.wrap_kernel(kernel, adjust.sigma, adjust.offsets)
+    return kernel
 
 
 def input_readers(inputs: FusionInputs) -> list:
@@ -136,16 +179,61 @@ def input_readers(inputs: FusionInputs) -> list:
     return [lambda window, item=item: item.read(window).data for item in items]
 
 
-def method_tags(spec: FusionMethod, params, state, sigma: float | None = None) -> dict[str, str]:
+def method_tags(spec: FusionMethod, params, state, adjust: Adjustments = Adjustments()) -> dict[str, str]:
     tags = spec.tags(params, state) if spec.tags else {}
-    if sigma:
-        tags["FUSION_COARSE_CONSISTENCY"] = f"MODIS footprint sigma {sigma:.1f} px"
+    if adjust.consistency:
+        tags["FUSION_COARSE_CONSISTENCY"] = f"MODIS footprint sigma {adjust.sigma:.1f} px"
+    if adjust.bias != "none":
+        offsets = (f", scene offsets {', '.join(f'{o:+.2f}' for o in adjust.offsets)} K" if adjust.offsets
+                   else "")
+        tags["FUSION_SENSOR_BIAS"] = f"{adjust.bias} level, MODIS footprint sigma {adjust.sigma:.1f} px{offsets}"
     return tags
 
 
+def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scratch: Path,
+                         progress: Progress | None = None):
+    """``produce`` followed by the coarse-consistency correction over the whole blended prediction.
+
+    The network's tiles are blended into ``scratch`` first; the correction then runs as a window
+    method over it (two MODIS footprints of context per tile), so the result does not depend on
+    the tiling. ``scratch`` is removed whatever happens.
+    """
+    from ..io.grid import block_rows_for
+
+    progress = ensure(progress)
+    grid = inputs.grid
+
+    def run(write):
+        try:
+            with raster_output(scratch, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
+                produce(lambda block, window: dst.write(block, 1, window=window))
+            extra = sensor_bias.margin(adjust.sigma) if adjust.bias != "none" else 0
+            # ~100 bytes a pixel in float64 footprints: a small band, beside the network's memory arena
+            the_plan = tiler.plan(grid, consistency.margin(adjust.sigma) + extra, block_rows_for(grid.width, 128))
+            with rasterio.open(scratch) as src:
+                readers = [lambda window: src.read(1, window=window), *input_readers(inputs)]
+
+                def kernel(arrays, tile):
+                    refs = list(arrays[1:])
+                    if adjust.bias != "none":
+                        for k in range(0, len(refs) - 1, 2):
+                            offset = None if adjust.offsets is None else adjust.offsets[k // 2]
+                            refs[k] = sensor_bias.debias(refs[k], refs[k + 1], adjust.sigma, offset)
+                    return consistency.correct(arrays[0], refs, adjust.sigma)[tile.inner]
+
+                progress.info("Coarse-consistency correction of the blended prediction")
+                return tiler.run(the_plan, readers, kernel, write, "crop", progress)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    return run
+
+
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
-                produce, progress: Progress | None = None) -> FusionResult:
-    """Write a fused raster atomically; ``produce(write)`` writes its blocks and returns (valid, written).
+                produce, progress: Progress | None = None, unit: str = "K",
+                adjust: Adjustments | None = None) -> FusionResult:
+    """Write a fused raster atomically in ``unit``; ``produce(write)`` writes its (Kelvin) blocks and returns
+    (valid, written).
 
     With ``params.uncertainty`` its 1σ raster follows, beside it.
     """
@@ -153,13 +241,16 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
     grid = inputs.grid
     meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, inputs.target_date,
                      f"{spec.name.upper()} fusion", "landsat", str(inputs.coarse_target.path))
-    tags = {**lst_tags(meta, "K"), "FUSION_METHOD": spec.name.upper(),
+    tags = {**lst_tags(meta, unit), "FUSION_METHOD": spec.name.upper(),
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params), **extra_tags}
+    adjust = adjust or adjustments(params, inputs)
     with atomic_path(out_path, verify=verify_raster) as tmp:
+        if adjust.second_pass(spec.mode):
+            produce = corrected_afterwards(produce, inputs, adjust, tmp.with_name(tmp.name + ".pass1.tif"), progress)
         with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
-            describe_lst_band(dst, "K")
-            valid, written = produce(lambda block, window: dst.write(block, 1, window=window))
+            describe_lst_band(dst, unit)
+            valid, written = produce(lambda block, window: dst.write(from_kelvin(block, unit), 1, window=window))
             nodata = written - valid
             dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
         if valid == 0:
@@ -183,17 +274,19 @@ def fuse_inputs(
     tile_rows: int | None = None,
     tile_cols: int | None = None,
     progress: Progress | None = None,
+    unit: str = "K",
 ) -> FusionResult:
-    """Fuse checked inputs into ``out_path`` (already checked); ``cache`` is shared across a series."""
+    """Fuse checked inputs into ``out_path`` (already checked) in ``unit``; ``cache`` is shared across a series."""
     progress = ensure(progress)
     state = spec.prepare(inputs, params, progress, cache)
-    sigma = consistency_sigma(params, inputs)
-    the_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols, sigma)
+    adjust = adjustments(params, inputs, cache)
+    the_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols, adjust)
     progress.info(f"{spec.title.split(' (')[0]} on {inputs.grid.describe()}, predicting {inputs.target_date} from "
                   f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(the_plan)} tile(s)")
 
     def produce(write):
-        return tiler.run(the_plan, input_readers(inputs), method_kernel(spec, params, state, sigma), write, spec.mode,
+        return tiler.run(the_plan, input_readers(inputs), method_kernel(spec, params, state, adjust), write, spec.mode,
                          progress)
 
-    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, sigma), produce, progress)
+    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, adjust), produce, progress,
+                       unit, adjust)

@@ -26,13 +26,15 @@ from ..errors import InputError
 from ..io import tiler
 from ..io.atomic import atomic_path, remove_path
 from ..io.outputs import check_output_folder, check_output_size, output_folder
+from ..io.readers import normalise_unit
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
+from ..io.writers import unit_suffix
 from ..preprocess.patches import Pair, pair_by_date
 from ..progress import Progress, ensure
 from .distribute import client_for, collect, run_locally
 from .fuse import (
     FusionResult,
-    consistency_sigma,
+    adjustments,
     fuse_inputs,
     fusion_plan,
     input_readers,
@@ -43,6 +45,7 @@ from .fuse import (
 )
 from .inputs import FusionInputs
 from .methods import get, reference_statistics
+from .sensor_bias import reference_offset
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,11 @@ def plan_series(
 _PROCESS_CACHE: dict = {}
 
 
-def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: dict,
+def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: dict, unit: str = "K",
               progress: Progress | None = None) -> FusionResult:
     """One date of a series, in this process."""
     _PROCESS_CACHE.update(stats)
-    return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress)
+    return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress, unit=unit)
 
 
 def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: str,
@@ -126,9 +129,9 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
     spec = get(method)
     _PROCESS_CACHE.update(stats)
     state = spec.prepare(inputs, params, Progress(on_message=lambda m: None), _PROCESS_CACHE)
-    sigma = consistency_sigma(params, inputs)
-    the_plan = fusion_plan(spec, params, inputs.grid, sigma=sigma)
-    result = tiler.compute_band(the_plan, index, input_readers(inputs), method_kernel(spec, params, state, sigma),
+    adjust = adjustments(params, inputs, _PROCESS_CACHE)
+    the_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
+    result = tiler.compute_band(the_plan, index, input_readers(inputs), method_kernel(spec, params, state, adjust),
                                 spec.mode)
     path = Path(band_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,14 +140,15 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
         if result.weight is not None:
             arrays["weight"] = result.weight
         np.savez(tmp, **arrays)
-    return str(path), method_tags(spec, params, state, sigma)
+    return str(path), method_tags(spec, params, state, adjust)
 
 
 def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[str, dict]],
-                  out_path: str) -> FusionResult:
+                  out_path: str, unit: str = "K") -> FusionResult:
     """Write one date's raster (atomically) from its saved bands, on a Dask worker."""
     spec = get(method)
-    the_plan = fusion_plan(spec, params, inputs.grid, sigma=consistency_sigma(params, inputs))
+    adjust = adjustments(params, inputs, _PROCESS_CACHE)
+    the_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
 
     def produce(write):
         assembler = tiler.Assembler(the_plan, spec.mode, write)
@@ -154,11 +158,12 @@ def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[s
                                                saved["weight"] if "weight" in saved else None))
         return assembler.valid, assembler.written
 
-    return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce)
+    return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce, unit=unit,
+                       adjust=adjust)
 
 
 def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
-                stats: dict, stage: Path, progress: Progress):
+                stats: dict, stage: Path, progress: Progress, unit: str = "K"):
     """Submit every date as (band tasks → one assembly task); collect the dates as they finish."""
     with client_for(scheduler) as client:
         progress.info(f"Running {len(jobs)} date(s) on the Dask cluster at {scheduler} "
@@ -170,7 +175,7 @@ def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Pat
             n = fusion_plan(spec, params, inputs.grid).n_bands
             bands = [client.submit(fuse_band, spec.name, params, inputs, k, str(folder / f"band_{k:05d}.npz"),
                                    stats, retries=2, pure=False) for k in range(n)]
-            dates.append(client.submit(assemble_date, spec.name, params, inputs, bands, str(out), retries=2,
+            dates.append(client.submit(assemble_date, spec.name, params, inputs, bands, str(out), unit, retries=2,
                                        pure=False))
         done, stopped = collect(dates, labels, progress, on_done=lambda k: remove_path(folders[k]))
         client.cancel(dates)
@@ -188,14 +193,14 @@ class SeriesResult:
     report: Path
 
 
-def _write_stack(folder: Path, results: list[FusionResult], method: str) -> Path | None:
+def _write_stack(folder: Path, results: list[FusionResult], method: str, unit: str = "K") -> Path | None:
     """A VRT with one band per date (band description = the date), for tools that take a stack."""
     if not results:
         return None
     from osgeo import gdal
 
     gdal.UseExceptions()
-    path = folder / f"lst_stack_{method}.vrt"
+    path = folder / f"lst_stack_{method}{unit_suffix(unit)}.vrt"
     names = [r.path.name for r in results]
     cwd = os.getcwd()
     os.chdir(folder)  # relative source paths, so the folder can be moved or shared
@@ -204,7 +209,7 @@ def _write_stack(folder: Path, results: list[FusionResult], method: str) -> Path
         for band, result in enumerate(results, start=1):
             vrt.GetRasterBand(band).SetDescription(result.target_date)
             vrt.GetRasterBand(band).SetMetadataItem("ACQUISITION_DATE", result.target_date)
-        vrt.SetMetadataItem("LST_UNIT", "K")
+        vrt.SetMetadataItem("LST_UNIT", unit)
         vrt.FlushCache()
         vrt = None
     finally:
@@ -224,14 +229,16 @@ def fuse_series(
     scheduler: str | None = None,
     include_paired: bool = False,
     progress: Progress | None = None,
+    out_unit: str = "K",
 ) -> SeriesResult:
-    """Predict every MODIS-only date (or ``dates``) of a season into ``out_dir``.
+    """Predict every MODIS-only date (or ``dates``) of a season into ``out_dir``, in ``out_unit``.
 
     ``scheduler``: the address of a Dask scheduler to run the dates on a cluster (the
     output folder must be on storage its workers share); None runs them here.
     ``include_paired``: also predict the dates that have Landsat, from the other pairs.
     """
     progress = ensure(progress)
+    out_unit = normalise_unit(out_unit) or "K"
     spec, params = method_and_params(method, params)
     references = spec.references(params)
     check_output_folder(out_dir, "fuse_series", [*fine_inputs, *coarse_inputs])
@@ -250,10 +257,13 @@ def fuse_series(
     stats = {}
     if spec.mode == "crop":  # the window methods' similarity thresholds; networks need none
         reference_statistics({p.fine.path: p.fine for task in tasks for p in task.pairs}.values(), grid, stats)
+    if getattr(params, "sensor_bias", "none") == "landsat":
+        for pair in {p.fine.path: p for task in tasks for p in task.pairs}.values():
+            reference_offset(pair.fine, pair.coarse, grid, stats)
     sources = [*fine_inputs, *coarse_inputs, *(i.path for i in fine), *(i.path for i in coarse)]
     with output_folder(out_dir, "fuse_series", sources) as tmp:
         check_output_size(tmp, grid.width, grid.height, 4, len(tasks), "OUTPUT_FOLDER", progress)
-        names = [f"lst_{task.target.date:%Y%m%d}_{spec.name}.tif" for task in tasks]
+        names = [f"lst_{task.target.date:%Y%m%d}_{spec.name}{unit_suffix(out_unit)}.tif" for task in tasks]
         jobs = [(FusionInputs(tuple((p.fine, p.coarse) for p in task.pairs), task.target, grid), tmp / name)
                 for task, name in zip(tasks, names)]
         labels = [f"{task.target.date}: {name} from {', '.join(str(p.date) for p in task.pairs)}"
@@ -261,15 +271,15 @@ def fuse_series(
         # Cancelled or interrupted: the dates already written are kept (committed below).
         try:
             if scheduler:
-                done, stopped = _on_cluster(scheduler, spec, params, jobs, labels, stats, tmp, progress)
+                done, stopped = _on_cluster(scheduler, spec, params, jobs, labels, stats, tmp, progress, out_unit)
             else:
-                done, stopped = run_locally(fuse_date, [(spec.name, params, inputs, str(out), stats)
+                done, stopped = run_locally(fuse_date, [(spec.name, params, inputs, str(out), stats, out_unit)
                                                         for inputs, out in jobs], labels, progress)
         finally:
             _PROCESS_CACHE.clear()
-        stack = _write_stack(tmp, done, spec.name)
+        stack = _write_stack(tmp, done, spec.name, out_unit)
         report = {
-            "kind": "lst_fusion_fuse_series", "method": spec.name, "parameters": repr(params),
+            "kind": "lst_fusion_fuse_series", "method": spec.name, "unit": out_unit, "parameters": repr(params),
             "complete": stopped is None,
             "dates": [{**asdict(r), "path": r.path.name,
                        "uncertainty": r.uncertainty.name if r.uncertainty else None} for r in done],

@@ -1,7 +1,10 @@
 """Processing parameters of the fusion methods, built from the backend's registry and dataclasses.
 
 Both fusion algorithms (one date, a season) offer the same methods with the same parameters;
-a method or parameter added in the backend appears in both without a change here.
+a method or parameter added in the backend appears in both without a change here. Where the
+methods' dataclasses default a shared parameter differently (the LST options, chosen per
+method by bench/bench_lst_options.py), the parameter is a choice whose first entry is "the
+method's default", so leaving it alone gives each method its own measured default.
 """
 
 from __future__ import annotations
@@ -14,6 +17,22 @@ from qgis.core import (
 )
 
 from .base import add_advanced
+
+# What the LST options do and when to use them: the help of both fusion algorithms.
+OPTIONS_HELP = (
+    "COARSE_CONSISTENCY makes the result agree with MODIS at MODIS's own scale (less the sensor offset "
+    "of the reference dates): use it when a scene-wide change (heat wave, cold spell) is badly passed "
+    "on, not when MODIS's offset from Landsat changes from day to day. SENSOR_BIAS first moves each "
+    "fine reference by its local departure from MODIS on its own date (ubESTARFM's idea): 'Landsat "
+    "level' removes local sensor differences and the level errors of gap-filled references and keeps "
+    "Landsat's scene-wide level; 'MODIS level' gives a result on MODIS's calibration (unbiased against "
+    "MODIS, as ubESTARFM). 'The method's default' is what bench/bench_lst_options.py measured best for "
+    "each method: ESTARFM both on (Landsat level), deep models consistency on, STARFM neither. "
+    "OUTPUT_UNIT writes Kelvin or °C. UNCERTAINTY also writes "
+    "<output>_uncertainty.tif, a per-pixel 1σ (K) from MODIS's change and the reference's local "
+    "heterogeneity, calibrated on the sample data."
+)
+
 
 
 def methods() -> list:
@@ -33,8 +52,39 @@ def exposed_parameters() -> list[tuple[object, object]]:
     return list(seen.values())
 
 
+def method_defaults(name: str) -> dict[str, object]:
+    """Each method's default for the parameter ``name`` (the methods that have it)."""
+    from backend.parameters import exposed
+
+    return {method.name: field.default for method in methods() for field, info in exposed(method.params)
+            if info.name == name}
+
+
+def per_method(info) -> bool:
+    """Whether the methods default this shared parameter differently."""
+    return len({repr(v) for v in method_defaults(info.name).values()}) > 1
+
+
+def choices(field, info) -> list[tuple[object, str]]:
+    """(value, label) of a choice or on/off parameter."""
+    if info.options:
+        return list(zip(info.options, info.option_labels))
+    return [(False, "Off"), (True, "On")]
+
+
+def _default_label(field, info) -> str:
+    labels = dict(choices(field, info))
+    by_method = "; ".join(f"{name.upper()}: {labels[value].split(':')[0].lower()}"
+                          for name, value in method_defaults(info.name).items())
+    return f"The method's default ({by_method})"
+
+
 def parameter_for(field, info):
     """The Processing parameter of one exposed dataclass field (see backend.parameters)."""
+    if per_method(info):
+        return QgsProcessingParameterEnum(info.name, info.label,
+                                          [_default_label(field, info), *(label for _, label in choices(field, info))],
+                                          defaultValue=0)
     if info.options:
         return QgsProcessingParameterEnum(info.name, info.label, list(info.option_labels), defaultValue=0)
     if isinstance(field.default, bool):
@@ -74,7 +124,11 @@ def parameter_values(alg, parameters, context, fields) -> dict:
     """Values of the exposed ``fields`` ((field, info) pairs) keyed by parameter name."""
     values = {}
     for field, info in fields:
-        if info.options:
+        if per_method(info):
+            index = alg.parameterAsEnum(parameters, info.name, context)
+            if index > 0:  # 0: the method's own default (left out, so its dataclass decides)
+                values[info.name] = choices(field, info)[index - 1][0]
+        elif info.options:
             values[info.name] = info.options[alg.parameterAsEnum(parameters, info.name, context)]
         elif isinstance(field.default, bool):
             values[info.name] = alg.parameterAsBool(parameters, info.name, context)
