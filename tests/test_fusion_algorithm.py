@@ -34,7 +34,7 @@ def test_starfm_on_yanco_loaded_and_styled(provider, shared_data, tmp_path):
         "COARSE_T2": _yanco(shared_data, "MOD11A1_LST_cloudrm_20160308.tif"),
         "OUTPUT": str(out)}, feedback=QgsProcessingFeedback())
     assert res["DATE"] == "2016-03-08" and res["VALID_FRACTION"] > 0.99
-    layer = QgsProject.instance().mapLayersByName("LST 2016-03-08 STARFM")[0]
+    layer = QgsProject.instance().mapLayersByName("LST 2016-03-08 STARFM (K)")[0]
     assert layer.renderer().type() == "singlebandpseudocolor"
     assert read_lst(out).product == "STARFM fusion"
     QgsProject.instance().removeAllMapLayers()

@@ -92,9 +92,13 @@ def test_loaded_outputs_are_styled(provider, season, tmp_path):
     processing.runAndLoadResults("lst_fusion:gap_fill", {
         "INPUT": str(season / "sample"), "SENSOR": 1, "LOAD_OUTPUTS": True, "OUTPUT_FOLDER": str(tmp_path / "l")},
         feedback=QgsProcessingFeedback())
-    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("Gap-filled")]
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if "gap-filled (K)" in lyr.name()]
     assert len(layers) == 6
     assert all(lyr.renderer().type() == "singlebandpseudocolor" for lyr in layers)
+    assert len({(lyr.renderer().classificationMin(), lyr.renderer().classificationMax()) for lyr in layers}) == 1
+    flags = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("Fill flags")]
+    assert len(flags) == 6 and all(lyr.renderer().type() == "paletted" for lyr in flags)
+    assert all(lyr.temporalProperties().isActive() for lyr in layers + flags)
     QgsProject.instance().removeAllMapLayers()
 
 

@@ -57,7 +57,7 @@ def test_loaded_output_is_styled(provider, tmp_path, sample_dataset):
         {"INPUT": str(folder / manifest["dates"][0]["modis_lst"]), "OUTPUT": str(tmp_path / "m.tif"),
          "OUTPUT_UNIT": 1},
         feedback=QgsProcessingFeedback())
-    layers = project.mapLayersByName(f"LST {manifest['dates'][0]['date']} MOD11A1")
+    layers = project.mapLayersByName(f"LST {manifest['dates'][0]['date']} MOD11A1 (°C)")
     assert layers, [lyr.name() for lyr in project.mapLayers().values()]
     layer = layers[0]
     assert layer.renderer().type() == "singlebandpseudocolor"
@@ -101,9 +101,12 @@ def test_cancelled_run_leaves_no_output(provider, tmp_path):
 
 
 def test_missing_package_message(provider, tmp_path, monkeypatch):
-    monkeypatch.setitem(dependencies.REQUIRED, "no_such_pkg_xyz", ("no_such_pkg_xyz", "", "every stage"))
+    monkeypatch.setitem(dependencies.REQUIRED, "no_such_pkg_xyz", ("no_such_pkg_xyz", "python3-no-such", "every stage"))
     problem = dependencies.backend_problem()
-    assert "no_such_pkg_xyz" in problem and "-m pip install" in problem and "'no_such_pkg_xyz'" in problem
+    assert "no_such_pkg_xyz" in problem and "apt-get install python3-no-such" in problem
+    # A package the installer can add: the one command that installs its group, with QGIS's Python.
+    hint = dependencies.install_hint(["numba", "torch"], dependencies.OPTIONAL)
+    assert "installer.py --group fusion --group training --target" in hint and "numba (for fusion" in hint
     with pytest.raises(QgsProcessingException, match="missing Python packages"):
         _run("generate_sample_dataset", {"OUTPUT_FOLDER": str(tmp_path / "s"), "WIDTH": 16, "HEIGHT": 16})
 

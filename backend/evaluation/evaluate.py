@@ -48,8 +48,8 @@ RECORD_NAME = "metrics.json"
 class EvaluateParams:
     """What users set for an evaluation; the Processing algorithm builds its parameters from these fields."""
 
-    unit: str = param("K", "METRIC_UNIT", "Temperature scale of SSIM, SAM and ERGAS", options=m.UNITS,
-                      option_labels=("Kelvin", "degrees Celsius (as the survey's tables)"))
+    unit: str = param("K", "METRIC_UNIT", "Temperature unit of the report's maps and of SSIM, SAM and ERGAS",
+                      options=m.UNITS, option_labels=("Kelvin (K)", "Degrees Celsius (°C, as the survey's tables)"))
     coarse_resolution: float = param(0.0, "COARSE_RESOLUTION",
                                      "Coarse pixel size for ERGAS, m (0: from the MODIS inputs, else 926.6 m)",
                                      minimum=0.0, advanced=True)

@@ -15,6 +15,7 @@ import io
 import numpy as np
 
 from ..io.dates import file_name
+from ..io.lst_raster import KELVIN_OFFSET
 from ..progress import Progress, ensure
 from . import metrics as m
 
@@ -196,13 +197,18 @@ def _decimate(a: np.ndarray) -> np.ndarray:
     return a[::step, ::step]
 
 
-def _maps_png(entry: dict, baselines: set[str]) -> str:
-    """Reference and every entry on one LST scale; their errors on one diverging scale centred on 0."""
+def _shown(a: np.ndarray, unit: str) -> np.ndarray:
+    """Kelvin values as the report shows them (``unit`` 'K' or 'C')."""
+    return a - KELVIN_OFFSET if unit == "C" else a
+
+
+def _maps_png(entry: dict, baselines: set[str], unit: str = "K") -> str:
+    """Reference and every entry on one LST scale (``unit``); their errors on one diverging scale centred on 0."""
     plt = _plt()
     from matplotlib.colors import TwoSlopeNorm
 
-    ref = _decimate(entry["reference"].read().data)
-    images = {label: _decimate(item.read().data) for label, item in entry["entries"].items()}
+    ref = _shown(_decimate(entry["reference"].read().data), unit)
+    images = {label: _shown(_decimate(item.read().data), unit) for label, item in entry["entries"].items()}
     lo, hi = np.nanpercentile(ref, [2, 98]) if np.isfinite(ref).any() else (0, 1)
     errors = {label: a - ref for label, a in images.items()}
     # The error scale is set by the methods (baselines may saturate it: the colour bar says so), so a
@@ -213,25 +219,27 @@ def _maps_png(entry: dict, baselines: set[str]) -> str:
     lim = lim if lim > 0 else 1.0
     n = len(images) + 1
     fig, axes = plt.subplots(2, n, figsize=(3.1 * n, 6.2), squeeze=False)
-    im = axes[0, 0].imshow(ref, cmap="turbo", vmin=lo, vmax=hi)
+    im = axes[0, 0].imshow(ref, cmap="inferno", vmin=lo, vmax=hi)
     axes[0, 0].set_title("reference", fontsize=10)
     axes[1, 0].text(0.5, 0.5, "error =\nprediction − reference", ha="center", va="center", fontsize=10)
     axes[1, 0].axis("off")
     for col, (label, a) in enumerate(images.items(), start=1):
-        axes[0, col].imshow(a, cmap="turbo", vmin=lo, vmax=hi)
+        axes[0, col].imshow(a, cmap="inferno", vmin=lo, vmax=hi)
         axes[0, col].set_title(label, fontsize=10)
         em = axes[1, col].imshow(errors[label], cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim))
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8, label="LST (K)")
+    fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8, label=f"LST ({'°C' if unit == 'C' else 'K'})")
     if images:
         fig.colorbar(em, ax=axes[1, :].tolist(), shrink=0.8, label="error (K)", extend="both")
     return _png(fig)
 
 
-def _scatter_png(samples: dict[str, np.ndarray]) -> str:
+def _scatter_png(samples: dict[str, np.ndarray], unit: str = "K") -> str:
     plt = _plt()
+    samples = {label: _shown(s, unit) for label, s in samples.items()}
+    symbol = "°C" if unit == "C" else "K"
     n = len(samples)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
@@ -242,8 +250,8 @@ def _scatter_png(samples: dict[str, np.ndarray]) -> str:
         ax.hexbin(s[1], s[0], gridsize=60, extent=(lo, hi, lo, hi), bins="log", cmap="viridis", mincnt=1)
         ax.plot([lo, hi], [lo, hi], "r-", lw=1, label="1:1")
         ax.set_title(label, fontsize=10)
-        ax.set_xlabel("reference (K)")
-        ax.set_ylabel("predicted (K)")
+        ax.set_xlabel(f"reference ({symbol})")
+        ax.set_ylabel(f"predicted ({symbol})")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
@@ -347,14 +355,15 @@ def write_report(path, record: dict, samples: dict[str, np.ndarray], maps: list[
         else:
             tag = f", mean change since the last Landsat {entry['change_k']:.1f} K" if entry["change_k"] else ""
         sections += [f"<h2>Maps of {entry['date']}{tag}</h2>",
-                     _img(_maps_png(entry, baselines), f"maps of {entry['date']}"),
+                     _img(_maps_png(entry, baselines, record["settings"]["unit"]), f"maps of {entry['date']}"),
                      f"<p><small>Reference {html.escape(file_name(entry['reference'].path))}. One LST scale "
                      "(2–98 % of the reference) for all maps; one error scale centred on 0.</small></p>"]
     progress.update(0.7)
     order = list(record["summary"]["all"])
     samples = {k: samples[k] for k in sorted(samples, key=lambda k: order.index(k) if k in order else len(order))}
     if samples:
-        sections += ["<h2>Predicted against reference</h2>", _img(_scatter_png(samples), "density scatter"),
+        sections += ["<h2>Predicted against reference</h2>",
+                     _img(_scatter_png(samples, record["settings"]["unit"]), "density scatter"),
                      "<h2>Error distribution</h2>", _img(_histogram_png(samples), "error histogram")]
     classes = _breakdown_table(record, "classes", "class")
     if classes:

@@ -78,9 +78,29 @@ def raster_output(path: str | os.PathLike, **profile) -> Iterator:
     verify_raster(path)
 
 
+UNIT_SYMBOLS = {"K": "K", "C": "°C"}
+
+
+def unit_symbol(unit: str) -> str:
+    """How a unit is written for people: 'K' or '°C'."""
+    return UNIT_SYMBOLS[normalise_unit(unit) or "K"]
+
+
+def unit_suffix(unit: str) -> str:
+    """What an output name carries for its unit: nothing for Kelvin (the working unit), '_degC' for Celsius."""
+    return "" if (normalise_unit(unit) or "K") == "K" else "_degC"
+
+
+def from_kelvin(block: np.ndarray, unit: str) -> np.ndarray:
+    """A Kelvin block in the output ``unit`` ('K' or 'C'); stages compute in Kelvin and convert on writing."""
+    return block if unit == "K" else (block - np.float32(KELVIN_OFFSET)).astype(np.float32)
+
+
 def describe_lst_band(dst, unit: str) -> None:
-    dst.set_band_description(1, f"LST ({unit})")
-    dst.units = (unit,)
+    """Band description and unit type: 'LST (K)' or 'LST (°C)' (QGIS shows them in the legend)."""
+    symbol = unit_symbol(unit)
+    dst.set_band_description(1, f"LST ({symbol})")
+    dst.units = (symbol,)
 
 
 def write_lst(
@@ -103,7 +123,7 @@ def write_lst(
     final = check_raster_output(path, (raster.source, *inputs))
     cog = cog and _cog_available()
     check_output_size(final.parent, raster.width, raster.height, 8 if cog else 4, progress=progress)
-    data = raster.data if unit == "K" else raster.data - np.float32(KELVIN_OFFSET)
+    data = from_kelvin(raster.data, unit)
     profile = lst_profile(raster.crs, raster.transform, raster.width, raster.height)
     with atomic_path(final, verify=verify_raster) as tmp:
         stage = tmp.with_name(tmp.name + ".stage.tif") if cog else tmp

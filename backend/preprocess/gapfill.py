@@ -42,8 +42,17 @@ from ..io.dates import file_name
 from ..io.grid import block_rows_for
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_folder, check_output_size, output_folder
+from ..io.readers import normalise_unit
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
-from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..io.writers import (
+    describe_lst_band,
+    from_kelvin,
+    lst_profile,
+    lst_tags,
+    raster_output,
+    unit_suffix,
+    verify_raster,
+)
 from ..progress import Progress, ensure
 
 METHODS = ("temporal_then_spatial", "temporal", "spatial", "modis_guided")
@@ -169,7 +178,7 @@ def flags_path_for(filled: str | os.PathLike) -> Path | None:
 def _output_stem(item: SeriesItem) -> str:
     name = file_name(item.path)
     if name.endswith(FILLED_SUFFIX):  # filling an already gap-filled raster again keeps its name
-        return name[: -len(FILLED_SUFFIX)]
+        return name[: -len(FILLED_SUFFIX)].removesuffix(unit_suffix("C"))
     return name.rsplit(".", 1)[0] if name.lower().endswith((".tif", ".tiff", ".hdf")) else name
 
 
@@ -257,6 +266,7 @@ def gap_fill_series(
     progress: Progress | None = None,
     missing_quality: str = "refuse",
     guide: list[str | os.PathLike] | None = None,
+    out_unit: str = "K",
 ) -> Path:
     """Gap-fill a series of one sensor's LST rasters into ``out_dir``; return the report's path.
 
@@ -266,8 +276,10 @@ def gap_fill_series(
     ``missing_quality``: a product without its QA/QC file is refused ('refuse'), or used
     unmasked with a warning ('warn'); the report says which dates were masked.
     ``guide``: the MODIS series on the same grid, for ``method='modis_guided'``.
+    ``out_unit``: 'K' or 'C' for the filled rasters (Celsius ones are named ``*_degC_filled.tif``).
     """
     progress = ensure(progress)
+    out_unit = normalise_unit(out_unit) or "K"
     if method not in METHODS:
         raise InputError(f"Unknown gap-fill method {method!r}: choose one of {', '.join(METHODS)}.")
     if max_gap_days <= 0 or max_distance_px <= 0:
@@ -355,18 +367,18 @@ def gap_fill_series(
         reports = []
         for k, item in enumerate(items):
             stem = _output_stem(item)
-            target = tmp / f"{stem}{FILLED_SUFFIX}"
+            target = tmp / f"{stem}{unit_suffix(out_unit)}{FILLED_SUFFIX}"
             flags_path = flags_path_for(target)
             meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, item.date,
                              item.product, item.sensor, item.path)
-            tags = {**lst_tags(meta, "K"), "GAPFILL_METHOD": method,
+            tags = {**lst_tags(meta, out_unit), "GAPFILL_METHOD": method,
                     "GAPFILL_MAX_GAP_DAYS": str(max_gap_days), "GAPFILL_MAX_DISTANCE_PX": str(max_distance_px)}
             tally = np.zeros(256, np.int64)
             with rasterio.open(stage_files[k]) as src, rasterio.open(climatology_file) as clim_src, \
                     raster_output(target, **profile) as dst, raster_output(flags_path, **flag_profile) as fdst, \
                     _prior_flags(item) as prior:
                 dst.update_tags(**tags)
-                describe_lst_band(dst, "K")
+                describe_lst_band(dst, out_unit)
                 fdst.update_tags(LST_FUSION_CONTENT="fill_flags", ACQUISITION_DATE=item.date.isoformat(),
                                  FLAG_VALUES=", ".join(f"{v}={m}" for v, m in FLAG_MEANING.items()))
                 for window, haloed, inner in grid.row_blocks(rows_b, halo):
@@ -380,7 +392,7 @@ def gap_fill_series(
                         earlier = prior.read(1, window=window)
                         carried = (flags == OBSERVED) & (earlier != OBSERVED) & (earlier != NODATA)
                         flags[carried] = earlier[carried]
-                    dst.write(values[inner], 1, window=window)
+                    dst.write(from_kelvin(values[inner], out_unit), 1, window=window)
                     fdst.write(flags, 1, window=window)
                     tally += np.bincount(flags.ravel(), minlength=256)
             fractions = {name: round(float(tally[v]) / total, 6) for v, name in
@@ -399,7 +411,7 @@ def gap_fill_series(
         stage.rmdir()
         report = {
             "kind": "lst_fusion_gapfill",
-            "method": method, "sensor": items[0].sensor, "max_gap_days": max_gap_days,
+            "method": method, "sensor": items[0].sensor, "unit": out_unit, "max_gap_days": max_gap_days,
             "max_distance_px": max_distance_px, "fill_never_observed": fill_never_observed,
             "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
                      "width": grid.width, "height": grid.height},

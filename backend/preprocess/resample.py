@@ -22,8 +22,17 @@ from ..io.atomic import atomic_path
 from ..io.grid import Grid, block_rows_for
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_folder, check_output_size, check_raster_output, output_folder
+from ..io.readers import normalise_unit
 from ..io.series import SeriesItem, describe, find_lst_files, load_series
-from ..io.writers import describe_lst_band, lst_profile, lst_tags, raster_output, verify_raster
+from ..io.writers import (
+    describe_lst_band,
+    from_kelvin,
+    lst_profile,
+    lst_tags,
+    raster_output,
+    unit_suffix,
+    verify_raster,
+)
 from ..progress import Progress, ensure
 
 METHODS = {
@@ -62,9 +71,11 @@ def resample_lst(
     method: str = "bicubic",
     block_rows: int | None = None,
     progress: Progress | None = None,
+    out_unit: str = "K",
 ) -> Path:
-    """Warp ``source`` onto ``grid`` with ``method`` and write it atomically to ``out_path``."""
+    """Warp ``source`` onto ``grid`` with ``method`` and write it atomically to ``out_path`` in ``out_unit``."""
     progress = ensure(progress)
+    out_unit = normalise_unit(out_unit) or "K"
     if method not in METHODS:
         raise InputError(f"Unknown resampling method {method!r}: choose one of {', '.join(METHODS)}.")
     if source.crs is None:
@@ -75,13 +86,13 @@ def resample_lst(
     rows = block_rows or block_rows_for(grid.width, 16)
     blocks = list(grid.row_blocks(rows))
     profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
-    tags = {**lst_tags(source, "K"), "RESAMPLING": method,
+    tags = {**lst_tags(source, out_unit), "RESAMPLING": method,
             "SOURCE_RESOLUTION": f"{source.resolution[0]:g}", "SOURCE_CRS": source.crs.to_string()}
     valid = 0
     with atomic_path(out_path, verify=verify_raster) as tmp:
         with raster_output(tmp, **profile) as dst:
             dst.update_tags(**tags)
-            describe_lst_band(dst, "K")
+            describe_lst_band(dst, out_unit)
             for b, (window, _, _) in enumerate(blocks):
                 block = np.full((int(window.height), int(window.width)), np.nan, np.float32)
                 reproject(
@@ -91,7 +102,7 @@ def resample_lst(
                     dst_nodata=np.nan, resampling=METHODS[method],
                 )
                 valid += int(np.isfinite(block).sum())
-                dst.write(block, 1, window=window)
+                dst.write(from_kelvin(block, out_unit), 1, window=window)
                 progress.update((b + 1) / len(blocks))
         if valid == 0:
             raise InputError(f"{source.source}: no valid pixel falls on the target grid ({grid.describe()}).")
@@ -121,8 +132,12 @@ def resample_series(
     sensor: str = "auto",
     unit: str | None = None,
     progress: Progress | None = None,
+    out_unit: str = "K",
 ) -> list[Path]:
-    """Resample every raster of a series onto ``grid``, into ``out_dir`` (written atomically)."""
+    """Resample every raster of a series onto ``grid``, into ``out_dir`` (written atomically), in ``out_unit``.
+
+    Outputs are named ``SENSOR_YYYYMMDD_METHOD.tif`` (``…_degC.tif`` in Celsius).
+    """
     progress = ensure(progress)
     check_output_folder(out_dir, "resample", inputs)
     items: list[SeriesItem] = load_series(inputs, sensor=sensor, unit=unit, same_grid=False, progress=progress)
@@ -131,10 +146,10 @@ def resample_series(
         out = Path(out_dir)
         check_output_size(tmp, grid.width, grid.height, 4, len(items), "OUTPUT_FOLDER", progress)
         for k, item in enumerate(items):
-            name = f"{item.sensor}_{item.date:%Y%m%d}_{method}.tif"
+            name = f"{item.sensor}_{item.date:%Y%m%d}_{method}{unit_suffix(out_unit)}.tif"
             outputs.append(out / name)
-            resample_lst(item.read(), grid, tmp / name, method, progress=progress.sub(k / len(items),
-                                                                                      (k + 1) / len(items)))
+            resample_lst(item.read(), grid, tmp / name, method,
+                         progress=progress.sub(k / len(items), (k + 1) / len(items)), out_unit=out_unit)
             progress.info(f"{item.date}: {Path(item.path).name} -> {name}")
         (tmp / "resample_report.json").write_text(json.dumps({
             "kind": "lst_fusion_resample", "method": method,

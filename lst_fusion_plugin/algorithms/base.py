@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
 )
@@ -51,10 +53,20 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
         return self.GROUP
 
     def shortHelpString(self) -> str:  # noqa: N802
-        return self.HELP
+        """The algorithm's help, then every parameter with its name for qgis_process and the modeler."""
+        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in self.HELP.split("\n\n") if p.strip())
+        rows = []
+        for param in self.parameterDefinitions():
+            detail = html.escape(param.description())
+            if isinstance(param, QgsProcessingParameterEnum):
+                detail += " — " + "; ".join(f"{k}: {html.escape(o)}" for k, o in enumerate(param.options()))
+            optional = " (optional)" if param.flags() & QgsProcessingParameterDefinition.FlagOptional else ""
+            rows.append(f"<li><b>{param.name()}</b>{optional}: {detail}</li>")
+        return paragraphs + (f"<h3>Parameters</h3><ul>{''.join(rows)}</ul>" if rows else "")
 
     def icon(self) -> QIcon:
-        return QIcon(str(ICON))
+        group_icon = ICON.parent / f"{self.GROUP}.svg"
+        return QIcon(str(group_icon if group_icon.exists() else ICON))
 
     def createInstance(self):  # noqa: N802
         return type(self)()
@@ -143,6 +155,19 @@ def add_advanced(alg: QgsProcessingAlgorithm, params) -> None:
         alg.addParameter(param)
 
 
+OUTPUT_UNITS = [("K", "Kelvin (K)"), ("C", "Degrees Celsius (°C)")]
+UNIT_SYMBOLS = {"K": "K", "C": "°C"}
+
+
+def output_unit_parameter() -> QgsProcessingParameterEnum:
+    """OUTPUT_UNIT: the unit written into LST outputs (files, metadata, band description, legend)."""
+    return QgsProcessingParameterEnum("OUTPUT_UNIT", "Output unit", [u[1] for u in OUTPUT_UNITS], defaultValue=0)
+
+
+def output_unit(alg: QgsProcessingAlgorithm, parameters, context) -> str:
+    return enum_value(alg, parameters, "OUTPUT_UNIT", context, OUTPUT_UNITS)
+
+
 def style_output(context: QgsProcessingContext, output: str, name: str, unit: str = "K") -> None:
     """Name the output layer and style it as LST when Processing loads it."""
     from ..styling import LSTStyler
@@ -155,19 +180,23 @@ def style_output(context: QgsProcessingContext, output: str, name: str, unit: st
 
 def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "K", names=None,
                  dates=None, style: str = "lst") -> None:
-    """Queue output rasters to be loaded, styled (as LST, or ``style='error'``), when the algorithm finishes.
+    """Queue output rasters to be loaded, styled (``style``: 'lst', 'error' or 'flags'), when the algorithm
+    finishes; LST and error layers of one call share one colour range, so they compare by colour.
 
     With ``dates`` (ISO strings) each layer covers its day in QGIS's temporal framework, so the
     Temporal Controller steps through a series.
     """
+    from backend.io.display_range import display_range
+
     from ..styling import LSTStyler
 
     paths = list(paths)
     names = names or [f"{group} {Path(path).stem}" for path in paths]
     dates = dates or [None] * len(paths)
+    shared = display_range(paths, symmetric=style == "error") if style in ("lst", "error") and paths else None
     for path, name, date in zip(paths, names, dates):
         details = QgsProcessingContext.LayerDetails(name, context.project(), name)
-        details.setPostProcessor(LSTStyler.create(unit, name, date, style))
+        details.setPostProcessor(LSTStyler.create(unit, name, date, style, shared))
         context.addLayerToLoadOnCompletion(str(path), details)
 
 

@@ -14,9 +14,18 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .base import LSTAlgorithm, backend_errors, enum_value, progress_from, style_output
+from .base import (
+    UNIT_SYMBOLS,
+    LSTAlgorithm,
+    backend_errors,
+    enum_value,
+    output_unit,
+    output_unit_parameter,
+    progress_from,
+    style_output,
+)
 from .gapfill import UNITS
-from .method_params import add_method_parameters, method_and_params, output_label
+from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, output_label
 
 
 class FuseAlgorithm(LSTAlgorithm):
@@ -37,11 +46,7 @@ class FuseAlgorithm(LSTAlgorithm):
         "LST (see the documentation): sensor uncertainties 0.2 K (fine) and 0.5 K (coarse), minimum "
         "coarse change 2 K. Deep models run on overlapping tiles (TILE, TILE_OVERLAP) blended without "
         "seams. Pixels without valid inputs are left nodata and counted.\n\n"
-        "COARSE_CONSISTENCY makes the result agree with MODIS at MODIS's own scale (less the sensor offset "
-        "of the reference dates): use it when a scene-wide change (heat wave, cold spell) is badly passed "
-        "on, not when MODIS's offset from Landsat changes from day to day. UNCERTAINTY also writes "
-        "<output>_uncertainty.tif, a per-pixel 1σ (K) from MODIS's change and the reference's local "
-        "heterogeneity, calibrated on the sample data."
+        + OPTIONS_HELP
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -55,6 +60,7 @@ class FuseAlgorithm(LSTAlgorithm):
             "COARSE_T3", "Coarse LST at t3 (two-pair methods)", optional=True))
         add_method_parameters(self, [QgsProcessingParameterEnum(
             "UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0)])
+        self.addParameter(output_unit_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused LST"))
         self.addOutput(QgsProcessingOutputString("DATE", "Prediction date"))
         self.addOutput(QgsProcessingOutputNumber("VALID_FRACTION", "Fraction of pixels predicted"))
@@ -80,7 +86,10 @@ class FuseAlgorithm(LSTAlgorithm):
                 pairs.append((fine3, coarse3))  # the backend refuses it for one-pair methods, never ignores it
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
             result = fuse(spec.name, pairs, self._path(parameters, "COARSE_T2", context), output, params,
-                          unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback))
-        style_output(context, output, f"LST {result.target_date} {output_label(spec, params)}")
+                          unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback),
+                          out_unit=output_unit(self, parameters, context))
+        unit = output_unit(self, parameters, context)
+        style_output(context, output, f"LST {result.target_date} {output_label(spec, params)} ({UNIT_SYMBOLS[unit]})",
+                     unit)
         return {"OUTPUT": output, "DATE": result.target_date, "VALID_FRACTION": result.valid_fraction,
                 "NODATA_PIXELS": result.nodata_pixels, "UNCERTAINTY": str(result.uncertainty or "")}

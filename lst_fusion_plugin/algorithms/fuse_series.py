@@ -12,16 +12,19 @@ from qgis.core import (
 )
 
 from .base import (
+    UNIT_SYMBOLS,
     LSTAlgorithm,
     add_folder_and_files,
     backend_errors,
     enum_value,
     folder_and_files,
     load_outputs,
+    output_unit,
+    output_unit_parameter,
     progress_from,
 )
 from .gapfill import UNITS
-from .method_params import add_method_parameters, method_and_params, output_label
+from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, output_label
 
 
 def _dates(alg, parameters, name: str, context) -> list:
@@ -47,11 +50,13 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
         "is predicted from the nearest pair (one-pair methods) or the nearest pairs before and after it "
         "(two-pair methods). DATES limits the run to the dates listed; REFERENCE_DATES fixes the "
         "reference pair(s) for every date. The statistics of each pair are computed once.\n\n"
-        "Writes lst_YYYYMMDD_METHOD.tif per date, lst_stack_METHOD.vrt (one band per date, the date as "
-        "band description) and fuse_series.json. Loaded layers are styled and carry their date, so the "
+        "Writes lst_YYYYMMDD_METHOD.tif per date (…_degC.tif in Celsius, OUTPUT_UNIT), lst_stack_METHOD.vrt "
+        "(one band per date, the date as band description) and fuse_series.json. Loaded layers share one "
+        "colour range and carry their date, so the "
         "Temporal Controller animates the season. Cancelling keeps the dates already finished.\n\n"
         "SCHEDULER runs the dates as tasks on a Dask cluster (dask.distributed); a worker that is lost is "
-        "replaced and its date run again."
+        "replaced and its date run again.\n\n"
+        + OPTIONS_HELP
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -71,6 +76,7 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "INCLUDE_PAIRED", "Also predict the dates that have Landsat, from the other pairs (to validate)",
             False))
+        self.addParameter(output_unit_parameter())
         self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the fused rasters", True))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Fused series"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Dates fused"))
@@ -95,11 +101,11 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
                                  unit=enum_value(self, parameters, "UNIT", context, UNITS),
                                  scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None,
                                  include_paired=self.parameterAsBool(parameters, "INCLUDE_PAIRED", context),
-                                 progress=progress_from(feedback))
+                                 progress=progress_from(feedback), out_unit=output_unit(self, parameters, context))
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
-            label = output_label(spec, params)
-            load_outputs(context, [r.path for r in result.outputs], label,
-                         names=[f"LST {r.target_date} {label}" for r in result.outputs],
+            label, unit = output_label(spec, params), output_unit(self, parameters, context)
+            load_outputs(context, [r.path for r in result.outputs], label, unit,
+                         names=[f"LST {r.target_date} {label} ({UNIT_SYMBOLS[unit]})" for r in result.outputs],
                          dates=[r.target_date for r in result.outputs])
         return {"OUTPUT_FOLDER": folder, "DATE_COUNT": len(result.outputs),
                 "STACK": str(result.stack) if result.stack else "", "REPORT": str(result.report)}

@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from .base import (
+    UNIT_SYMBOLS,
     LSTAlgorithm,
     add_advanced,
     add_folder_and_files,
@@ -22,6 +23,8 @@ from .base import (
     enum_value,
     folder_and_files,
     load_outputs,
+    output_unit,
+    output_unit_parameter,
     progress_from,
     series_inputs,
 )
@@ -97,7 +100,9 @@ class GapFillAlgorithm(LSTAlgorithm):
             QgsProcessingParameterEnum("MISSING_QUALITY", "Products without their QA_PIXEL/QC file",
                                        [q[1] for q in missing_quality_options()], defaultValue=0),
         ])
-        self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the filled rasters", False))
+        self.addParameter(output_unit_parameter())
+        self.addParameter(QgsProcessingParameterBoolean(
+            "LOAD_OUTPUTS", "Open the filled rasters (and their fill flags)", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Gap-filled series"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Gap-fill report (JSON)"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Number of dates"))
@@ -120,11 +125,18 @@ class GapFillAlgorithm(LSTAlgorithm):
                 unit=enum_value(self, parameters, "UNIT", context, UNITS),
                 missing_quality=enum_value(self, parameters, "MISSING_QUALITY", context, missing_quality_options()),
                 progress=progress_from(feedback),
+                out_unit=output_unit(self, parameters, context),
             )
         report = json.loads(report_path.read_text())
         dates = report["dates"]
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
-            load_outputs(context, [report_path.parent / d["output"] for d in dates], "Gap-filled")
+            unit = report.get("unit", "K")
+            load_outputs(context, [report_path.parent / d["output"] for d in dates], "Gap-filled", unit,
+                         names=[f"LST {d['date']} gap-filled ({UNIT_SYMBOLS[unit]})" for d in dates],
+                         dates=[d["date"] for d in dates])
+            load_outputs(context, [report_path.parent / d["flags"] for d in dates], "Fill flags",
+                         names=[f"Fill flags {d['date']}" for d in dates], dates=[d["date"] for d in dates],
+                         style="flags")
         filled = sum(d["temporal_fraction"] + d["spatial_fraction"] + d["guided_fraction"] for d in dates) / len(dates)
         return {"OUTPUT_FOLDER": folder, "REPORT": str(report_path), "DATE_COUNT": len(dates),
                 "FILLED_FRACTION": filled}

@@ -11,12 +11,19 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import LSTAlgorithm, backend_errors, progress_from, style_output
+from .base import (
+    UNIT_SYMBOLS,
+    LSTAlgorithm,
+    backend_errors,
+    output_unit,
+    output_unit_parameter,
+    progress_from,
+    style_output,
+)
 
 PRODUCTS = [("auto", "Detect from file name and metadata"), ("modis", "MODIS MOD11/MYD11/MOD21 LST"),
             ("landsat", "Landsat 8/9 Collection 2 Level-2 ST_B10"), ("float", "Float LST raster (K or °C)")]
 INPUT_UNITS = [(None, "As stored in the file (LST Fusion outputs)"), ("K", "Kelvin"), ("C", "Celsius")]
-OUTPUT_UNITS = [("K", "Kelvin"), ("C", "Celsius")]
 MODIS_LAYERS = [("LST_Day_1km", "Day (LST_Day_1km; MOD21: LST_1KM)"), ("LST_Night_1km", "Night (LST_Night_1km)")]
 
 
@@ -52,8 +59,7 @@ class ImportLSTAlgorithm(LSTAlgorithm):
             fileFilter="Rasters (*.tif *.TIF *.tiff *.hdf);;All files (*)"))
         self.addParameter(QgsProcessingParameterString(
             "DATE", "Acquisition date (YYYY-MM-DD; empty = from the file name)", "", optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            "OUTPUT_UNIT", "Output unit", [u[1] for u in OUTPUT_UNITS], defaultValue=0))
+        self.addParameter(output_unit_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Decoded LST"))
         self.addOutput(QgsProcessingOutputString("DATE_OUT", "Acquisition date"))
         self.addOutput(QgsProcessingOutputNumber("VALID_FRACTION", "Fraction of valid pixels"))
@@ -68,7 +74,7 @@ class ImportLSTAlgorithm(LSTAlgorithm):
             source = self.parameterAsFile(parameters, "INPUT", context)
             product = PRODUCTS[self.parameterAsEnum(parameters, "PRODUCT", context)][0]
             unit = INPUT_UNITS[self.parameterAsEnum(parameters, "UNIT", context)][0]
-            out_unit = OUTPUT_UNITS[self.parameterAsEnum(parameters, "OUTPUT_UNIT", context)][0]
+            out_unit = output_unit(self, parameters, context)
             modis_layer = MODIS_LAYERS[self.parameterAsEnum(parameters, "MODIS_LAYER", context)][0]
             date = self.parameterAsString(parameters, "DATE", context) or None
             quality = self.parameterAsFile(parameters, "QUALITY", context) or None
@@ -87,5 +93,6 @@ class ImportLSTAlgorithm(LSTAlgorithm):
                               "the series and fusion algorithms need it.")
             write_lst(raster, output, unit=out_unit, progress=progress.sub(0.5, 1.0), inputs=(source, quality))
         date_text = raster.date.isoformat() if raster.date else ""
-        style_output(context, output, f"LST {date_text} {raster.product}".strip(), out_unit)
+        name = " ".join(f"LST {date_text} {raster.product}".split())
+        style_output(context, output, f"{name} ({UNIT_SYMBOLS[out_unit]})", out_unit)
         return {"OUTPUT": output, "DATE_OUT": date_text, "VALID_FRACTION": raster.valid_fraction}

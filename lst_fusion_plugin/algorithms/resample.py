@@ -22,6 +22,8 @@ from .base import (
     backend_errors,
     enum_value,
     load_outputs,
+    output_unit,
+    output_unit_parameter,
     progress_from,
     series_inputs,
 )
@@ -62,6 +64,7 @@ class ResampleAlgorithm(LSTAlgorithm):
         ]
         add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Resampling", [m[1] for m in METHODS], defaultValue=0))
+        self.addParameter(output_unit_parameter())
         self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the resampled rasters", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Resampled series"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Number of rasters"))
@@ -103,7 +106,8 @@ class ResampleAlgorithm(LSTAlgorithm):
                 sensor=enum_value(self, parameters, "SENSOR", context, SENSORS),
                 unit=enum_value(self, parameters, "UNIT", context, UNITS),
                 progress=progress_from(feedback),
+                out_unit=output_unit(self, parameters, context),
             )
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
-            load_outputs(context, outputs, "Resampled")
+            load_outputs(context, outputs, "Resampled", output_unit(self, parameters, context))
         return {"OUTPUT_FOLDER": folder, "DATE_COUNT": len(outputs)}
