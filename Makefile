@@ -33,7 +33,7 @@ apt:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt constraints.txt
+$(VENV)/.installed: requirements.txt constraints.txt $(wildcard lst_fusion_plugin/requirements/*.txt)
 	@[ -x $(PY) ] || { echo ">> creating $(VENV) from /usr/bin/python3 (--system-site-packages: sees QGIS, numpy, rasterio)"; /usr/bin/python3 -m venv --system-site-packages $(VENV); }
 	@echo ">> pip: installing requirements.txt (torch CPU, onnx, onnxruntime, pytest, pytest-qgis, ruff)"
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt

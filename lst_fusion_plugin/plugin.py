@@ -27,6 +27,25 @@ class LSTFusionPlugin:
                     "LST Fusion", problem.splitlines()[0] + " See the log for how to install them.",
                     level=Qgis.Warning, duration=15,
                 )
+        elif self.iface is not None and self.iface.messageBar() is not None:
+            self._offer_install()
+
+    def _offer_install(self):
+        """A message bar with an Install button when packages the installer can add are missing."""
+        from .installer import GROUPS, missing
+
+        gone = missing(list(GROUPS))
+        if not gone:
+            return
+        from qgis.PyQt.QtWidgets import QPushButton
+
+        bar = self.iface.messageBar()
+        item = bar.createMessage("LST Fusion", f"Some stages need Python packages that are not installed "
+                                 f"({', '.join(r.split('=')[0] for r in gone)}).")
+        button = QPushButton("Install…")
+        button.clicked.connect(self._install_packages)
+        item.layout().addWidget(button)
+        bar.pushWidget(item, Qgis.Info, 0)
 
     def initGui(self):  # noqa: N802
         self.initProcessing()
@@ -35,6 +54,7 @@ class LSTFusionPlugin:
         from qgis.PyQt.QtWidgets import QAction
 
         for text, slot in (("LST Fusion algorithms…", self._show_toolbox),
+                           ("Install Python packages…", self._install_packages),
                            ("Python environment…", self._choose_venv)):
             action = QAction(self.provider.icon(), text, self.iface.mainWindow())
             action.triggered.connect(slot)
@@ -48,6 +68,11 @@ class LSTFusionPlugin:
         if dock is not None:
             dock.setVisible(True)
             dock.raise_()
+
+    def _install_packages(self):
+        from .installer_dialog import InstallerDialog
+
+        InstallerDialog(self.iface.mainWindow()).exec_()
 
     def _choose_venv(self):
         """Let the user name the virtual environment holding torch/onnxruntime (kept in QGIS settings)."""
