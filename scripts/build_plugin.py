@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
 NAME = "lst_fusion_plugin"
 GLUE = REPO / NAME
 EXTRA = ("backend", "models")
@@ -43,11 +44,30 @@ def stage(dest: Path, venv: Path | None) -> Path:
     return target
 
 
-def package(zip_path: Path) -> Path:
+def package(zip_path: Path, publication: dict[str, str] | None = None) -> Path:
+    """The zip QGIS installs; ``publication`` (email, repository, tracker, homepage) goes into its
+    metadata.txt with the changelog, and when given the metadata must pass the repository's checks."""
+    import plugin_metadata
+
+    publication = {k: v for k, v in (publication or {}).items() if v}
+    meta = plugin_metadata.packaged((REPO / "metadata.txt").read_text(encoding="utf-8"), publication)
+    if publication:
+        tmp_meta = zip_path.parent / ".metadata_check.txt"
+        zip_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_meta.write_text(meta, encoding="utf-8")
+        try:
+            found = plugin_metadata.problems(plugin_metadata.read(tmp_meta), GLUE, upload=True)
+        finally:
+            tmp_meta.unlink()
+        if found:
+            raise SystemExit("Not packaged: " + "; ".join(found))
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = zip_path.with_suffix(".part.zip")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for src, name in _entries():
+            if name == "metadata.txt":
+                zf.writestr(str(Path(NAME) / name), meta)
+                continue
             files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
             for f in files:
                 rel = f.relative_to(src) if src.is_dir() else Path()
@@ -77,6 +97,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dest", type=Path, default=REPO / "build" / "plugins")
     parser.add_argument("--zip", type=Path, default=REPO / "dist" / f"{NAME}.zip")
     parser.add_argument("--venv", type=Path, default=REPO / ".venv")
+    for field in ("email", "repository", "tracker", "homepage"):
+        parser.add_argument(f"--{field}", default=os.environ.get(field.upper(), ""),
+                            help=f"the plugin's {field}, for the plugin repository (env {field.upper()})")
     parser.add_argument(
         "--profile", type=Path,
         default=Path.home() / ".local/share/QGIS/QGIS3/profiles/default",
@@ -85,10 +108,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.command == "stage":
         print(f"staged {stage(args.dest, args.venv)}")
-    elif args.command == "package":
-        print(f"packaged {package(args.zip)}")
+    publication = {f: getattr(args, f) for f in ("email", "repository", "tracker", "homepage")}
+    if args.command == "package":
+        print(f"packaged {package(args.zip, publication)}")
     else:
-        zip_path = package(args.zip)
+        zip_path = package(args.zip, publication)
         target = deploy(zip_path, args.profile)
         if args.venv.exists():
             (target / "venv_path.txt").write_text(str(args.venv.resolve()) + "\n")

@@ -1,0 +1,73 @@
+"""The plugin as the QGIS plugin repository and the Processing toolbox see it: metadata, changelog, help, icons."""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import build_plugin  # noqa: E402
+import plugin_metadata  # noqa: E402
+
+PUBLICATION = {"email": "lst-fusion@uni-lab.eu", "repository": "https://git.uni-lab.eu/lst-fusion",
+               "tracker": "https://git.uni-lab.eu/lst-fusion/issues", "homepage": ""}
+
+
+def test_source_metadata_has_every_required_field_and_no_placeholder():
+    meta = plugin_metadata.read(REPO / "metadata.txt")
+    assert plugin_metadata.problems(meta, REPO / "lst_fusion_plugin") == []
+    assert meta["qgisMaximumVersion"] == "3.99" and meta["hasProcessingProvider"] == "yes"
+    # What only the publisher knows is left out rather than invented, and an upload check says so.
+    missing = plugin_metadata.problems(meta, REPO / "lst_fusion_plugin", upload=True)
+    assert sorted(m.split()[0] for m in missing) == ["email", "repository", "tracker"]
+
+
+def test_versions_agree_and_the_changelog_has_this_release():
+    import tomllib
+
+    from backend import __version__
+
+    meta = plugin_metadata.read(REPO / "metadata.txt")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert meta["version"] == __version__ == project
+    assert plugin_metadata.changelog_entries(REPO / "CHANGELOG.md")[0][0] == meta["version"]
+
+
+@pytest.mark.parametrize("bad,why", [({"email": "dev@example.org"}, "placeholder"),
+                                     ({"repository": "git.uni-lab.eu/lst"}, "not a web address"),
+                                     ({"email": "not an address"}, "not an address")])
+def test_the_checker_refuses_what_the_repository_would(bad, why):
+    meta = {**plugin_metadata.read(REPO / "metadata.txt"), **PUBLICATION, **bad}
+    assert any(why in p for p in plugin_metadata.problems(meta, REPO / "lst_fusion_plugin", upload=True))
+
+
+def test_the_package_carries_the_publication_fields_and_the_changelog(tmp_path):
+    zip_path = build_plugin.package(tmp_path / "lst_fusion_plugin.zip", PUBLICATION)
+    with zipfile.ZipFile(zip_path) as zf:
+        (tmp_path / "metadata.txt").write_bytes(zf.read("lst_fusion_plugin/metadata.txt"))
+        names = zf.namelist()
+    meta = plugin_metadata.read(tmp_path / "metadata.txt")
+    assert plugin_metadata.problems(meta, REPO / "lst_fusion_plugin", upload=True, changelog=None) == []
+    assert meta["repository"] == PUBLICATION["repository"] and "homepage" not in meta
+    assert meta["changelog"].startswith(meta["version"] + ":")
+    assert "lst_fusion_plugin/installer.py" in names and "lst_fusion_plugin/requirements/fusion.txt" in names
+    with pytest.raises(SystemExit, match="placeholder"):
+        build_plugin.package(tmp_path / "bad.zip", {**PUBLICATION, "email": "me@example.com"})
+    assert not (tmp_path / "bad.zip").exists()
+
+
+def test_every_algorithm_has_its_groups_icon_and_help_listing_its_parameters(provider):
+    icons = set()
+    for alg in provider.algorithms():
+        assert not alg.icon().isNull()
+        help_text = alg.shortHelpString()
+        assert "<h3>Parameters</h3>" in help_text
+        for param in alg.parameterDefinitions():
+            assert f"<b>{param.name()}</b>" in help_text, (alg.name(), param.name())
+        icons.add((alg.groupId(), (REPO / "lst_fusion_plugin" / "icons" / f"{alg.groupId()}.svg").is_file()))
+    assert {group for group, exists in icons if exists} == {"data", "preprocessing", "training", "fusion",
+                                                             "evaluation"}
