@@ -153,3 +153,23 @@ def test_installer_makes_a_fresh_profile_fuse(tiny_patches, tmp_path):
     assert Path(out["output"]).exists() and out["numba"].startswith(str(target))
     after = headless(tmp_path / "after_headless.tif")
     assert after.returncode == 0, (after.stdout + after.stderr)[-3000:]
+
+
+def test_the_dialog_lists_what_is_missing_and_shows_pips_log(qgis_app, tmp_path, monkeypatch):
+    from qgis.PyQt.QtWidgets import QDialogButtonBox
+
+    from lst_fusion_plugin.installer_dialog import InstallerDialog
+
+    monkeypatch.setenv(installer.TARGET_ENV, str(tmp_path / "pkgs"))
+    monkeypatch.setattr(installer, "missing", lambda groups: ["numba==0.68.1"] if "fusion" in groups else [])
+    monkeypatch.setattr(installer, "qgis_python", lambda: _fake_python(tmp_path, "Successfully installed numba", 0))
+    dialog = InstallerDialog()
+    assert dialog.boxes["fusion"].isChecked() and "numba==0.68.1" in dialog.boxes["fusion"].text()
+    assert not dialog.boxes["training"].isEnabled()
+    assert str(tmp_path / "pkgs") in dialog.layout().itemAt(0).widget().text()  # says where it installs
+    dialog.start()
+    assert dialog.worker.wait(30000)
+    qgis_app.processEvents()
+    text = dialog.log.toPlainText()
+    assert "Successfully installed numba" in text and "Restart QGIS" in text
+    assert dialog.progress.value() == 1 and not dialog.buttons.button(QDialogButtonBox.Ok).isEnabled()
