@@ -63,6 +63,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     from qgis.PyQt.QtCore import QSize, Qt
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
+    from backend.io.display_range import display_range
     from backend.preprocess.sample_data import CLASSES
     from lst_fusion_plugin.styling import apply_lst_style, set_date
 
@@ -99,6 +100,9 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
 
     # Overview: the chosen date of each group side by side, rendered by QGIS with the styles above.
     panels = [(g, first[g]) for g in first if "decoded)" not in g and "on the Landsat" not in g and "season" not in g]
+    shared = display_range([layer.source() for _, layer in panels])  # one colour scale: the panels compare
+    for _, layer in panels:
+        apply_lst_style(layer, value_range=shared)
     size, pad = 360, 28
     canvas = QImage(len(panels) * size, size + pad, QImage.Format_ARGB32)
     canvas.fill(QColor("white"))
