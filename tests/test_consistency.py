@@ -156,7 +156,7 @@ def test_real_yanco_dates_agree_better_with_modis(shared_data, tmp_path, day):
         assert np.corrcoef(detail(corrected)[ok], detail(fine)[ok])[0, 1] > 0.7, key  # the fine detail is kept
 
 
-@pytest.mark.parametrize("method", ["starfm"])  # ESTARFM and STTFN: 51-68 % by season, see uncertainty.py
+@pytest.mark.parametrize("method", ["starfm", "estarfm", "onnx"])
 def test_uncertainty_band_covers_about_68_percent(tmp_path, method):
     """The 1σ raster, calibrated on other seeds' seasons, covers 55-80 % of the errors on this one."""
     import datetime as dt
