@@ -82,7 +82,7 @@ def add_paths(setting: str | None = None) -> list[Path]:
                 site.addsitedir(str(sp))
                 sys.path[:] = [p for p in sys.path if p not in before] + before
                 added.append(sp)
-    folder = add_packages_folder()
+    folder = add_packages_folder(setting)
     return added + ([folder] if folder else [])
 
 
@@ -98,12 +98,12 @@ def packages_folder() -> Path | None:
         return None
 
 
-def add_packages_folder() -> Path | None:
+def add_packages_folder(setting: str | None = None) -> Path | None:
     """Put the installer's folder on ``sys.path``, after any venv (which takes precedence), before QGIS's own."""
     folder = packages_folder()
     if folder is None or not folder.is_dir() or str(folder) in sys.path:
         return None
-    venv_paths = {str(sp) for venv in venv_candidates() for sp in _site_packages(venv)}
+    venv_paths = {str(sp) for venv in venv_candidates(setting) for sp in _site_packages(venv)}
     after = [i for i, entry in enumerate(sys.path) if entry in venv_paths or entry == str(PLUGIN_DIR)]
     sys.path.insert(max(after) + 1 if after else 0, str(folder))
     importlib.invalidate_caches()
