@@ -159,6 +159,7 @@ def install(groups: list[str], target: Path | None = None, on_line: Callable[[st
     if only == []:
         on_line("Every package of " + ", ".join(groups) + " is already installed.")
         return target
+    existing = _numpy_entries(target)  # a folder someone else filled keeps its own numpy
     for cmd in pip_commands(groups, target, python, torch_index, only):
         on_line("$ " + " ".join(cmd))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -173,17 +174,17 @@ def install(groups: list[str], target: Path | None = None, on_line: Callable[[st
                 raise InstallError("Installation cancelled; run it again to finish (pip resumes where it can).")
         if proc.wait() != 0:
             raise InstallError(_explain("".join(log), proc.returncode))
-    _drop_numpy(target)
+    for path in _numpy_entries(target) - existing:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     on_line(f"Installed into {target}. Restart QGIS to use them.")
     return target
 
 
-def _drop_numpy(target: Path) -> None:
-    """Remove the numpy pip put into ``target`` as a dependency: QGIS's own must stay the one imported."""
-    for path in list(target.glob("numpy")) + list(target.glob("numpy-*.dist-info")) + list(target.glob("numpy.libs")):
-        shutil.rmtree(path, ignore_errors=True)
-    for script in target.glob("bin/f2py*"):
-        script.unlink(missing_ok=True)
+def _numpy_entries(target: Path) -> set[Path]:
+    """numpy's files in ``target``: those pip adds as a dependency are removed after the install, so that
+    QGIS's own numpy (GDAL is built against it) stays the one imported."""
+    patterns = ("numpy", "numpy-*.dist-info", "numpy.libs", "bin/f2py*")
+    return {path for pattern in patterns for path in target.glob(pattern)}
 
 
 def command_line(groups: list[str], target: Path | None = None) -> str:

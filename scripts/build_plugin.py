@@ -52,13 +52,7 @@ def package(zip_path: Path, publication: dict[str, str] | None = None) -> Path:
     publication = {k: v for k, v in (publication or {}).items() if v}
     meta = plugin_metadata.packaged((REPO / "metadata.txt").read_text(encoding="utf-8"), publication)
     if publication:
-        tmp_meta = zip_path.parent / ".metadata_check.txt"
-        zip_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_meta.write_text(meta, encoding="utf-8")
-        try:
-            found = plugin_metadata.problems(plugin_metadata.read(tmp_meta), GLUE, upload=True)
-        finally:
-            tmp_meta.unlink()
+        found = plugin_metadata.problems(plugin_metadata.parse(meta), GLUE, upload=True)
         if found:
             raise SystemExit("Not packaged: " + "; ".join(found))
     zip_path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,16 @@ PLACEHOLDERS = re.compile(r"example\.(org|com|net)|localhost|todo|fixme|your[_ -
 CATEGORIES = {"Raster", "Vector", "Database", "Web", "Mesh", "Analysis", "Plugins"}
 
 
-def read(path: Path) -> dict[str, str]:
+def parse(text: str) -> dict[str, str]:
+    """The [general] fields of a metadata.txt's text."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # keys keep their case (qgisMinimumVersion)
-    parser.read_string(path.read_text(encoding="utf-8"))
+    parser.read_string(text)
     return dict(parser["general"])
+
+
+def read(path: Path) -> dict[str, str]:
+    return parse(path.read_text(encoding="utf-8"))
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -56,11 +56,15 @@ def test_failures_are_explained(tmp_path, output, why):
 
 def test_numpy_pip_brought_is_removed(tmp_path):
     target = tmp_path / "pkgs"
-    for name in ("numpy", "numpy-1.24.2.dist-info", "numpy.libs", "numba"):
-        (target / name).mkdir(parents=True)
-    installer.install(["fusion"], target, on_line=lambda line: None, python=_fake_python(tmp_path, "ok", 0),
-                      only_missing=False)
-    assert sorted(p.name for p in target.iterdir()) == ["numba"]
+    (target / "numpy").mkdir(parents=True)  # there before the install: not ours to remove
+    pip = tmp_path / "python3"  # a pip that brings numpy as a dependency, beside what was asked for
+    pip.write_text("#!/bin/sh\nt=\"$(echo \"$@\" | sed 's/.*--target \\([^ ]*\\).*/\\1/')\"\n"
+                   "mkdir -p \"$t/numba\" \"$t/numpy-1.24.2.dist-info\" \"$t/numpy.libs\" \"$t/bin\"\n"
+                   "touch \"$t/bin/f2py\"\necho ok\n")
+    pip.chmod(0o755)
+    installer.install(["fusion"], target, on_line=lambda line: None, python=str(pip), only_missing=False)
+    assert sorted(p.name for p in target.iterdir()) == ["bin", "numba", "numpy"]
+    assert not list((target / "bin").iterdir())
 
 
 def test_the_packages_folder_comes_after_a_venv(tmp_path, monkeypatch):
