@@ -230,3 +230,33 @@ def test_fuse_with_the_shipped_model_through_qgis_process(chain, tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert json.loads(run.stdout[run.stdout.index("{"):])["results"]["VALID_FRACTION"] > 0.99
     assert "sttfn_synthetic_orleans.onnx" in run.stdout  # the log names the model it ran
+
+
+def test_the_consistency_pass_leaves_nothing_when_it_fails_and_a_killed_runs_scratch_is_cleaned(
+        chain, tmp_path, monkeypatch):
+    """The networks' second pass writes a scratch raster beside the run's own temporary output: a failure
+    removes it with the output, and one left by a killed run is a stale temporary the next run removes."""
+    from backend.fusion import consistency
+    from backend.fusion.onnx_model import shipped_models
+    from backend.io.atomic import remove_stale
+
+    pairs, target = _pairs(chain, 1)
+    out = tmp_path / "out" / "fused.tif"
+    out.parent.mkdir()
+    (out.parent / "mine.tif").write_bytes(b"a user's file")
+    seen = []
+
+    def fail(prediction, arrays, sigma):
+        seen.extend(p.name for p in out.parent.iterdir())
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(consistency, "correct", fail)
+    with pytest.raises(Exception, match="disk gone"):
+        fuse("onnx", pairs, target, out, OnnxParams(shipped=shipped_models()[0]))
+    scratch = [name for name in seen if name.endswith(".pass1.tif")]
+    assert len(scratch) == 1 and scratch[0].startswith(f".{out.name}.")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mine.tif"]  # nothing of the run is left
+    left = out.parent / scratch[0].replace(f"-{os.getpid()}-", "-4194305-")  # as if its process was killed
+    left.write_bytes(b"partial")
+    assert left in remove_stale(out) and not left.exists()
+    assert (out.parent / "mine.tif").read_bytes() == b"a user's file"

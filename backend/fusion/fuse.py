@@ -214,11 +214,9 @@ def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scr
                 readers = [lambda window: src.read(1, window=window), *input_readers(inputs)]
 
                 def kernel(arrays, tile):
-                    refs = list(arrays[1:])
+                    refs = arrays[1:]
                     if adjust.bias != "none":
-                        for k in range(0, len(refs) - 1, 2):
-                            offset = None if adjust.offsets is None else adjust.offsets[k // 2]
-                            refs[k] = sensor_bias.debias(refs[k], refs[k + 1], adjust.sigma, offset)
+                        refs = sensor_bias.debias_references(refs, adjust.sigma, adjust.offsets)
                     return consistency.correct(arrays[0], refs, adjust.sigma)[tile.inner]
 
                 progress.info("Coarse-consistency correction of the blended prediction")
@@ -230,8 +228,7 @@ def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scr
 
 
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
-                produce, progress: Progress | None = None, unit: str = "K",
-                adjust: Adjustments | None = None) -> FusionResult:
+                produce, adjust: Adjustments, progress: Progress | None = None, unit: str = "K") -> FusionResult:
     """Write a fused raster atomically in ``unit``; ``produce(write)`` writes its (Kelvin) blocks and returns
     (valid, written).
 
@@ -244,7 +241,6 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
     tags = {**lst_tags(meta, unit), "FUSION_METHOD": spec.name.upper(),
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params), **extra_tags}
-    adjust = adjust or adjustments(params, inputs)
     with atomic_path(out_path, verify=verify_raster) as tmp:
         if adjust.second_pass(spec.mode):
             produce = corrected_afterwards(produce, inputs, adjust, tmp.with_name(tmp.name + ".pass1.tif"), progress)
@@ -288,5 +284,5 @@ def fuse_inputs(
         return tiler.run(the_plan, input_readers(inputs), method_kernel(spec, params, state, adjust), write, spec.mode,
                          progress)
 
-    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, adjust), produce, progress,
-                       unit, adjust)
+    return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, adjust), produce, adjust,
+                       progress, unit)

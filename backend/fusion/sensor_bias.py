@@ -67,13 +67,18 @@ def debias(fine: np.ndarray, coarse: np.ndarray, sigma: float, offset: float | N
     return (fine + np.where(np.isfinite(shift), shift, 0.0)).astype(np.float32)
 
 
+def debias_references(arrays: list[np.ndarray], sigma: float, offsets: tuple[float, ...] | None) -> list[np.ndarray]:
+    """Kernel-ordered inputs (fine, coarse[, fine, coarse], coarse_t2) with each fine reference corrected;
+    ``offsets`` per pair for "landsat", None for "modis"."""
+    arrays = list(arrays)
+    for k in range(0, len(arrays) - 1, 2):
+        arrays[k] = debias(arrays[k], arrays[k + 1], sigma, None if offsets is None else offsets[k // 2])
+    return arrays
+
+
 def wrap_kernel(kernel, sigma: float, offsets: tuple[float, ...] | None):
-    """A kernel that corrects the fine references of its arrays (fine, coarse[, fine, coarse], coarse_t2)
-    before ``kernel`` runs; ``offsets`` per pair for "landsat", None for "modis"."""
+    """A kernel that corrects the fine references of its arrays before ``kernel`` runs."""
     def corrected(arrays: list[np.ndarray], tile) -> np.ndarray:
-        arrays = list(arrays)
-        for k in range(0, len(arrays) - 1, 2):
-            arrays[k] = debias(arrays[k], arrays[k + 1], sigma, None if offsets is None else offsets[k // 2])
-        return kernel(arrays, tile)
+        return kernel(debias_references(arrays, sigma, offsets), tile)
 
     return corrected

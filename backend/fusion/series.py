@@ -158,8 +158,8 @@ def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[s
                                                saved["weight"] if "weight" in saved else None))
         return assembler.valid, assembler.written
 
-    return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce, unit=unit,
-                       adjust=adjust)
+    return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce, adjust,
+                       unit=unit)
 
 
 def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
