@@ -28,7 +28,6 @@ from qgis.PyQt.QtGui import QColor
 
 LST_RAMP = "Inferno"
 ERROR_RAMP = "RdBu"
-UNIT_SYMBOLS = {"K": "K", "C": "°C"}
 FLAG_COLOURS = {"observed": "#d9d9d9", "filled in time": "#4393c3", "filled in space": "#f4a582",
                 "filled from another date plus MODIS's change": "#5aae61", "nodata": "#000000"}
 
@@ -76,8 +75,10 @@ def apply_lst_style(layer: QgsMapLayer, unit: str = "K", value_range: tuple[floa
     """The LST ramp over ``value_range`` (else the layer's 2nd–98th percentile); False if not a raster."""
     if not _is_raster(layer):
         return False
+    from backend.io.writers import unit_symbol
+
     lo, hi = value_range or _percentiles(layer)
-    _pseudocolor(layer, LST_RAMP, lo, hi, f" {UNIT_SYMBOLS.get(unit, unit)}", False, classes)
+    _pseudocolor(layer, LST_RAMP, lo, hi, f" {unit_symbol(unit)}", False, classes)
     layer.setCustomProperty("lst_fusion/unit", unit)
     layer.triggerRepaint()
     return True

@@ -156,7 +156,6 @@ def add_advanced(alg: QgsProcessingAlgorithm, params) -> None:
 
 
 OUTPUT_UNITS = [("K", "Kelvin (K)"), ("C", "Degrees Celsius (°C)")]
-UNIT_SYMBOLS = {"K": "K", "C": "°C"}
 
 
 def output_unit_parameter() -> QgsProcessingParameterEnum:
@@ -166,6 +165,13 @@ def output_unit_parameter() -> QgsProcessingParameterEnum:
 
 def output_unit(alg: QgsProcessingAlgorithm, parameters, context) -> str:
     return enum_value(alg, parameters, "OUTPUT_UNIT", context, OUTPUT_UNITS)
+
+
+def lst_layer_name(what: str, unit: str) -> str:
+    """A layer name that says what it holds, with its unit: 'LST 2020-06-17 STARFM (°C)'."""
+    from backend.io.writers import unit_symbol
+
+    return f"{' '.join(f'LST {what}'.split())} ({unit_symbol(unit)})"
 
 
 def style_output(context: QgsProcessingContext, output: str, name: str, unit: str = "K") -> None:

@@ -15,10 +15,10 @@ from qgis.core import (
 )
 
 from .base import (
-    UNIT_SYMBOLS,
     LSTAlgorithm,
     backend_errors,
     enum_value,
+    lst_layer_name,
     output_unit,
     output_unit_parameter,
     progress_from,
@@ -85,11 +85,10 @@ class FuseAlgorithm(LSTAlgorithm):
             if fine3:
                 pairs.append((fine3, coarse3))  # the backend refuses it for one-pair methods, never ignores it
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+            unit = output_unit(self, parameters, context)
             result = fuse(spec.name, pairs, self._path(parameters, "COARSE_T2", context), output, params,
                           unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback),
-                          out_unit=output_unit(self, parameters, context))
-        unit = output_unit(self, parameters, context)
-        style_output(context, output, f"LST {result.target_date} {output_label(spec, params)} ({UNIT_SYMBOLS[unit]})",
-                     unit)
+                          out_unit=unit)
+        style_output(context, output, lst_layer_name(f"{result.target_date} {output_label(spec, params)}", unit), unit)
         return {"OUTPUT": output, "DATE": result.target_date, "VALID_FRACTION": result.valid_fraction,
                 "NODATA_PIXELS": result.nodata_pixels, "UNCERTAINTY": str(result.uncertainty or "")}

@@ -12,13 +12,13 @@ from qgis.core import (
 )
 
 from .base import (
-    UNIT_SYMBOLS,
     LSTAlgorithm,
     add_folder_and_files,
     backend_errors,
     enum_value,
     folder_and_files,
     load_outputs,
+    lst_layer_name,
     output_unit,
     output_unit_parameter,
     progress_from,
@@ -105,7 +105,7 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
             label, unit = output_label(spec, params), output_unit(self, parameters, context)
             load_outputs(context, [r.path for r in result.outputs], label, unit,
-                         names=[f"LST {r.target_date} {label} ({UNIT_SYMBOLS[unit]})" for r in result.outputs],
+                         names=[lst_layer_name(f"{r.target_date} {label}", unit) for r in result.outputs],
                          dates=[r.target_date for r in result.outputs])
         return {"OUTPUT_FOLDER": folder, "DATE_COUNT": len(result.outputs),
                 "STACK": str(result.stack) if result.stack else "", "REPORT": str(result.report)}

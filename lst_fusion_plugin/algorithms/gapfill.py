@@ -14,7 +14,6 @@ from qgis.core import (
 )
 
 from .base import (
-    UNIT_SYMBOLS,
     LSTAlgorithm,
     add_advanced,
     add_folder_and_files,
@@ -23,6 +22,7 @@ from .base import (
     enum_value,
     folder_and_files,
     load_outputs,
+    lst_layer_name,
     output_unit,
     output_unit_parameter,
     progress_from,
@@ -132,7 +132,7 @@ class GapFillAlgorithm(LSTAlgorithm):
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
             unit = report.get("unit", "K")
             load_outputs(context, [report_path.parent / d["output"] for d in dates], "Gap-filled", unit,
-                         names=[f"LST {d['date']} gap-filled ({UNIT_SYMBOLS[unit]})" for d in dates],
+                         names=[lst_layer_name(f"{d['date']} gap-filled", unit) for d in dates],
                          dates=[d["date"] for d in dates])
             load_outputs(context, [report_path.parent / d["flags"] for d in dates], "Fill flags",
                          names=[f"Fill flags {d['date']}" for d in dates], dates=[d["date"] for d in dates],

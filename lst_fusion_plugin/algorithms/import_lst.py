@@ -12,9 +12,9 @@ from qgis.core import (
 )
 
 from .base import (
-    UNIT_SYMBOLS,
     LSTAlgorithm,
     backend_errors,
+    lst_layer_name,
     output_unit,
     output_unit_parameter,
     progress_from,
@@ -93,6 +93,5 @@ class ImportLSTAlgorithm(LSTAlgorithm):
                               "the series and fusion algorithms need it.")
             write_lst(raster, output, unit=out_unit, progress=progress.sub(0.5, 1.0), inputs=(source, quality))
         date_text = raster.date.isoformat() if raster.date else ""
-        name = " ".join(f"LST {date_text} {raster.product}".split())
-        style_output(context, output, f"{name} ({UNIT_SYMBOLS[out_unit]})", out_unit)
+        style_output(context, output, lst_layer_name(f"{date_text} {raster.product}", out_unit), out_unit)
         return {"OUTPUT": output, "DATE_OUT": date_text, "VALID_FRACTION": raster.valid_fraction}
