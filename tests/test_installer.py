@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,6 +15,7 @@ from lst_fusion_plugin import dependencies, installer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import build_plugin  # noqa: E402
+import qgis_desktop  # noqa: E402
 
 
 def test_the_pins_are_the_projects_and_each_group_runs_once(tmp_path):
@@ -82,30 +81,18 @@ def test_the_packages_folder_comes_after_a_venv(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ a real install (slow)
 
 FUSE_CHECK = textwrap.dedent("""
-    import json, sys, traceback
-    from qgis.core import QgsApplication
-    from qgis.PyQt.QtCore import QTimer
-
-    def check():
-        out = {}
-        try:
-            import processing
-            res = processing.run("lst_fusion:fuse", PARAMS)
-            out["output"] = res["OUTPUT"]
-            import numba
-            out["numba"] = numba.__file__
-        except Exception:
-            out["error"] = traceback.format_exc()
-        with open(RESULT, "w") as f:
-            json.dump(out, f)
-        QgsApplication.exit(0)
-
-    QTimer.singleShot(2000, check)
+    def main(out, finish):
+        import processing
+        res = processing.run("lst_fusion:fuse", PARAMS)
+        out["output"] = res["OUTPUT"]
+        import numba
+        out["numba"] = numba.__file__
+        finish(out)
 """)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not shutil.which("xvfb-run") or not shutil.which("qgis"), reason="needs qgis and xvfb-run")
+@pytest.mark.skipif(not qgis_desktop.available(), reason="needs qgis and xvfb-run")
 def test_installer_makes_a_fresh_profile_fuse(tiny_patches, tmp_path):
     """The zip in a profile with no venv: headless Fuse says what is missing and the command; that command
     installs from the package index into the profile; QGIS, restarted under Xvfb, then fuses."""
@@ -114,9 +101,7 @@ def test_installer_makes_a_fresh_profile_fuse(tiny_patches, tmp_path):
     profiles = tmp_path / "profiles"
     zip_path = build_plugin.package(tmp_path / "dist" / "lst_fusion_plugin.zip")
     plugin = build_plugin.deploy(zip_path, profiles / "profiles" / "default")
-    ini = profiles / "profiles" / "default" / "QGIS" / "QGIS3.ini"
-    ini.parent.mkdir(parents=True)
-    ini.write_text("[PythonPlugins]\nlst_fusion_plugin=true\n")
+    qgis_desktop.enable_plugin(profiles / "profiles" / "default")
     env = {k: v for k, v in os.environ.items() if k not in ("QGIS_PLUGINPATH", installer.TARGET_ENV,
                                                               dependencies.ENV_VAR, "PYTHONPATH", "VIRTUAL_ENV")}
     env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profiles))
@@ -143,16 +128,9 @@ def test_installer_makes_a_fresh_profile_fuse(tiny_patches, tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (target / "numba").is_dir() and (target / "onnxruntime").is_dir() and not (target / "numpy").exists()
 
-    result = tmp_path / "result.json"
-    script = tmp_path / "check.py"
-    script.write_text(f"RESULT = {str(result)!r}\nPARAMS = {dict(params, OUTPUT=str(tmp_path / 'after.tif'))!r}\n"
-                      + FUSE_CHECK)
-    desktop_env = {k: v for k, v in env.items() if k not in ("QT_QPA_PLATFORM", "QGIS_CUSTOM_CONFIG_PATH")}
-    desktop = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(profiles), "--nologo",
-         "--noversioncheck", "--code", str(script)], env=desktop_env, capture_output=True, text=True, timeout=300)
-    assert result.exists(), desktop.stdout[-3000:] + desktop.stderr[-3000:]
-    out = json.loads(result.read_text())
+    out, log = qgis_desktop.run(profiles, FUSE_CHECK, tmp_path, env=env,
+                                PARAMS=dict(params, OUTPUT=str(tmp_path / "after.tif")))
+    assert out is not None, log
     assert "error" not in out, out["error"]
     assert Path(out["output"]).exists() and out["numba"].startswith(str(target))
     after = headless(tmp_path / "after_headless.tif")

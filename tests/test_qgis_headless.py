@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 WRAPPER = REPO / "scripts" / "qgis_process"
 sys.path.insert(0, str(REPO / "scripts"))
 import build_plugin  # noqa: E402
+import qgis_desktop  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -95,9 +95,7 @@ def installed_profile(tmp_path_factory):
     profile = root / "profiles" / "default"
     target = build_plugin.deploy(zip_path, profile)
     assert (target / "metadata.txt").exists() and not (target / "venv_path.txt").exists()
-    ini = profile / "QGIS" / "QGIS3.ini"
-    ini.parent.mkdir(parents=True)
-    ini.write_text("[PythonPlugins]\nlst_fusion_plugin=true\n")
+    qgis_desktop.enable_plugin(profile)
     return root
 
 
@@ -112,49 +110,30 @@ def test_packaged_plugin_runs_in_qgis_process(installed_profile, tmp_path):
 
 
 DESKTOP_CHECK = textwrap.dedent("""
-    import json, sys, traceback
-    from qgis.core import QgsApplication, QgsMessageLog
-    from qgis.PyQt.QtCore import QTimer
+    import sys
+    from qgis.core import QgsApplication
     import qgis.utils
 
-    def check():
-        out = {}
-        try:
-            reg = QgsApplication.processingRegistry()
-            provider = reg.providerById("lst_fusion")
-            out["active"] = "lst_fusion_plugin" in qgis.utils.active_plugins
-            out["loaded"] = "lst_fusion_plugin" in qgis.utils.plugins
-            out["plugin_file"] = getattr(sys.modules.get("lst_fusion_plugin"), "__file__", "")
-            out["algorithms"] = [a.id() for a in provider.algorithms()] if provider else []
-            import processing
-            res = processing.run("lst_fusion:generate_sample_dataset",
-                                 {"OUTPUT_FOLDER": OUT_DIR, "WIDTH": 24, "HEIGHT": 24, "N_DATES": 1})
-            out["date_count"] = res["DATE_COUNT"]
-        except Exception:
-            out["error"] = traceback.format_exc()
-        with open(RESULT, "w") as f:
-            json.dump(out, f)
-        QgsApplication.exit(0)
-
-    QTimer.singleShot(2000, check)
+    def main(out, finish):
+        reg = QgsApplication.processingRegistry()
+        provider = reg.providerById("lst_fusion")
+        out["active"] = "lst_fusion_plugin" in qgis.utils.active_plugins
+        out["loaded"] = "lst_fusion_plugin" in qgis.utils.plugins
+        out["plugin_file"] = getattr(sys.modules.get("lst_fusion_plugin"), "__file__", "")
+        out["algorithms"] = [a.id() for a in provider.algorithms()] if provider else []
+        import processing
+        res = processing.run("lst_fusion:generate_sample_dataset",
+                             {"OUTPUT_FOLDER": OUT_DIR, "WIDTH": 24, "HEIGHT": 24, "N_DATES": 1})
+        out["date_count"] = res["DATE_COUNT"]
+        finish(out)
 """)
 
 
-@pytest.mark.skipif(not shutil.which("xvfb-run") or not shutil.which("qgis"), reason="needs qgis and xvfb-run")
+@pytest.mark.skipif(not qgis_desktop.available(), reason="needs qgis and xvfb-run")
 def test_desktop_loads_packaged_plugin_under_xvfb(installed_profile, tmp_path):
-    result = tmp_path / "result.json"
-    script = tmp_path / "check.py"
-    script.write_text(f"RESULT = {str(result)!r}\nOUT_DIR = {str(tmp_path / 'sample')!r}\n" + DESKTOP_CHECK)
-    env = dict(os.environ)
-    for var in ("QT_QPA_PLATFORM", "QGIS_PLUGINPATH", "QGIS_CUSTOM_CONFIG_PATH"):
-        env.pop(var, None)
-    run = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(installed_profile),
-         "--nologo", "--noversioncheck", "--code", str(script)],
-        env=env, capture_output=True, text=True, timeout=240)
-    log = run.stdout[-3000:] + run.stderr[-3000:]
-    assert result.exists(), log
-    out = json.loads(result.read_text())
+    out, log = qgis_desktop.run(installed_profile, DESKTOP_CHECK, tmp_path, timeout=240,
+                                OUT_DIR=str(tmp_path / "sample"))
+    assert out is not None, log
     assert "error" not in out, out["error"]
     assert out["active"] and out["loaded"], out
     assert out["plugin_file"].startswith(str(installed_profile)), out
