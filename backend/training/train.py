@@ -158,13 +158,18 @@ class _Trainer:
         self.spec, self.config, self.device = spec, config, device
         self.consistency = None
         if config.consistency_weight and manifest is not None:
-            from ..fusion.consistency import sigma_px
-            from ..io.grid import MODIS_PIXEL_M
+            from affine import Affine
+            from rasterio.crs import CRS
 
+            from ..fusion.consistency import sigma_px
+            from ..io.grid import MODIS_PIXEL_M, Grid
+
+            g = manifest["grid"]
+            grid = Grid(CRS.from_user_input(g["crs"]), Affine(*g["transform"]), g["width"], g["height"])
             stats = manifest["normalisation"]
             roles = spec.contract(references).roles
             self.consistency = {
-                "sigma": sigma_px(abs(manifest["grid"]["transform"][0]), MODIS_PIXEL_M),
+                "sigma": sigma_px(grid.pixel_size_m(), MODIS_PIXEL_M),  # metres, also on a geographic grid
                 "ratio": stats["coarse"]["std"] / stats["fine"]["std"],  # coarse units → fine units
                 "index": {r: roles.index(r) for r in ("fine_t1", "coarse_t1", "coarse_t2")},
             }
