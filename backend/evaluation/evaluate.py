@@ -369,6 +369,10 @@ def evaluate(
                            "pixels": int(common.sum()),
                            "flags": file_name(flags_path) if flags_path else None}
             per_date.append(date_record)
+            candidates = np.flatnonzero(common)
+            if ref_flags is not None:
+                status = np.where(ref_flags == OBSERVED, 0, np.where(ref_flags == NODATA, -1, 1))
+                flag_codes = np.where(ref_flags == NODATA, -1, ref_flags)
             for e in todo:
                 a = arrays[e.label]
                 scores = m.compute(a, ref, ratio, params.unit, mask=common)
@@ -379,13 +383,12 @@ def evaluate(
                     row["classes"] = m.breakdown(a, ref, class_codes, lambda c: class_names.get(c, f"class {c}"),
                                                  common)
                 if ref_flags is not None:
-                    status = np.where(ref_flags == OBSERVED, 0, np.where(ref_flags == NODATA, -1, 1))
                     row["reference_status"] = m.breakdown(a, ref, status, lambda c: ("observed", "gap-filled")[c],
                                                           common)
-                    row["reference_flags"] = m.breakdown(a, ref, np.where(ref_flags == NODATA, -1, ref_flags),
-                                                         lambda c: FLAG_MEANING.get(c, str(c)), common)
+                    row["reference_flags"] = m.breakdown(a, ref, flag_codes, lambda c: FLAG_MEANING.get(c, str(c)),
+                                                         common)
                 rows.append(row)
-                pick = np.flatnonzero(common)
+                pick = candidates
                 if pick.size > SAMPLES_PER_DATE:
                     pick = rng.choice(pick, SAMPLES_PER_DATE, replace=False)
                 samples.setdefault(e.label, []).append(np.stack([a.ravel()[pick], ref.ravel()[pick]]))
