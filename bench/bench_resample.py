@@ -19,10 +19,13 @@ from affine import Affine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.io.grid import Grid  # noqa: E402
+from backend.io.grid import (
+    MODIS_PIXEL_M,
+    Grid,  # noqa: E402
+)
 from backend.io.lst_raster import LSTRaster  # noqa: E402
 from backend.preprocess.resample import resample_lst  # noqa: E402
-from backend.preprocess.sample_data import MODIS_ORIGIN, MODIS_PIXEL, MODIS_SINUSOIDAL  # noqa: E402
+from backend.preprocess.sample_data import MODIS_ORIGIN, MODIS_SINUSOIDAL  # noqa: E402
 
 TARGET_GB = 1.5
 
@@ -35,15 +38,15 @@ def main() -> int:
     target = Grid.from_bounds("EPSG:32631", 30.0, (300_000, 5_250_000, 300_000 + 30 * args.size,
                                                    5_250_000 + 30 * args.size))
     left, bottom, right, top = target.bounds_in(MODIS_SINUSOIDAL)
-    c0 = int(np.floor((left - MODIS_ORIGIN[0]) / MODIS_PIXEL)) - 2
-    r0 = int(np.floor((MODIS_ORIGIN[1] - top) / MODIS_PIXEL)) - 2
-    width = int(np.ceil((right - left) / MODIS_PIXEL)) + 4
-    height = int(np.ceil((top - bottom) / MODIS_PIXEL)) + 4
+    c0 = int(np.floor((left - MODIS_ORIGIN[0]) / MODIS_PIXEL_M)) - 2
+    r0 = int(np.floor((MODIS_ORIGIN[1] - top) / MODIS_PIXEL_M)) - 2
+    width = int(np.ceil((right - left) / MODIS_PIXEL_M)) + 4
+    height = int(np.ceil((top - bottom) / MODIS_PIXEL_M)) + 4
     rng = np.random.default_rng(0)
     data = (295 + 5 * rng.standard_normal((height, width))).astype(np.float32)
     data[rng.random((height, width)) < 0.2] = np.nan  # clouds
-    source = LSTRaster(data, MODIS_SINUSOIDAL, Affine(MODIS_PIXEL, 0, MODIS_ORIGIN[0] + c0 * MODIS_PIXEL,
-                                                      0, -MODIS_PIXEL, MODIS_ORIGIN[1] - r0 * MODIS_PIXEL))
+    source = LSTRaster(data, MODIS_SINUSOIDAL, Affine(MODIS_PIXEL_M, 0, MODIS_ORIGIN[0] + c0 * MODIS_PIXEL_M,
+                                                      0, -MODIS_PIXEL_M, MODIS_ORIGIN[1] - r0 * MODIS_PIXEL_M))
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

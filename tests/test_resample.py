@@ -9,11 +9,11 @@ from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
 from backend.errors import InputError
-from backend.io.grid import Grid
+from backend.io.grid import MODIS_PIXEL_M, Grid
 from backend.io.lst_raster import LSTRaster
 from backend.io.readers import read_lst
 from backend.preprocess.resample import METHODS, reference_grid, resample_lst, resample_series
-from backend.preprocess.sample_data import MODIS_ORIGIN, MODIS_PIXEL, MODIS_SINUSOIDAL
+from backend.preprocess.sample_data import MODIS_ORIGIN, MODIS_SINUSOIDAL
 
 
 def field(lon, lat):
@@ -32,8 +32,8 @@ def _centres(grid: Grid):
 def modis_field():
     """The field sampled on a patch of the real MODIS sinusoidal grid over Orléans."""
     col0, row0 = 21600 + 150, 4800 + 50  # h18v04, pixels (150, 50) — Orléans
-    transform = Affine(MODIS_PIXEL, 0, MODIS_ORIGIN[0] + col0 * MODIS_PIXEL,
-                       0, -MODIS_PIXEL, MODIS_ORIGIN[1] - row0 * MODIS_PIXEL)
+    transform = Affine(MODIS_PIXEL_M, 0, MODIS_ORIGIN[0] + col0 * MODIS_PIXEL_M,
+                       0, -MODIS_PIXEL_M, MODIS_ORIGIN[1] - row0 * MODIS_PIXEL_M)
     grid = Grid(MODIS_SINUSOIDAL, transform, 60, 60)
     lon, lat = _centres(grid)
     return LSTRaster(field(lon, lat).astype(np.float32), grid.crs, transform, product="MOD11A1", sensor="modis",

@@ -10,11 +10,11 @@ import rasterio
 from rasterio.warp import Resampling, reproject
 
 from backend.errors import Cancelled, InputError, OutputError
+from backend.io.grid import MODIS_PIXEL_M
 from backend.io.readers import read_lst
 from backend.preprocess.sample_data import (
     FOREST,
     MODIS_ORIGIN,
-    MODIS_PIXEL,
     URBAN,
     WATER,
     SampleSpec,
@@ -65,10 +65,10 @@ def test_grids(sample_dataset):
     left, bottom, right, top = landsat.bounds
     assert left < 418_700 < right and bottom < 5_306_000 < top  # around Orléans, UTM 31N
     assert modis.crs.to_dict()["proj"] == "sinu"
-    assert modis.resolution[0] == pytest.approx(MODIS_PIXEL)
+    assert modis.resolution[0] == pytest.approx(MODIS_PIXEL_M)
     # MODIS pixels sit on the global MODIS grid.
     for origin, value in ((MODIS_ORIGIN[0], modis.transform.c), (MODIS_ORIGIN[1], modis.transform.f)):
-        k = (value - origin) / MODIS_PIXEL
+        k = (value - origin) / MODIS_PIXEL_M
         assert abs(k - round(k)) < 1e-6
     assert manifest["modis_grid"]["tile"] == "h18v04"
 

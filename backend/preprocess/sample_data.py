@@ -42,7 +42,6 @@ from ..io.writers import raster_output, write_lst
 from ..progress import Progress, ensure
 
 MODIS_SINUSOIDAL = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
-MODIS_PIXEL = MODIS_PIXEL_M
 MODIS_ORIGIN = (-20015109.355798, 10007554.677899)
 MODIS_TILE_PX = 1200
 
@@ -303,9 +302,9 @@ def _grids(spec: SampleSpec) -> _Grids:
     bounds = (left, top - spec.height * px, left + spec.width * px, top)
     sl, sb, sr, st = transform_bounds(crs, MODIS_SINUSOIDAL, *bounds, densify_pts=51)
     x0, y0 = MODIS_ORIGIN
-    c0, c1 = int(np.floor((sl - x0) / MODIS_PIXEL)), int(np.ceil((sr - x0) / MODIS_PIXEL))
-    r0, r1 = int(np.floor((y0 - st) / MODIS_PIXEL)), int(np.ceil((y0 - sb) / MODIS_PIXEL))
-    modis = Affine(MODIS_PIXEL, 0, x0 + c0 * MODIS_PIXEL, 0, -MODIS_PIXEL, y0 - r0 * MODIS_PIXEL)
+    c0, c1 = int(np.floor((sl - x0) / MODIS_PIXEL_M)), int(np.ceil((sr - x0) / MODIS_PIXEL_M))
+    r0, r1 = int(np.floor((y0 - st) / MODIS_PIXEL_M)), int(np.ceil((y0 - sb) / MODIS_PIXEL_M))
+    modis = Affine(MODIS_PIXEL_M, 0, x0 + c0 * MODIS_PIXEL_M, 0, -MODIS_PIXEL_M, y0 - r0 * MODIS_PIXEL_M)
     tile = f"h{c0 // MODIS_TILE_PX:02d}v{r0 // MODIS_TILE_PX:02d}"
     return _Grids(crs, inner, (spec.height, spec.width), outer, outer_shape, pad, modis, (r1 - r0, c1 - c0), tile)
 
@@ -400,7 +399,7 @@ def generate_sample_dataset(
     texture[lc == WATER] *= 0.2
     inner = (slice(g.pad, g.pad + spec.height), slice(g.pad, g.pad + spec.width))
     lc_inner = lc[inner]
-    psf_sigma = 0.5 * MODIS_PIXEL / px  # MODIS's point-spread reaches beyond its pixel
+    psf_sigma = 0.5 * MODIS_PIXEL_M / px  # MODIS's point-spread reaches beyond its pixel
     records = []
     with output_folder(out_dir, "generate_sample_dataset") as tmp:
         # Per date: ST_B10 and QA (uint16), truth (float32, COG with overviews).
