@@ -30,8 +30,8 @@ from backend.fusion.onnx_model import OnnxParams, shipped_models  # noqa: E402
 from backend.fusion.params import EstarfmParams, StarfmParams  # noqa: E402
 from backend.fusion.series import fuse_series  # noqa: E402
 from backend.preprocess.gapfill import gap_fill_series  # noqa: E402
-from backend.preprocess.resample import reference_grid, resample_series  # noqa: E402
-from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset  # noqa: E402
+from backend.preprocess.sample_data import SampleSpec  # noqa: E402
+from backend.preprocess.sample_season import prepare_sample_season  # noqa: E402
 from backend.progress import Progress  # noqa: E402
 
 QUIET = Progress(on_warning=lambda message: None)
@@ -53,10 +53,7 @@ METHODS = {
 def prepare(root: Path, size: int, dates: int, seed: int) -> None:
     spec = SampleSpec(width=size, height=size, n_dates=dates, start=dt.date(2019, 3, 1), end=dt.date(2020, 10, 30),
                       cloudiness=0.3, seed=seed, difficult_fraction=0.4)
-    generate_sample_dataset(root / "sample", spec)
-    gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", fill_never_observed=True, progress=QUIET)
-    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True, progress=QUIET)
-    resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))
+    prepare_sample_season(root, spec, QUIET)
 
 
 def gap_fill_methods(root: Path) -> dict[str, float]:

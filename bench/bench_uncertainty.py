@@ -31,9 +31,8 @@ from backend.fusion.params import EstarfmParams, StarfmParams  # noqa: E402
 from backend.fusion.series import fuse_series  # noqa: E402
 from backend.fusion.uncertainty import features  # noqa: E402
 from backend.io.readers import read_lst  # noqa: E402
-from backend.preprocess.gapfill import gap_fill_series  # noqa: E402
-from backend.preprocess.resample import reference_grid, resample_series  # noqa: E402
-from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset  # noqa: E402
+from backend.preprocess.sample_data import SampleSpec  # noqa: E402
+from backend.preprocess.sample_season import prepare_sample_season  # noqa: E402
 from backend.progress import Progress  # noqa: E402
 
 QUIET = Progress(on_warning=lambda message: None)
@@ -44,10 +43,7 @@ METHODS = {"starfm": StarfmParams(), "estarfm": EstarfmParams(),
 def season(root: Path, size: int, dates: int, seed: int) -> None:
     spec = SampleSpec(width=size, height=size, n_dates=dates, start=dt.date(2019, 3, 1), end=dt.date(2020, 10, 30),
                       cloudiness=0.3, seed=seed)
-    generate_sample_dataset(root / "sample", spec)
-    gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", fill_never_observed=True, progress=QUIET)
-    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True, progress=QUIET)
-    resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))
+    prepare_sample_season(root, spec, QUIET)
 
 
 def samples(root: Path, method: str, params, rng, per_date: int = 20_000) -> tuple[np.ndarray, ...]:

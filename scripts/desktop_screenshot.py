@@ -67,16 +67,12 @@ INSIDE_QGIS = textwrap.dedent("""
 
 
 def prepare(root: Path) -> tuple[Path, Path]:
-    from backend.preprocess.gapfill import gap_fill_series
-    from backend.preprocess.resample import reference_grid, resample_series
-    from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
+    from backend.preprocess.sample_data import SampleSpec
+    from backend.preprocess.sample_season import prepare_sample_season
 
     spec = SampleSpec(width=300, height=240, n_dates=8, start=dt.date(2020, 5, 1), end=dt.date(2020, 9, 15),
                       cloudiness=0.3, seed=3)
-    generate_sample_dataset(root / "sample", spec)
-    gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", fill_never_observed=True)
-    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True)
-    resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))
+    prepare_sample_season(root, spec)
     return root / "landsat", root / "modis30"
 
 

@@ -79,10 +79,9 @@ def main() -> int:
     import onnx
 
     from backend.io.outputs import fresh_scratch_folder
-    from backend.preprocess.gapfill import gap_fill_series
     from backend.preprocess.patches import build_patch_dataset
-    from backend.preprocess.resample import reference_grid, resample_series
-    from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
+    from backend.preprocess.sample_data import SampleSpec
+    from backend.preprocess.sample_season import prepare_sample_season
     from backend.progress import Progress
     from backend.training.onnx_export import DIGEST_KEY, weights_digest
     from backend.training.train import TrainConfig, train
@@ -93,10 +92,7 @@ def main() -> int:
     spec = SampleSpec(width=args.size, height=args.size, n_dates=args.dates, start=dt.date(2018, 3, 1),
                       end=dt.date(2020, 10, 31), cloudiness=0.25, seed=2024,
                       difficult_fraction=0.0)  # the shipped model was trained before difficult dates existed
-    generate_sample_dataset(root / "sample", spec)
-    gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", fill_never_observed=True)
-    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True)
-    resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))
+    prepare_sample_season(root, spec)
     build_patch_dataset([root / "landsat"], [root / "modis30"], root / "patches", patch_size=64, stride=32,
                         test_fraction=0.15, val_fraction=0.15, seed=0)
     prepared = time.time()

@@ -15,10 +15,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from backend.preprocess.gapfill import gap_fill_series  # noqa: E402
 from backend.preprocess.patches import build_patch_dataset  # noqa: E402
-from backend.preprocess.resample import reference_grid, resample_series  # noqa: E402
 from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset  # noqa: E402
+from backend.preprocess.sample_season import prepare_sample_season  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +45,7 @@ def tiny_patches(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     spec = SampleSpec(width=96, height=96, n_dates=6, start=dt.date(2020, 5, 1), end=dt.date(2020, 8, 5),
                       cloudiness=0.3, seed=5)
-    generate_sample_dataset(root / "sample", spec)
-    gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", fill_never_observed=True)
-    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True)
-    resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))
+    prepare_sample_season(root, spec)
     build_patch_dataset([root / "landsat"], [root / "modis30"], root / "patches", patch_size=32, stride=16,
                         test_fraction=0.2, val_fraction=0.2)
     return root / "patches"

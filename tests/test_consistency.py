@@ -163,20 +163,14 @@ def test_uncertainty_band_covers_about_68_percent(tmp_path, method):
     import json
 
     from backend.fusion.series import fuse_series
-    from backend.preprocess.gapfill import gap_fill_series
-    from backend.preprocess.resample import reference_grid, resample_series
-    from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
+    from backend.preprocess.sample_data import SampleSpec
+    from backend.preprocess.sample_season import prepare_sample_season
     from backend.progress import Progress
 
     quiet = Progress(on_warning=lambda message: None)
     spec = SampleSpec(width=240, height=240, n_dates=10, start=dt.date(2019, 3, 1), end=dt.date(2020, 10, 30),
                       cloudiness=0.3, seed=31)
-    generate_sample_dataset(tmp_path / "sample", spec)
-    gap_fill_series([tmp_path / "sample"], tmp_path / "landsat", sensor="landsat", fill_never_observed=True,
-                    progress=quiet)
-    gap_fill_series([tmp_path / "sample"], tmp_path / "modis", sensor="modis", fill_never_observed=True,
-                    progress=quiet)
-    resample_series([tmp_path / "modis"], tmp_path / "modis30", reference_grid(tmp_path / "landsat"))
+    prepare_sample_season(tmp_path, spec, quiet)
     params = {"starfm": lambda: StarfmParams(uncertainty=True), "estarfm": lambda: EstarfmParams(uncertainty=True),
               "onnx": lambda: OnnxParams(shipped=shipped_models()[0], uncertainty=True)}[method]()
     result = fuse_series(method, [tmp_path / "landsat"], [tmp_path / "modis30"], tmp_path / "fused", params,

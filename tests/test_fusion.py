@@ -15,9 +15,8 @@ from backend.fusion.estarfm import EstarfmParams, estarfm
 from backend.fusion.fuse import fuse
 from backend.fusion.starfm import StarfmParams, starfm
 from backend.io.readers import read_lst
-from backend.preprocess.gapfill import gap_fill_series
-from backend.preprocess.resample import reference_grid, resample_series
-from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset
+from backend.preprocess.sample_data import SampleSpec
+from backend.preprocess.sample_season import prepare_sample_season
 from backend.progress import LSTWarning
 
 YANCO = "yanco_ubestarfm"
@@ -121,10 +120,7 @@ def season(tmp_path_factory):
     root = tmp_path_factory.mktemp("fusion")
     spec = SampleSpec(width=200, height=200, n_dates=3, start=dt.date(2020, 6, 4), end=dt.date(2020, 7, 6),
                       cloudiness=0.15, seed=8)
-    manifest = json.loads(generate_sample_dataset(root / "sample", spec).read_text())
-    gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", fill_never_observed=True)
-    gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True)
-    resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))
+    manifest = json.loads(prepare_sample_season(root, spec).read_text())
     return root, manifest
 
 
