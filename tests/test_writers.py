@@ -27,7 +27,7 @@ def _raster(n=600):
 
 def test_cog_layout_tags_and_units(tmp_path):
     r = _raster()
-    out = writers.write_lst(r, tmp_path / "lst.tif")
+    out = writers.write_lst(r, tmp_path / "lst.tif", algorithm="import_lst")
     with rasterio.open(out) as src:
         assert src.dtypes[0] == "float32" and np.isnan(src.nodata)
         assert src.profile["tiled"] and src.compression.value == "DEFLATE"
@@ -43,7 +43,7 @@ def test_cog_layout_tags_and_units(tmp_path):
 
 def test_celsius_output(tmp_path):
     r = _raster(50)
-    out = writers.write_lst(r, tmp_path / "c.tif", unit="C", cog=False)
+    out = writers.write_lst(r, tmp_path / "c.tif", unit="C", cog=False, algorithm="import_lst")
     with rasterio.open(out) as src:
         assert src.tags()["LST_UNIT"] == "C"
         np.testing.assert_allclose(src.read(1), r.data - 273.15, atol=1e-4)
@@ -51,7 +51,7 @@ def test_celsius_output(tmp_path):
 
 
 def test_failed_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
-    target = writers.write_lst(_raster(40), tmp_path / "lst.tif")
+    target = writers.write_lst(_raster(40), tmp_path / "lst.tif", algorithm="import_lst")
     previous = target.read_bytes()
 
     def boom(*args, **kwargs):
@@ -59,12 +59,13 @@ def test_failed_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
 
     monkeypatch.setattr(writers.rasterio.shutil, "copy", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        writers.write_lst(_raster(50), target)
+        writers.write_lst(_raster(50), target, algorithm="import_lst")
     assert target.read_bytes() == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lst.tif"]
 
 
 def test_cancelled_write_leaves_nothing(tmp_path):
     with pytest.raises(Cancelled):
-        writers.write_lst(_raster(50), tmp_path / "lst.tif", progress=Progress(is_cancelled=lambda: True))
+        writers.write_lst(_raster(50), tmp_path / "lst.tif", progress=Progress(is_cancelled=lambda: True),
+                          algorithm="import_lst")
     assert list(tmp_path.iterdir()) == []

@@ -18,10 +18,10 @@ import rasterio
 
 from ..errors import InputError
 from ..io import tiler
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_paths
 from ..io.grid import coarse_pixel_m
 from ..io.lst_raster import LSTRaster
-from ..io.outputs import check_output_size, check_raster_output
+from ..io.outputs import check_output_size, check_raster_output, output_tag
 from ..io.readers import normalise_unit
 from ..io.writers import describe_lst_band, from_kelvin, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
@@ -54,13 +54,15 @@ def fuse(
     tile_cols: int | None = None,
     progress: Progress | None = None,
     out_unit: str = "K",
+    algorithm: str = "fuse",
 ) -> FusionResult:
     """Predict fine LST at the date of ``coarse_target`` with ``method`` and write it atomically.
 
     ``pairs`` are (fine, coarse) reference rasters of the same dates; every raster must be
     on the fine grid (resample MODIS first). ``tile_rows``/``tile_cols`` override the
     method's tiling (results do not depend on it beyond float rounding). ``out_unit``: 'K'
-    or 'C' for the output (methods compute in Kelvin).
+    or 'C' for the output (methods compute in Kelvin). ``algorithm`` is recorded in the output's
+    tags: only a run of the same algorithm may replace it.
     """
     progress = ensure(progress)
     out_unit = normalise_unit(out_unit) or "K"
@@ -69,11 +71,14 @@ def fuse(
     inputs = load_fusion_inputs(pairs, coarse_target, required, bracket=required == 2, unit=unit,
                                 method=spec.title.split(" (")[0], progress=progress)
     sources = [p for pair in pairs for p in pair] + [coarse_target]
-    out_path = check_raster_output(out_path, sources)
+    out_path = check_raster_output(out_path, sources, algorithm=algorithm)
+    rasters = 1
     if getattr(params, "uncertainty", False):
-        check_raster_output(uncertainty_path(out_path), sources, "OUTPUT (its uncertainty raster)")
-    check_output_size(out_path.parent, inputs.grid.width, inputs.grid.height, 4, progress=progress)
-    return fuse_inputs(spec, params, inputs, out_path, {}, tile_rows, tile_cols, progress, out_unit)
+        check_raster_output(uncertainty_path(out_path), sources, "OUTPUT (its uncertainty raster)",
+                            algorithm=algorithm)
+        rasters = 2
+    check_output_size(out_path.parent, inputs.grid.width, inputs.grid.height, 4, rasters, progress=progress)
+    return fuse_inputs(spec, params, inputs, out_path, {}, tile_rows, tile_cols, progress, out_unit, algorithm)
 
 
 def uncertainty_path(out_path: str | os.PathLike) -> Path:
@@ -82,23 +87,22 @@ def uncertainty_path(out_path: str | os.PathLike) -> Path:
     return out.with_name(f"{out.stem}_uncertainty.tif")
 
 
-def write_uncertainty(spec: FusionMethod, inputs: FusionInputs, path: Path,
-                      progress: Progress | None = None) -> Path:
-    """The per-pixel 1σ of ``spec``'s prediction from ``inputs`` (backend/fusion/uncertainty.py), atomically."""
+def write_uncertainty(spec: FusionMethod, inputs: FusionInputs, path: Path, algorithm: str,
+                      progress: Progress | None = None) -> None:
+    """Write the per-pixel 1σ of ``spec``'s prediction from ``inputs`` (backend/fusion/uncertainty.py) at
+    ``path``: a temporary of :func:`write_fused`, renamed together with the fused raster."""
     from ..io.grid import block_rows_for
 
     grid = inputs.grid
     the_plan = tiler.plan(grid, uncertainty.MARGIN, block_rows_for(grid.width, 96))
-    with atomic_path(path, verify=verify_raster) as tmp:
-        with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
-            dst.set_band_description(1, f"{spec.title.split(' (')[0]} uncertainty, 1 sigma (K)")
-            tiler.run(the_plan, input_readers(inputs), uncertainty.kernel(spec.name),
-                      lambda block, window: dst.write(block, 1, window=window), "crop", progress)
-            dst.update_tags(LST_FUSION_CONTENT="fusion_uncertainty", LST_UNIT="K", FUSION_METHOD=spec.name.upper(),
-                            ACQUISITION_DATE=str(inputs.target_date),
-                            UNCERTAINTY_MODEL="sqrt(a^2 + (b |dC|)^2 + (c h)^2), a, b, c = "
-                                              + ", ".join(f"{x:g}" for x in uncertainty.COEFFICIENTS[spec.name]))
-    return path
+    with raster_output(path, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
+        dst.set_band_description(1, f"{spec.title.split(' (')[0]} uncertainty, 1 sigma (K)")
+        tiler.run(the_plan, input_readers(inputs), uncertainty.kernel(spec.name),
+                  lambda block, window: dst.write(block, 1, window=window), "crop", progress)
+        dst.update_tags(LST_FUSION_CONTENT="fusion_uncertainty", LST_UNIT="K", FUSION_METHOD=spec.name.upper(),
+                        ACQUISITION_DATE=str(inputs.target_date), **output_tag(algorithm),
+                        UNCERTAINTY_MODEL="sqrt(a^2 + (b |dC|)^2 + (c h)^2), a, b, c = "
+                                          + ", ".join(f"{x:g}" for x in uncertainty.COEFFICIENTS[spec.name]))
 
 
 def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
@@ -228,20 +232,24 @@ def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scr
 
 
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
-                produce, adjust: Adjustments, progress: Progress | None = None, unit: str = "K") -> FusionResult:
+                produce, adjust: Adjustments, progress: Progress | None = None, unit: str = "K",
+                algorithm: str = "fuse") -> FusionResult:
     """Write a fused raster atomically in ``unit``; ``produce(write)`` writes its (Kelvin) blocks and returns
     (valid, written).
 
-    With ``params.uncertainty`` its 1σ raster follows, beside it.
+    With ``params.uncertainty`` its 1σ raster is written beside it, and the two appear together
+    or not at all.
     """
     progress = ensure(progress)
     grid = inputs.grid
     meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, inputs.target_date,
                      f"{spec.name.upper()} fusion", "landsat", str(inputs.coarse_target.path))
-    tags = {**lst_tags(meta, unit), "FUSION_METHOD": spec.name.upper(),
+    tags = {**lst_tags(meta, unit, algorithm), "FUSION_METHOD": spec.name.upper(),
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params), **extra_tags}
-    with atomic_path(out_path, verify=verify_raster) as tmp:
+    sigma_path = uncertainty_path(out_path) if getattr(params, "uncertainty", False) else None
+    with atomic_paths([out_path, *([sigma_path] if sigma_path else [])], verify=verify_raster) as temporaries:
+        tmp = temporaries[0]
         if adjust.second_pass(spec.mode):
             produce = corrected_afterwards(produce, inputs, adjust, tmp.with_name(tmp.name + ".pass1.tif"), progress)
         with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
@@ -252,11 +260,11 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
         if valid == 0:
             raise InputError(f"{inputs.target_date}: no pixel could be predicted: the inputs share no valid pixel. "
                              "Gap-fill them first.")
+        if sigma_path:
+            write_uncertainty(spec, inputs, temporaries[1], algorithm, progress)
     if nodata:
         progress.warn(f"{inputs.target_date}: {nodata} pixel(s) ({nodata / written:.1%}) had no valid input and "
                       "are nodata.")
-    sigma_path = (write_uncertainty(spec, inputs, uncertainty_path(out_path), progress)
-                  if getattr(params, "uncertainty", False) else None)
     return FusionResult(out_path, spec.name, str(inputs.target_date),
                         [str(f.date) for f, _ in inputs.pairs], valid / written, nodata, sigma_path)
 
@@ -271,6 +279,7 @@ def fuse_inputs(
     tile_cols: int | None = None,
     progress: Progress | None = None,
     unit: str = "K",
+    algorithm: str = "fuse",
 ) -> FusionResult:
     """Fuse checked inputs into ``out_path`` (already checked) in ``unit``; ``cache`` is shared across a series."""
     progress = ensure(progress)
@@ -285,4 +294,4 @@ def fuse_inputs(
                          progress)
 
     return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, adjust), produce, adjust,
-                       progress, unit)
+                       progress, unit, algorithm)

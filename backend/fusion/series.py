@@ -8,8 +8,9 @@ of a reference pair and an ONNX Runtime session are computed once for the whole 
 
 Outputs: one GeoTIFF per date named ``lst_YYYYMMDD_METHOD.tif``, a multi-band VRT stack
 ``lst_stack_METHOD.vrt`` whose band descriptions are the dates, and ``fuse_series.json``.
-A cancelled or interrupted series keeps the dates already finished; the one in progress
-leaves nothing.
+A cancelled or interrupted series keeps the dates already finished and, in a folder it wrote
+before, every earlier date that no finished one replaced (its report lists both); the date in
+progress leaves nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import numpy as np
 from ..errors import InputError
 from ..io import tiler
 from ..io.atomic import atomic_path, remove_path
-from ..io.outputs import check_output_folder, check_output_size, output_folder
+from ..io.outputs import FolderCommit, check_output_folder, check_output_size, output_folder
 from ..io.readers import normalise_unit
+from ..io.record import verified_record
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..io.writers import unit_suffix
 from ..preprocess.patches import Pair, pair_by_date
@@ -46,6 +48,9 @@ from .fuse import (
 from .inputs import FusionInputs
 from .methods import get, reference_statistics
 from .sensor_bias import reference_offset
+
+ALGORITHM = "fuse_series"
+REPORT = "fuse_series.json"
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,8 @@ def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: d
               progress: Progress | None = None) -> FusionResult:
     """One date of a series, in this process."""
     _PROCESS_CACHE.update(stats)
-    return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress, unit=unit)
+    return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress, unit=unit,
+                       algorithm=ALGORITHM)
 
 
 def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: str,
@@ -159,7 +165,7 @@ def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[s
         return assembler.valid, assembler.written
 
     return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce, adjust,
-                       unit=unit)
+                       unit=unit, algorithm=ALGORITHM)
 
 
 def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
@@ -193,28 +199,53 @@ class SeriesResult:
     report: Path
 
 
-def _write_stack(folder: Path, results: list[FusionResult], method: str, unit: str = "K") -> Path | None:
-    """A VRT with one band per date (band description = the date), for tools that take a stack."""
-    if not results:
+def _write_stack(folder: Path, entries: list[tuple[str, str]], method: str, unit: str = "K",
+                 kept_in: Path | None = None) -> Path | None:
+    """A VRT with one band per (file name, date) of ``entries`` (band description = the date), for tools
+    that take a stack. Names not in ``folder`` are the previous run's files kept in ``kept_in``."""
+    if not entries:
         return None
     from osgeo import gdal
 
     gdal.UseExceptions()
     path = folder / f"lst_stack_{method}{unit_suffix(unit)}.vrt"
-    names = [r.path.name for r in results]
+    entries = sorted(entries, key=lambda e: e[1])
+    links = []
     cwd = os.getcwd()
-    os.chdir(folder)  # relative source paths, so the folder can be moved or shared
     try:
-        vrt = gdal.BuildVRT(path.name, names, separate=True)
-        for band, result in enumerate(results, start=1):
-            vrt.GetRasterBand(band).SetDescription(result.target_date)
-            vrt.GetRasterBand(band).SetMetadataItem("ACQUISITION_DATE", result.target_date)
+        for name, _ in entries:
+            if kept_in is not None and not (folder / name).exists():
+                (folder / name).symlink_to(kept_in / name)  # read by BuildVRT only; removed before the commit
+                links.append(folder / name)
+        os.chdir(folder)  # relative source paths, so the folder can be moved or shared
+        vrt = gdal.BuildVRT(path.name, [name for name, _ in entries], separate=True)
+        for band, (_, date) in enumerate(entries, start=1):
+            vrt.GetRasterBand(band).SetDescription(date)
+            vrt.GetRasterBand(band).SetMetadataItem("ACQUISITION_DATE", date)
         vrt.SetMetadataItem("LST_UNIT", unit)
         vrt.FlushCache()
         vrt = None
     finally:
         os.chdir(cwd)
+        for link in links:
+            link.unlink(missing_ok=True)
     return path
+
+
+def _previous_dates(folder: Path, replaced: set[str]) -> tuple[list[dict], str | None, str | None]:
+    """The dates of the previous run's report in ``folder`` whose files no new file replaces, with that
+    report's method and unit (a stopped run keeps them, and says so in its own report)."""
+    record = verified_record(folder) if folder.is_dir() else None
+    if record is None or REPORT not in record["files"]:
+        return [], None, None
+    try:
+        previous = json.loads((folder / REPORT).read_text())
+    except (OSError, ValueError):
+        return [], None, None
+    kept = [{**entry, "from_previous_run": True} for entry in previous.get("dates", [])
+            if entry.get("path") not in replaced and entry.get("path") in record["files"]
+            and (folder / entry["path"]).is_file()]
+    return kept, previous.get("method"), previous.get("unit")
 
 
 def fuse_series(
@@ -241,7 +272,7 @@ def fuse_series(
     out_unit = normalise_unit(out_unit) or "K"
     spec, params = method_and_params(method, params)
     references = spec.references(params)
-    check_output_folder(out_dir, "fuse_series", [*fine_inputs, *coarse_inputs])
+    check_output_folder(out_dir, ALGORITHM, [*fine_inputs, *coarse_inputs])
     fine = load_series(fine_inputs, unit=unit, progress=progress)
     coarse = load_series(coarse_inputs, unit=unit, progress=progress)
     grid = fine[0].grid
@@ -261,14 +292,17 @@ def fuse_series(
         for pair in {p.fine.path: p for task in tasks for p in task.pairs}.values():
             reference_offset(pair.fine, pair.coarse, grid, stats)
     sources = [*fine_inputs, *coarse_inputs, *(i.path for i in fine), *(i.path for i in coarse)]
-    with output_folder(out_dir, "fuse_series", sources) as tmp:
+    folder = Path(out_dir).expanduser()
+    commit = FolderCommit()
+    with output_folder(out_dir, ALGORITHM, sources, commit=commit) as tmp:
         check_output_size(tmp, grid.width, grid.height, 4, len(tasks), "OUTPUT_FOLDER", progress)
         names = [f"lst_{task.target.date:%Y%m%d}_{spec.name}{unit_suffix(out_unit)}.tif" for task in tasks]
         jobs = [(FusionInputs(tuple((p.fine, p.coarse) for p in task.pairs), task.target, grid), tmp / name)
                 for task, name in zip(tasks, names)]
         labels = [f"{task.target.date}: {name} from {', '.join(str(p.date) for p in task.pairs)}"
                   for task, name in zip(tasks, names)]
-        # Cancelled or interrupted: the dates already written are kept (committed below).
+        # Cancelled or interrupted: the dates already written are committed, and every earlier file that
+        # no finished date replaced is kept.
         try:
             if scheduler:
                 done, stopped = _on_cluster(scheduler, spec, params, jobs, labels, stats, tmp, progress, out_unit)
@@ -277,24 +311,32 @@ def fuse_series(
                                                         for inputs, out in jobs], labels, progress)
         finally:
             _PROCESS_CACHE.clear()
-        stack = _write_stack(tmp, done, spec.name, out_unit)
+        entries = [{**asdict(r), "path": r.path.name, "uncertainty": r.uncertainty.name if r.uncertainty else None}
+                   for r in done]
+        kept, kept_method, kept_unit = [], None, None
+        if stopped is not None:
+            commit.keep_previous = True
+            replaced = {name for e in entries for name in (e["path"], e["uncertainty"]) if name}
+            kept, kept_method, kept_unit = _previous_dates(folder, replaced)
+        same_stack = kept if (kept_method, kept_unit) == (spec.name, out_unit) else []
+        stack = _write_stack(tmp, [(e["path"], e["target_date"]) for e in [*entries, *same_stack]], spec.name,
+                             out_unit, folder)
         report = {
             "kind": "lst_fusion_fuse_series", "method": spec.name, "unit": out_unit, "parameters": repr(params),
             "complete": stopped is None,
-            "dates": [{**asdict(r), "path": r.path.name,
-                       "uncertainty": r.uncertainty.name if r.uncertainty else None} for r in done],
+            "dates": sorted([*entries, *kept], key=lambda e: e["target_date"]),
             "skipped": [{"date": str(d), "reason": why} for d, why in skipped],
             "stack": stack.name if stack else None,
         }
-        (tmp / "fuse_series.json").write_text(json.dumps(report, indent=2))
-    folder = Path(out_dir)
+        (tmp / REPORT).write_text(json.dumps(report, indent=2))
     results = [FusionResult(folder / r.path.name, r.method, r.target_date, r.reference_dates, r.valid_fraction,
                             r.nodata_pixels, folder / r.uncertainty.name if r.uncertainty else None) for r in done]
     if stopped is not None:
-        kept = ", ".join(r.target_date for r in done) or "none"
+        finished = ", ".join(r.target_date for r in done) or "none"
+        earlier = (f" The previous run's {len(kept)} other date(s) were kept as they were." if kept else "")
         error = type(stopped)(f"{stopped} {len(done)} of {len(tasks)} date(s) were finished and kept in {folder} "
-                              f"({kept}); the date in progress left nothing.")
+                              f"({finished}); the date in progress left nothing.{earlier}")
         error.kept = True
         raise error
     return SeriesResult(folder, spec.name, results, [(str(d), w) for d, w in skipped],
-                        folder / stack.name if stack else None, folder / "fuse_series.json")
+                        folder / stack.name if stack else None, folder / REPORT)

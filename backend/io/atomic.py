@@ -121,23 +121,46 @@ def _existing_ancestor(path: Path) -> Path:
     return Path.cwd()
 
 
-def describe_write_failure(path: Path, exc: OSError) -> str:
-    """What went wrong writing ``path``, and what the user can do about it."""
+def is_immutable(path: Path) -> bool:
+    """Whether ``path`` carries Linux's immutable or append-only attribute (chattr +i / +a)."""
+    try:
+        import fcntl
+        import struct
+
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except (ImportError, OSError):
+        return False
+    try:
+        flags = struct.unpack("l", fcntl.ioctl(fd, 0x80086601, struct.pack("l", 0)))[0]  # FS_IOC_GETFLAGS
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return bool(flags & (0x10 | 0x20))  # FS_IMMUTABLE_FL | FS_APPEND_FL
+
+
+def describe_write_failure(path: Path, exc: OSError, outcome: str = "Nothing was written there.") -> str:
+    """What went wrong writing ``path``, what the user can do about it, and ``outcome``: what the failure
+    left (the default suits a single temporary that was removed)."""
     code = exc.errno
     if code in (errno.ENOSPC, errno.EDQUOT):
         with contextlib.suppress(OSError):
             free = shutil.disk_usage(_existing_ancestor(path.parent)).free
             return (f"{path}: the disk is full ({free / 2**20:.1f} MiB free). Free some space or choose a folder "
-                    "on another disk; nothing was written there.")
-        return f"{path}: the disk is full. Free some space or choose another disk; nothing was written there."
+                    f"on another disk. {outcome}")
+        return f"{path}: the disk is full. Free some space or choose another disk. {outcome}"
     if code == errno.EFBIG:
         return (f"{path}: the file system or a size limit refused a file this large. Choose another disk or "
-                "raise the limit; nothing was written there.")
+                f"raise the limit. {outcome}")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"{path}: no permission to write in {path.parent}. Choose a folder you can write to; nothing "
-                "was written there.")
+        for candidate in (path, path.parent):
+            if candidate.exists() and is_immutable(candidate):
+                return (f"{candidate}: is immutable (chattr +i), so it cannot be replaced or removed. Remove the "
+                        f"attribute (chattr -i) or choose another folder. {outcome}")
+        return (f"{path}: no permission to write in {path.parent}. Choose a folder you can write to. "
+                f"{outcome}")
     reason = exc.strerror or str(exc)
-    return f"{path}: writing failed ({reason}). Nothing was written there."
+    return f"{path}: writing failed ({reason}). {outcome}"
 
 
 @contextlib.contextmanager
@@ -181,26 +204,71 @@ def atomic_path(final: str | os.PathLike, verify: Callable[[Path], None] | None 
     as it was. Call the output checks of :mod:`backend.io.outputs` first: this never deletes
     a folder, and replaces ``final`` only with a file.
     """
-    final = Path(final)
-    make_parent(final)
-    remove_stale(final)
-    tmp = temporary_name(final)
-    with stop_on_signals(), write_errors(final):
+    with atomic_paths([final], verify) as (tmp,):
+        yield tmp
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return Path(str(path) + ".aux.xml"), Path(str(path) + ".ovr")
+
+
+@contextlib.contextmanager
+def atomic_paths(finals: list[str | os.PathLike], verify: Callable[[Path], None] | None = None
+                 ) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for files that belong together (a raster and its uncertainty): the block
+    writes every temporary, then all of them replace their files, or (on any failure) none does."""
+    finals = [Path(f) for f in finals]
+    for final in finals:
+        make_parent(final)
+        remove_stale(final)
+    tmps = [temporary_name(final) for final in finals]
+    with stop_on_signals(), write_errors(finals[0]):
         try:
-            yield tmp
-            if verify is not None:
-                verify(tmp)
-            if final.is_dir() and not final.is_symlink():
-                raise OutputError(f"{final}: is a folder; it was not replaced. Choose a file name.")
-            replaced = final.exists()
-            os.replace(tmp, final)
+            yield tmps
+            for tmp in tmps:
+                if verify is not None:
+                    verify(tmp)
+            replaced = _replace_all(tmps, finals)
         except BaseException:
-            remove_path(tmp)
-            with contextlib.suppress(FileNotFoundError):
-                Path(str(tmp) + ".aux.xml").unlink()
+            for tmp in tmps:
+                remove_path(tmp)
+                with contextlib.suppress(FileNotFoundError):
+                    _sidecars(tmp)[0].unlink()
             raise
-    stale = (Path(str(final) + ".aux.xml"), Path(str(final) + ".ovr")) if replaced else ()
-    for sidecar in (Path(str(tmp) + ".aux.xml"), *stale):
-        # GDAL's statistics of the old file or of the temporary describe nothing now.
-        with contextlib.suppress(FileNotFoundError):
-            sidecar.unlink()
+    for tmp, final in zip(tmps, finals):
+        stale = _sidecars(final) if final in replaced else ()
+        for sidecar in (_sidecars(tmp)[0], *stale):
+            # GDAL's statistics of the old file or of the temporary describe nothing now.
+            with contextlib.suppress(FileNotFoundError):
+                sidecar.unlink()
+
+
+def _replace_all(tmps: list[Path], finals: list[Path]) -> set[Path]:
+    """Rename every temporary onto its final name; if one fails, put every earlier file back."""
+    for final in finals:
+        if final.is_dir() and not final.is_symlink():
+            raise OutputError(f"{final}: is a folder; it was not replaced. Choose a file name.")
+    replaced = {final for final in finals if final.exists() or final.is_symlink()}
+    if len(finals) == 1:
+        os.replace(tmps[0], finals[0])
+        return replaced
+    backups = {final: temporary_name(final.with_name(final.name + ".previous")) for final in replaced}
+    done: list[int] = []
+    try:
+        for final, backup in backups.items():
+            os.replace(final, backup)
+        for k, (tmp, final) in enumerate(zip(tmps, finals)):
+            os.replace(tmp, final)
+            done.append(k)
+    except BaseException:
+        for k in reversed(done):
+            with contextlib.suppress(OSError):
+                os.replace(finals[k], tmps[k])
+        for final, backup in backups.items():
+            if backup.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(backup, final)
+        raise
+    for backup in backups.values():
+        remove_path(backup)
+    return replaced

@@ -3,12 +3,14 @@
 The contract: a run never deletes or overwrites anything it did not create.
 
 - A file output must be a GeoTIFF name (for rasters), not an existing folder, not one of
-  the run's inputs, not inside an input folder, and, if it exists, a file LST Fusion
-  wrote (it carries our tags). Anything else is refused before any work is done.
+  the run's inputs, not inside an input folder, and, if it exists, a file the same
+  algorithm wrote as its output (its tag :data:`OUTPUT_TAG` says which). Anything else is
+  refused before any work is done.
 - A folder output must be new, empty, or a previous output of the same algorithm: such
-  a folder holds :data:`RECORD`, which lists the files that run wrote. Only those files
-  are replaced or removed; files the user added stay. Results are computed in a hidden
-  staging folder beside it and moved in only once complete.
+  a folder holds a signed record (:mod:`backend.io.record`) of the files that run wrote,
+  with their checksums. Only those files, unchanged, are replaced or removed; files the user
+  added stay. Results are computed in a hidden staging folder beside it and committed all
+  or nothing.
 - Before a large write the size is estimated and refused when over the pixel limit or
   the free disk space, with the estimate in the message.
 """
@@ -16,19 +18,27 @@ The contract: a run never deletes or overwrites anything it did not create.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
-from ..errors import OutputError
+from ..errors import LSTFusionError, OutputError
 from ..progress import Progress, ensure
-from .atomic import make_parent, remove_path, remove_stale, stop_on_signals, temporary_name, write_errors
+from .atomic import (
+    describe_write_failure,
+    make_parent,
+    remove_path,
+    remove_stale,
+    stop_on_signals,
+    temporary_name,
+    write_errors,
+)
+from .record import RECORD, file_digest, read_record, verified_record, write_record
 
-RECORD = "lst_fusion_output.json"
+__all__ = ["RECORD", "read_record"]  # re-exported: the record's own module is backend.io.record
+
 RASTER_SUFFIXES = (".tif", ".tiff")
 MAX_PIXELS_ENV = "LST_FUSION_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 1_000_000_000  # ~31,600 px square: 16 Landsat scenes; far beyond any sane LST grid
@@ -83,24 +93,37 @@ def _check_parent(out: Path, parameter: str) -> None:
             return
 
 
-def written_by_us(path: Path) -> bool:
-    """Whether the raster at ``path`` carries LST Fusion's tags (so a rerun may replace it)."""
+OUTPUT_TAG = "LST_FUSION_OUTPUT_OF"
+
+
+def output_tag(algorithm: str) -> dict[str, str]:
+    """The tag that says which algorithm wrote a raster as its output (only that algorithm may replace it)."""
+    return {OUTPUT_TAG: algorithm}
+
+
+def written_as_output_of(path: Path) -> str | None:
+    """The algorithm that wrote the raster at ``path`` as its output, from its tags; None if not ours."""
     import rasterio
 
     try:
-        with rasterio.open(path) as src:
-            tags = src.tags()
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as src:
+            return src.tags().get(OUTPUT_TAG)
     except Exception:  # noqa: BLE001 - anything GDAL cannot open is not ours
-        return False
-    return "LST_FUSION_CONTENT" in tags or "LST_FUSION_VERSION" in tags
+        return None
 
 
 def check_raster_output(
     path: str | os.PathLike,
     inputs: Iterable[str | os.PathLike | None] = (),
     parameter: str = "OUTPUT",
+    *,
+    algorithm: str,
 ) -> Path:
-    """Check a raster may be written at ``path``; return the resolved path. Cleans stale temporaries."""
+    """Check ``algorithm`` may write a raster at ``path``; return the resolved path. Cleans stale temporaries.
+
+    An existing file is replaced only when ``algorithm`` itself wrote it as an output: another
+    stage's product (a gap-filled Landsat raster, the sample data's truth) is an input-like file.
+    """
     if not str(path).strip():
         raise OutputError(f"{parameter}: no output file given.")
     out = _resolve(path)
@@ -111,9 +134,14 @@ def check_raster_output(
         raise OutputError(f"{parameter}: {out.name} — LST Fusion writes GeoTIFF rasters; name the output "
                           f"with .tif (e.g. {out.stem or 'lst'}.tif).")
     _check_not_input(out, _inputs(inputs), parameter, "file")
-    if out.exists() and not written_by_us(out):
-        raise OutputError(f"{parameter}: {out} exists and was not written by LST Fusion; it was left alone. "
-                          "Choose another name, or move that file away yourself.")
+    if out.exists():
+        writer = written_as_output_of(out)
+        if writer is None:
+            raise OutputError(f"{parameter}: {out} exists and was not written by LST Fusion; it was left "
+                              "alone. Choose another name, or move that file away yourself.")
+        if writer != algorithm:
+            raise OutputError(f"{parameter}: {out} is an output of '{writer}', not of '{algorithm}'; it was left "
+                              "alone. Choose another name for this output.")
     _check_parent(out, parameter)
     remove_stale(out)
     return out
@@ -134,24 +162,17 @@ def check_file_output(
     return out
 
 
-def read_record(folder: Path) -> dict | None:
-    """The record of the LST Fusion run that wrote ``folder``, or ``None``."""
-    try:
-        record = json.loads((folder / RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("kind") != "lst_fusion_output":
-        return None
-    return record
-
-
 def check_output_folder(
     path: str | os.PathLike,
     algorithm: str,
     inputs: Iterable[str | os.PathLike | None] = (),
     parameter: str = "OUTPUT_FOLDER",
 ) -> Path:
-    """Check ``path`` may receive ``algorithm``'s output folder; return it resolved."""
+    """Check ``path`` may receive ``algorithm``'s output folder; return it resolved.
+
+    A folder with a record must hold a verified record of ``algorithm`` (:func:`verified_record`);
+    its files' checksums are checked again when the new files are committed.
+    """
     if not str(path).strip():
         raise OutputError(f"{parameter}: no output folder given.")
     raw = Path(path).expanduser()
@@ -167,8 +188,8 @@ def check_output_folder(
             raise OutputError(f"{parameter}: {out} holds the input {source.name}; writing there could replace "
                               "it. Choose another folder for the output.")
     if out.is_dir():
+        record = verified_record(out, parameter, check_files=False)
         entries = [p for p in out.iterdir() if p.name != RECORD]
-        record = read_record(out)
         if entries and record is None:
             raise OutputError(f"{parameter}: {out} is not empty ({_show(entries)}) and was not written by LST "
                               "Fusion; nothing in it was touched. Choose an empty or new folder.")
@@ -180,21 +201,12 @@ def check_output_folder(
 
 
 def _files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())
 
 
-def write_record(folder: Path, algorithm: str, files: Iterable[str], complete: bool = True) -> None:
-    """Write (atomically) the record saying which files of ``folder`` ``algorithm`` wrote."""
-    record = {"kind": "lst_fusion_output", "algorithm": algorithm, "version": __version__,
-              "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "complete": complete,
-              "files": sorted(set(files))}
-    tmp = temporary_name(folder / RECORD)
-    try:
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, folder / RECORD)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+def digests(folder: Path, names: Iterable[str]) -> dict[str, dict]:
+    """The record entries (size, SHA-256) of ``names`` in ``folder``, for files that exist."""
+    return {name: file_digest(folder / name) for name in names if (folder / name).is_file()}
 
 
 def claim_folder(
@@ -209,37 +221,115 @@ def claim_folder(
     out = check_output_folder(path, algorithm, inputs, parameter)
     with write_errors(out):
         out.mkdir(parents=True, exist_ok=True)
-        previous = read_record(out)
-        write_record(out, algorithm, {*files, *(previous["files"] if previous else ())}, complete=False)
+        previous = verified_record(out, parameter)
+        earlier = [*previous["files"], *previous["pending"]] if previous else []
+        write_record(out, algorithm, {}, complete=False, pending={*files, *earlier})
     return out
 
 
-def _commit(stage: Path, out: Path, algorithm: str) -> None:
-    """Move the staged files into ``out``, replacing only files the previous run of ``algorithm`` listed."""
+@dataclass
+class FolderCommit:
+    """How :func:`output_folder` commits: ``keep_previous`` (a run stopped part-way) keeps every earlier
+    file that no new file replaces, instead of removing those the new run did not write."""
+
+    keep_previous: bool = False
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def _prune_empty_parents(path: Path, top: Path) -> None:
+    for parent in path.parents:
+        if parent == top or not parent.is_dir() or any(parent.iterdir()):
+            return
+        parent.rmdir()
+
+
+def _commit(stage: Path, out: Path, algorithm: str, keep_previous: bool = False, parameter: str = "OUTPUT_FOLDER"
+            ) -> None:
+    """Move the staged files into ``out``: all of them, or (on any failure) none.
+
+    Earlier files that are replaced or removed are first moved to a hidden backup folder
+    inside ``out``; if anything fails they are moved back, so the previous set stays
+    complete. Only files the verified record of the previous run names are replaced.
+    """
     new = _files_under(stage)
     if RECORD in new:
         raise OutputError(f"{out}: a stage tried to write {RECORD}, which is reserved.")
-    previous = read_record(out) if out.is_dir() else None
-    old = set(previous["files"]) if previous else set()
-    conflicts = [name for name in new if (out / name).exists() and name not in old]
+    previous = verified_record(out, parameter) if out.is_dir() else None
+    old: dict[str, dict] = dict(previous["files"]) if previous else {}
+    conflicts = [name for name in new if ((out / name).exists() or (out / name).is_symlink()) and name not in old]
     if conflicts:
         raise OutputError(f"{out}: already holds {', '.join(conflicts[:3])}, which LST Fusion did not write; "
                           "nothing was changed. Move those files away or choose another folder.")
+    written = digests(stage, new)
+    kept = {n: d for n, d in old.items() if n not in written and (out / n).exists()} if keep_previous else {}
+    displaced = [n for n in sorted(old) if n not in kept and ((out / n).exists() or (out / n).is_symlink())]
     out.mkdir(parents=True, exist_ok=True)
-    # While files move, the record lists both runs' files, so an interrupted commit stays ours.
-    write_record(out, algorithm, old | set(new), complete=False)
-    for name in new:
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(stage / name, out / name)
-    for name in sorted(old - set(new)):
-        target = out / name
-        if target.is_file() or target.is_symlink():
-            target.unlink()
-        for parent in target.parents:
-            if parent == out or not parent.is_dir() or any(parent.iterdir()):
-                break
-            parent.rmdir()
-    write_record(out, algorithm, new)
+    backup = temporary_name(out / ".previous")
+    moved: list[str] = []
+    placed: list[str] = []
+    current = out / RECORD
+    try:
+        if displaced:
+            # The journal: were this process killed now, the next run points the user at the backup.
+            write_record(out, algorithm, old, complete=False, extra={"interrupted_commit": backup.name})
+            backup.mkdir()
+            for name in displaced:
+                current = out / name
+                _move(current, backup / name)
+                moved.append(name)
+        for name in new:
+            current = out / name
+            _move(stage / name, current)
+            placed.append(name)
+        current = out / RECORD
+        write_record(out, algorithm, {**kept, **written}, complete=not keep_previous)
+    except BaseException as exc:
+        lost = _roll_back(stage, out, backup, placed, moved, previous)
+        if lost:
+            outcome = (f"The previous output could not all be put back: {', '.join(lost[:3])} "
+                       f"{'is' if len(lost) == 1 else 'are'} in {backup}.")
+        else:
+            outcome = f"Nothing was changed: the previous output in {out} is complete, as it was."
+        if isinstance(exc, OSError):
+            raise OutputError(describe_write_failure(current, exc, outcome)) from exc
+        if isinstance(exc, LSTFusionError):
+            exc.args = (f"{exc} {outcome}",)
+        raise
+    remove_path(backup)
+    for name in displaced:
+        if name not in written:
+            _prune_empty_parents(out / name, out)
+
+
+def _roll_back(stage: Path, out: Path, backup: Path, placed: list[str], moved: list[str],
+               previous: dict | None) -> list[str]:
+    """Undo a failed commit; returns the earlier files that could not be put back."""
+    lost = []
+    for name in reversed(placed):
+        with contextlib.suppress(OSError):
+            _move(out / name, stage / name)
+    for name in reversed(moved):
+        try:
+            _move(backup / name, out / name)
+        except OSError:
+            lost.append(name)
+    with contextlib.suppress(OSError):
+        if previous is not None:
+            body = {k: v for k, v in previous.items() if k not in ("signature", "interrupted_commit")}
+            write_record(out, body["algorithm"], body["files"], body["complete"], body["pending"],
+                         {k: v for k, v in body.items() if k not in _RECORD_FIELDS})
+        elif not lost:
+            (out / RECORD).unlink(missing_ok=True)
+    if not lost:
+        remove_path(backup)
+    return lost
+
+
+_RECORD_FIELDS = ("kind", "format", "algorithm", "version", "written", "complete", "folder", "files", "pending")
 
 
 @contextlib.contextmanager
@@ -248,12 +338,14 @@ def output_folder(
     algorithm: str,
     inputs: Iterable[str | os.PathLike | None] = (),
     parameter: str = "OUTPUT_FOLDER",
+    commit: FolderCommit | None = None,
 ) -> Iterator[Path]:
     """Yield a staging folder for ``algorithm``'s outputs; on success move them into ``path``.
 
     The checks of :func:`check_output_folder` run first. On failure, cancellation or a
     signal the staging folder is removed and ``path`` is left exactly as it was.
     """
+    commit = commit or FolderCommit()
     out = check_output_folder(path, algorithm, inputs, parameter)
     make_parent(out)
     remove_stale(out)
@@ -262,7 +354,7 @@ def output_folder(
         try:
             stage.mkdir()
             yield stage
-            _commit(stage, out, algorithm)
+            _commit(stage, out, algorithm, commit.keep_previous, parameter)
         finally:
             remove_path(stage)
 

@@ -18,7 +18,7 @@ from .. import __version__
 from ..progress import Progress, ensure
 from .atomic import atomic_path
 from .lst_raster import KELVIN_OFFSET, LSTRaster
-from .outputs import check_output_size, check_raster_output
+from .outputs import check_output_size, check_raster_output, output_tag
 from .readers import normalise_unit
 
 _GTIFF_OPTIONS = {
@@ -36,9 +36,11 @@ def _cog_available() -> bool:
         return "COG" in env.drivers()
 
 
-def lst_tags(raster: LSTRaster, unit: str) -> dict[str, str]:
-    """Dataset tags that let any reader (ours included) know what the file holds."""
+def lst_tags(raster: LSTRaster, unit: str, algorithm: str) -> dict[str, str]:
+    """Dataset tags that let any reader (ours included) know what the file holds, and which ``algorithm``
+    wrote it as its output."""
     tags = {
+        **output_tag(algorithm),
         "LST_FUSION_CONTENT": "lst",
         "LST_UNIT": unit,
         "SOURCE_PRODUCT": raster.product,
@@ -110,17 +112,19 @@ def write_lst(
     cog: bool = True,
     progress: Progress | None = None,
     inputs: tuple[str | os.PathLike, ...] = (),
+    *,
+    algorithm: str,
 ) -> Path:
     """Write ``raster`` as a float32 GeoTIFF in ``unit`` ('K' or 'C'), NaN as nodata.
 
     The file appears under its final name only once complete and read back. ``cog=True``
     writes a Cloud-Optimized GeoTIFF (with overviews) when GDAL has the COG driver, else a
     tiled GeoTIFF. The output checks refuse ``path`` if it is the raster's source, one of
-    ``inputs``, a folder, or a file LST Fusion did not write.
+    ``inputs``, a folder, or a file ``algorithm`` did not write as its output.
     """
     progress = ensure(progress)
     unit = normalise_unit(unit) or "K"
-    final = check_raster_output(path, (raster.source, *inputs))
+    final = check_raster_output(path, (raster.source, *inputs), algorithm=algorithm)
     cog = cog and _cog_available()
     check_output_size(final.parent, raster.width, raster.height, 8 if cog else 4, progress=progress)
     data = from_kelvin(raster.data, unit)
@@ -130,7 +134,7 @@ def write_lst(
         try:
             with raster_output(stage, **profile) as dst:
                 dst.write(data.astype(np.float32), 1)
-                dst.update_tags(**lst_tags(raster, unit))
+                dst.update_tags(**lst_tags(raster, unit, algorithm))
                 describe_lst_band(dst, unit)
             progress.update(0.7)
             if stage != tmp:

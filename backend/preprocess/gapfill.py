@@ -371,7 +371,7 @@ def gap_fill_series(
             flags_path = flags_path_for(target)
             meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, item.date,
                              item.product, item.sensor, item.path)
-            tags = {**lst_tags(meta, out_unit), "GAPFILL_METHOD": method,
+            tags = {**lst_tags(meta, out_unit, "gap_fill"), "GAPFILL_METHOD": method,
                     "GAPFILL_MAX_GAP_DAYS": str(max_gap_days), "GAPFILL_MAX_DISTANCE_PX": str(max_distance_px)}
             tally = np.zeros(256, np.int64)
             with rasterio.open(stage_files[k]) as src, rasterio.open(climatology_file) as clim_src, \

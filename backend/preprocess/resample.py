@@ -72,8 +72,10 @@ def resample_lst(
     block_rows: int | None = None,
     progress: Progress | None = None,
     out_unit: str = "K",
+    algorithm: str = "resample",
 ) -> Path:
-    """Warp ``source`` onto ``grid`` with ``method`` and write it atomically to ``out_path`` in ``out_unit``."""
+    """Warp ``source`` onto ``grid`` with ``method`` and write it atomically to ``out_path`` in ``out_unit``
+    (tagged as ``algorithm``'s output)."""
     progress = ensure(progress)
     out_unit = normalise_unit(out_unit) or "K"
     if method not in METHODS:
@@ -81,12 +83,12 @@ def resample_lst(
     if source.crs is None:
         raise InputError(f"{source.source}: has no CRS; it cannot be reprojected.")
     _check_overlap(source, grid)
-    out_path = check_raster_output(out_path, [source.source])
+    out_path = check_raster_output(out_path, [source.source], algorithm=algorithm)
     check_output_size(out_path.parent, grid.width, grid.height, 4, progress=progress)
     rows = block_rows or block_rows_for(grid.width, 16)
     blocks = list(grid.row_blocks(rows))
     profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
-    tags = {**lst_tags(source, out_unit), "RESAMPLING": method,
+    tags = {**lst_tags(source, out_unit, algorithm), "RESAMPLING": method,
             "SOURCE_RESOLUTION": f"{source.resolution[0]:g}", "SOURCE_CRS": source.crs.to_string()}
     valid = 0
     with atomic_path(out_path, verify=verify_raster) as tmp:

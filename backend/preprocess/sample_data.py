@@ -456,7 +456,7 @@ def generate_sample_dataset(
             _write_uint(tmp / "modis" / mnames["qc"], qc, MODIS_SINUSOIDAL, g.modis, None, m_tags)
             truth_name = f"LST_truth_{date:%Y%m%d}.tif"
             write_lst(LSTRaster(truth[inner], g.crs, g.inner, date, "synthetic truth", "truth"),
-                      tmp / "truth" / truth_name, cog=False)
+                      tmp / "truth" / truth_name, cog=False, algorithm="generate_sample_dataset")
             records.append({
                 "date": date.isoformat(),
                 "landsat_st_b10": f"landsat/{names['st']}",

@@ -28,7 +28,8 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..io.atomic import atomic_path, write_errors
-from ..io.outputs import check_output_folder, claim_folder, write_record
+from ..io.outputs import check_output_folder, claim_folder, digests
+from ..io.record import write_record
 from ..preprocess.patches import PatchDataset
 from ..progress import Progress, ensure
 
@@ -492,6 +493,6 @@ def train(
     onnx_path = export_onnx(kelvin, card, out / f"{spec.name}.onnx")
     report = write_report(out / "report.html", card, history, config)
     with write_errors(out):
-        write_record(out, "train", files)
+        write_record(out, "train", digests(out, files))
     return TrainResult(onnx_path, ckpt_dir, report, history, best["epoch"], best["rmse"] if val_dates else None)
 

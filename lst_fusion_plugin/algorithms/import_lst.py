@@ -79,7 +79,7 @@ class ImportLSTAlgorithm(LSTAlgorithm):
             date = self.parameterAsString(parameters, "DATE", context) or None
             quality = self.parameterAsFile(parameters, "QUALITY", context) or None
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-            check_raster_output(output, [source, quality])
+            check_raster_output(output, [source, quality], algorithm="import_lst")
             progress = progress_from(feedback)
             try:
                 raster = read_lst(source, product=product, unit=unit, date=date, progress=progress.sub(0, 0.5),
@@ -91,7 +91,8 @@ class ImportLSTAlgorithm(LSTAlgorithm):
             if raster.date is None:
                 progress.warn(f"{source}: no acquisition date in its name or metadata. Give DATE (YYYY-MM-DD): "
                               "the series and fusion algorithms need it.")
-            write_lst(raster, output, unit=out_unit, progress=progress.sub(0.5, 1.0), inputs=(source, quality))
+            write_lst(raster, output, unit=out_unit, progress=progress.sub(0.5, 1.0), inputs=(source, quality),
+                      algorithm="import_lst")
         date_text = raster.date.isoformat() if raster.date else ""
         style_output(context, output, lst_layer_name(f"{date_text} {raster.product}", out_unit), out_unit)
         return {"OUTPUT": output, "DATE_OUT": date_text, "VALID_FRACTION": raster.valid_fraction}
