@@ -275,6 +275,21 @@ CASES = {
         r"STARFM uses 1 reference pair\(s\).*2 given.*ESTARFM"),
     "starfm-zero-coarse-uncertainty": Case(
         "fuse", lambda w: w.fuse_params(COARSE_UNCERTAINTY=0.0), r"COARSE_UNCERTAINTY must be greater than 0 K"),
+    # ---- an output file that another stage wrote (an input-like product), a foreign record
+    "fuse-output-is-a-gapfilled-raster": Case(
+        "fuse", lambda w: w.fuse_params(OUTPUT=w.filled(3)), r"OUTPUT: .*_filled.tif is an output of 'gap_fill', "
+        r"not of 'fuse'; it was left alone"),
+    "fuse-output-is-the-sample-truth": Case(
+        "fuse", lambda w: w.fuse_params(OUTPUT=str(sorted((w.sample / "truth").glob("*.tif"))[2])),
+        r"LST_truth_.*\.tif is an output of 'generate_sample_dataset', not of 'fuse'"),
+    "fuse-uncertainty-over-a-gapfilled-raster": Case(
+        "fuse", lambda w: (shutil.copy(w.filled(4), w.root / "mine_uncertainty.tif"),
+                           w.fuse_params(OUTPUT=str(w.root / "mine.tif"), UNCERTAINTY=True))[1],
+        r"OUTPUT \(its uncertainty raster\): .*mine_uncertainty.tif is an output of 'gap_fill'"),
+    "gapfill-output-holds-a-users-record": Case(
+        "gap_fill", lambda w: ((w.root / "g").mkdir(), (w.root / "g" / "lst_fusion_output.json").write_text(
+            '{"my": "own notes"}'), _gapfill(w, w.root / "g"))[-1],
+        r"OUTPUT_FOLDER: .*g holds lst_fusion_output.json, which LST Fusion did not write; nothing"),
     "gapfill-spatial-all-nan-date": Case(
         "gap_fill", lambda w: {"INPUT_FILES": [w.filled(0), str(w.root / "empty_20200601.tif")], "METHOD": 2,
                                "UNIT": 1, "OUTPUT_FOLDER": str(w.root / "g")},
@@ -619,3 +634,238 @@ def test_gapfilling_filled_rasters_keeps_names_and_flags(provider, ws):
     for name in (Path(f).name.replace("_filled.tif", "_fillflags.tif") for f in files):
         with rasterio.open(ws.landsat / name) as first, rasterio.open(out / name) as second:
             np.testing.assert_array_equal(second.read(1), first.read(1))
+
+
+# ------------------------------------------------- records that cannot be forged
+
+def _victims(ws: Workspace) -> Path:
+    victims = ws.root / "victims"
+    victims.mkdir()
+    (victims / "victim.txt").write_text("irreplaceable")
+    return victims
+
+
+def _forge(folder: Path, edit: Callable[[dict], None], sign: bool = False) -> None:
+    """Edit the record of ``folder`` as an attacker (or a careless script) would; ``sign`` re-signs it with
+    this user's key, as if the key had leaked, to show the path checks hold on their own."""
+    import json
+
+    from backend.io import record as rec
+
+    body = json.loads((folder / rec.RECORD).read_text())
+    edit(body)
+    body.pop("signature", None)
+    if sign:
+        body["signature"] = rec._signature(body)
+    (folder / rec.RECORD).write_text(json.dumps(body))
+
+
+def _add(name: str, digest: dict | None = None) -> Callable[[dict], None]:
+    return lambda body: body["files"].__setitem__(name, digest or {"size": 13, "sha256": "0" * 64})
+
+
+@pytest.mark.parametrize("sign", [False, True], ids=["unsigned", "signed-with-a-leaked-key"])
+@pytest.mark.parametrize("entry", ["../victims/victim.txt", "ABSOLUTE", "sub/../../victims/victim.txt",
+                                   "link_to_victims/victim.txt"])
+def test_forged_record_naming_files_outside_deletes_nothing(entry, sign, provider, ws):
+    victims = _victims(ws)
+    out = ws.root / "g"
+    run_alg("gap_fill", _gapfill(ws, out, INPUT_FILES=[str(ws.st_b10(0))]))
+    (out / "link_to_victims").symlink_to(victims, target_is_directory=True)
+    name = str(victims / "victim.txt") if entry == "ABSOLUTE" else entry
+    from backend.io.record import file_digest
+
+    _forge(out, _add(name, file_digest(victims / "victim.txt")), sign)
+    before = digest(ws.root)
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("gap_fill", _gapfill(ws, out, INPUT_FILES=[str(ws.st_b10(1))]))
+    message = str(err.value)
+    expected = "is not a file inside the folder" if sign else "cannot be verified"
+    assert expected in message and "nothing was touched" in message, message
+    assert unchanged(before, digest(ws.root)) and leftovers(ws.root) == []
+    assert (victims / "victim.txt").read_text() == "irreplaceable"
+
+
+def test_record_cannot_claim_a_users_file_in_the_folder(provider, ws):
+    """A user's file beside our outputs, added to the record with its true checksum, is not ours."""
+    from backend.io.record import file_digest
+
+    out = ws.root / "g"
+    run_alg("gap_fill", _gapfill(ws, out, INPUT_FILES=[str(ws.st_b10(0))]))
+    (out / "my_notes.txt").write_text("field visit 12 May")
+    _forge(out, _add("my_notes.txt", file_digest(out / "my_notes.txt")))
+    before = digest(ws.root)
+    with pytest.raises(QgsProcessingException, match=r"cannot be verified .* nothing was touched"):
+        run_alg("gap_fill", _gapfill(ws, out, INPUT_FILES=[str(ws.st_b10(1))]))
+    assert unchanged(before, digest(ws.root)) and (out / "my_notes.txt").read_text() == "field visit 12 May"
+
+
+def test_an_output_the_user_changed_is_not_replaced(provider, ws):
+    """Replacing one of our outputs by the user's own file (same name) makes it theirs."""
+    out = ws.root / "g"
+    run_alg("gap_fill", _gapfill(ws, out))
+    mine = sorted(out.glob("*_filled.tif"))[2]
+    shutil.copy(ws.docs / "dem.tif", mine)
+    before = digest(ws.root)
+    with pytest.raises(QgsProcessingException, match=rf"{mine.name} changed since LST Fusion wrote it .*nothing was"):
+        run_alg("gap_fill", _gapfill(ws, out, METHOD=2))
+    assert unchanged(before, digest(ws.root)) and leftovers(ws.root) == []
+
+
+def test_a_moved_output_folder_stays_its_own(provider, ws):
+    run_alg("gap_fill", _gapfill(ws, ws.root / "g"))
+    (ws.root / "g").rename(ws.root / "moved")
+    run_alg("gap_fill", _gapfill(ws, ws.root / "moved", METHOD=2))
+    assert outputs.read_record(ws.root / "moved")["algorithm"] == "gap_fill"
+
+
+# --------------------------------------------------------- all-or-nothing commits
+
+def _fail_on_move(monkeypatch, after: int, error: int = 28) -> None:
+    """Every move of the commit after the first ``after`` fails with ``error`` (ENOSPC by default)."""
+    real = outputs._move
+    calls = {"n": 0}
+
+    def move(source: Path, target: Path) -> None:
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise OSError(error, os.strerror(error), str(target))
+        real(source, target)
+
+    monkeypatch.setattr(outputs, "_move", move)
+
+
+@pytest.mark.parametrize("after", [0, 3, 8, 14])
+def test_commit_failing_part_way_leaves_the_previous_set_complete(after, provider, ws, monkeypatch):
+    out = ws.root / "g"
+    run_alg("gap_fill", _gapfill(ws, out))
+    (out / "my_notes.txt").write_text("field visit 12 May")
+    before = digest(ws.root)
+    _fail_on_move(monkeypatch, after)
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("gap_fill", _gapfill(ws, out, METHOD=2))
+    message = str(err.value)
+    assert "disk is full" in message and "Nothing was changed: the previous output" in message, message
+    assert unchanged(before, digest(ws.root)), _diff(before, digest(ws.root))
+    assert leftovers(ws.root) == []
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    monkeypatch.undo()
+    run_alg("gap_fill", _gapfill(ws, out, METHOD=2))  # and the folder is still the run's own
+
+
+def test_commit_blocked_by_an_immutable_file_names_it(provider, ws):
+    out = ws.root / "g"
+    run_alg("gap_fill", _gapfill(ws, out))
+    locked = sorted(out.glob("*_filled.tif"))[3]
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
+        pytest.skip("this file system (or user) cannot set the immutable attribute")
+    try:
+        before = digest(ws.root)
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg("gap_fill", _gapfill(ws, out, METHOD=2))
+        message = str(err.value)
+        assert f"{locked.name}: is immutable (chattr +i)" in message, message
+        assert "Nothing was changed: the previous output" in message
+        assert unchanged(before, digest(ws.root)) and leftovers(ws.root) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+
+
+def test_fused_raster_and_uncertainty_appear_together(provider, ws, monkeypatch):
+    """A failure writing the uncertainty raster (disk full) leaves neither file, and a previous pair intact."""
+    from backend.fusion import fuse as fuse_module
+
+    params = ws.fuse_params(UNCERTAINTY=True)
+    run_alg("fuse", params)
+    before = digest(ws.root)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fuse_module, "write_uncertainty", full)
+    with pytest.raises(QgsProcessingException, match=r"fused.tif: the disk is full"):
+        run_alg("fuse", params)
+    assert unchanged(before, digest(ws.root)) and leftovers(ws.root) == []
+    (ws.root / "fused.tif").unlink()
+    (ws.root / "fused_uncertainty.tif").unlink()
+    with pytest.raises(QgsProcessingException, match=r"fused.tif: the disk is full"):
+        run_alg("fuse", params)
+    assert not (ws.root / "fused.tif").exists() and not (ws.root / "fused_uncertainty.tif").exists()
+
+
+def test_size_check_counts_the_uncertainty_raster(provider, ws, monkeypatch):
+    usage = shutil.disk_usage(ws.root)
+    need_one = 96 * 96 * 4
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: usage._replace(free=int(need_one * 1.5)))
+    before = digest(ws.root)
+    with pytest.raises(QgsProcessingException, match=r"OUTPUT: the output needs up to .*\(2 raster\(s\)"):
+        run_alg("fuse", ws.fuse_params(UNCERTAINTY=True))
+    assert unchanged(before, digest(ws.root))
+
+
+# --------------------------------------------- a stopped series keeps the earlier dates
+
+def _series(ws: Workspace, out: Path, **extra) -> dict:
+    return {"FINE": str(ws.landsat), "COARSE": str(ws.modis30), "METHOD": 0, "WINDOW": 11, "INCLUDE_PAIRED": True,
+            "LOAD_OUTPUTS": False, "OUTPUT_FOLDER": str(out), **extra}
+
+
+def test_sigint_during_a_series_rerun_keeps_every_earlier_date(provider, ws):
+    """A real SIGINT after 2 of 6 dates of a rerun: those 2 are new, the 4 others are the earlier run's,
+    and the record, fuse_series.json and the stack all describe the same 6 files."""
+    import json
+
+    out = ws.root / "series"
+    run_alg("fuse_series", _series(ws, out))
+    first = digest(out)
+    dates = sorted(p.name for p in out.glob("lst_*.tif"))
+    assert len(dates) == 6
+    feedback = QgsProcessingFeedback()
+    finished = []
+    original = feedback.pushInfo
+
+    def info(text: str) -> None:
+        original(text)
+        if re.match(r"\d{4}-\d\d-\d\d: lst_", text):
+            finished.append(text)
+            if len(finished) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    feedback.pushInfo = info
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("fuse_series", _series(ws, out, WINDOW=15), feedback)
+    message = str(err.value)
+    assert "Stopped by SIGINT" in message and "2 of 6 date(s) were finished" in message, message
+    assert "The previous run's 4 other date(s) were kept" in message
+    after = digest(out)
+    assert sorted(p.name for p in out.glob("lst_*.tif")) == dates
+    assert sum(after[name] != first[name] for name in dates) == 2  # exactly the two finished dates are new
+    report = json.loads((out / "fuse_series.json").read_text())
+    assert sorted(d["path"] for d in report["dates"]) == dates and report["complete"] is False
+    assert sum(bool(d.get("from_previous_run")) for d in report["dates"]) == 4
+    record = outputs.read_record(out)
+    assert sorted(n for n in record["files"] if n.startswith("lst_") and n.endswith(".tif")) == dates
+    with rasterio.open(out / report["stack"]) as stack:
+        assert stack.count == 6 and [stack.descriptions[k] for k in range(6)] == sorted(
+            d["target_date"] for d in report["dates"])
+    assert leftovers(ws.root) == [] and not [p for p in out.iterdir() if p.is_symlink()]
+    run_alg("fuse_series", _series(ws, out))  # the next complete run takes the folder over again
+
+
+def _diff(before, after):
+    return {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+def test_a_commit_killed_part_way_points_at_its_backup(ws):
+    """SIGKILL between moving the earlier files aside and the new record: the journal says where they are."""
+    from backend.errors import OutputError
+    from backend.io.record import write_record
+
+    out = ws.root / "g"
+    out.mkdir()
+    write_record(out, "gap_fill", {}, complete=False, extra={"interrupted_commit": ".previous.lstf-x-1-abcdef.part"})
+    before = digest(ws.root)
+    with pytest.raises(OutputError, match=r"stopped while it replaced its files here; the files it was replacing are "
+                                          r"in .*g/\.previous\.lstf-x-1-abcdef\.part"):
+        outputs.check_output_folder(out, "gap_fill")
+    assert unchanged(before, digest(ws.root))

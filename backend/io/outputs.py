@@ -260,6 +260,7 @@ def _commit(stage: Path, out: Path, algorithm: str, keep_previous: bool = False,
         raise OutputError(f"{out}: a stage tried to write {RECORD}, which is reserved.")
     previous = verified_record(out, parameter) if out.is_dir() else None
     old: dict[str, dict] = dict(previous["files"]) if previous else {}
+    previous_text = (out / RECORD).read_bytes() if previous else None
     conflicts = [name for name in new if ((out / name).exists() or (out / name).is_symlink()) and name not in old]
     if conflicts:
         raise OutputError(f"{out}: already holds {', '.join(conflicts[:3])}, which LST Fusion did not write; "
@@ -268,7 +269,7 @@ def _commit(stage: Path, out: Path, algorithm: str, keep_previous: bool = False,
     kept = {n: d for n, d in old.items() if n not in written and (out / n).exists()} if keep_previous else {}
     displaced = [n for n in sorted(old) if n not in kept and ((out / n).exists() or (out / n).is_symlink())]
     out.mkdir(parents=True, exist_ok=True)
-    backup = temporary_name(out / ".previous")
+    backup = temporary_name(out / "previous")
     moved: list[str] = []
     placed: list[str] = []
     current = out / RECORD
@@ -288,7 +289,7 @@ def _commit(stage: Path, out: Path, algorithm: str, keep_previous: bool = False,
         current = out / RECORD
         write_record(out, algorithm, {**kept, **written}, complete=not keep_previous)
     except BaseException as exc:
-        lost = _roll_back(stage, out, backup, placed, moved, previous)
+        lost = _roll_back(stage, out, backup, placed, moved, previous_text)
         if lost:
             outcome = (f"The previous output could not all be put back: {', '.join(lost[:3])} "
                        f"{'is' if len(lost) == 1 else 'are'} in {backup}.")
@@ -305,31 +306,36 @@ def _commit(stage: Path, out: Path, algorithm: str, keep_previous: bool = False,
             _prune_empty_parents(out / name, out)
 
 
+def _restore_record(out: Path, text: bytes) -> None:
+    tmp = temporary_name(out / RECORD)
+    try:
+        tmp.write_bytes(text)
+        os.replace(tmp, out / RECORD)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _roll_back(stage: Path, out: Path, backup: Path, placed: list[str], moved: list[str],
-               previous: dict | None) -> list[str]:
+               previous: bytes | None) -> list[str]:
     """Undo a failed commit; returns the earlier files that could not be put back."""
     lost = []
-    for name in reversed(placed):
+    for name in reversed(placed):  # plain renames back to where each file just came from
         with contextlib.suppress(OSError):
-            _move(out / name, stage / name)
+            os.replace(out / name, stage / name)
     for name in reversed(moved):
         try:
-            _move(backup / name, out / name)
+            os.replace(backup / name, out / name)
         except OSError:
             lost.append(name)
     with contextlib.suppress(OSError):
         if previous is not None:
-            body = {k: v for k, v in previous.items() if k not in ("signature", "interrupted_commit")}
-            write_record(out, body["algorithm"], body["files"], body["complete"], body["pending"],
-                         {k: v for k, v in body.items() if k not in _RECORD_FIELDS})
+            _restore_record(out, previous)
         elif not lost:
             (out / RECORD).unlink(missing_ok=True)
     if not lost:
         remove_path(backup)
     return lost
 
-
-_RECORD_FIELDS = ("kind", "format", "algorithm", "version", "written", "complete", "folder", "files", "pending")
 
 
 @contextlib.contextmanager
