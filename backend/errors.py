@@ -35,3 +35,7 @@ class Cancelled(LSTFusionError):
 
 class Interrupted(Cancelled):
     """A signal (Ctrl-C, SIGTERM) stopped the run; partial outputs have been removed."""
+
+
+class ClusterLost(Cancelled):
+    """The Dask cluster stopped serving the run (no worker left, scheduler gone); finished work is kept."""

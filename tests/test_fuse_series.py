@@ -200,3 +200,166 @@ def test_graphical_model_extends_the_chain_to_fusion(provider, tmp_path):
     fused = sorted((tmp_path / "fused").glob("lst_*_estarfm.tif"))
     assert len(fused) == 2  # ESTARFM, leave-one-out: the dates between two others
     assert all(np.isfinite(read_lst(f).data).mean() > 0.95 for f in fused)
+
+
+# ------------------------------------------- Dask faults, against servers started here on 127.0.0.1
+
+def _listener(answer: bytes | None):
+    """A TCP server on 127.0.0.1 that accepts and then never answers (None) or answers ``answer`` to
+    whatever it receives (a web server's reply); returns (address, stop)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+    held = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            if answer is not None:
+                conn.settimeout(2)
+                with __import__("contextlib").suppress(OSError):
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()
+
+    return f"tcp://127.0.0.1:{server.getsockname()[1]}", close
+
+
+@pytest.mark.parametrize("answer, message", [
+    (None, r"accepts connections but does not answer as a Dask scheduler within 7 s"),
+    (b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n", r"something answers at .*, but not as a Dask "
+                                                              r"scheduler does \(a web server"),
+], ids=["never-answers", "web-server"])
+def test_a_scheduler_address_that_is_not_dask_ends_with_a_message(answer, message, season, tmp_path, monkeypatch):
+    import time
+
+    pytest.importorskip("distributed")
+    monkeypatch.setenv("LST_FUSION_DASK_TIMEOUT", "2")
+    address, close = _listener(answer)
+    fine, coarse = season
+    try:
+        start = time.monotonic()
+        with pytest.raises(InputError, match=message) as err:
+            fuse_series("starfm", fine, coarse, tmp_path / "out", StarfmParams(window=11), scheduler=address)
+        assert address in str(err.value) and time.monotonic() - start < 20
+    finally:
+        close()
+    assert not list(tmp_path.iterdir())
+
+
+def _dask(tmp_path: Path, *args: str, env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=tmp_path, env={**clean, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture()
+def scheduler(tmp_path):
+    """A scheduler started as the docs say, in a folder without LST Fusion: (address, start_worker)."""
+    import time
+
+    pytest.importorskip("distributed")
+    file = tmp_path / "scheduler.json"
+    procs = [_dask(tmp_path, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                   "--no-dashboard", "--scheduler-file", str(file))]
+    start = time.monotonic()
+    while not file.exists() and time.monotonic() - start < 60:
+        time.sleep(0.2)
+    address = json.loads(file.read_text())["address"]
+
+    def worker(*extra: str, env: dict | None = None):
+        proc = _dask(tmp_path, "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
+                     *extra, env=env)
+        procs.append(proc)
+        return proc
+
+    yield address, worker
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_for_workers(address: str, n: int) -> None:
+    from distributed import Client
+
+    with Client(address, timeout="20s") as client:
+        client.wait_for_workers(n, timeout=60)
+
+
+@pytest.mark.slow
+def test_workers_without_the_code_get_it_from_the_client(season, scheduler, tmp_path):
+    """'dask scheduler' + 'dask worker ADDRESS' in a folder where 'backend' cannot be imported."""
+    from distributed import Client
+
+    address, worker = scheduler
+    worker()
+    _wait_for_workers(address, 1)
+    with Client(address) as client:
+        lacking = client.run(lambda: __import__("importlib").util.find_spec("backend") is None)
+        assert lacking and all(lacking.values()), lacking
+    fine, coarse = season
+    params = StarfmParams(window=11)
+    here = _arrays(fuse_series("starfm", fine, coarse, tmp_path / "here", params).folder)
+    there = _arrays(fuse_series("starfm", fine, coarse, tmp_path / "there", params, scheduler=address).folder)
+    assert list(here) == list(there) and len(here) == 3
+    for name in here:
+        np.testing.assert_array_equal(here[name], there[name])
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_run_it_give_one_message(season, scheduler, tmp_path):
+    address, worker = scheduler
+    blocked = tmp_path / "no_numba"
+    (blocked / "numba").mkdir(parents=True)
+    (blocked / "numba" / "__init__.py").write_text("raise ImportError('numba is not installed here')\n")
+    worker(env={"PYTHONPATH": str(blocked)})
+    _wait_for_workers(address, 1)
+    fine, coarse = season
+    with pytest.raises(InputError, match=r"SCHEDULER: 1 of 1 Dask worker\(s\) at tcp://127.0.0.1:\d+ cannot run LST "
+                                         r"Fusion: .* lacks backend.fusion.starfm \(ImportError: numba is not "):
+        fuse_series("starfm", fine, coarse, tmp_path / "out", StarfmParams(window=11), scheduler=address)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_only_worker_killed_ends_the_run_with_a_message(season, scheduler, tmp_path, monkeypatch):
+    from backend.progress import Progress
+
+    monkeypatch.setenv("LST_FUSION_DASK_WORKER_TIMEOUT", "3")
+    address, worker = scheduler
+    proc = worker("--no-nanny")
+    _wait_for_workers(address, 1)
+    fine, coarse = season
+
+    def kill_after_the_first_date(text: str) -> None:
+        if text.startswith("2020-") and proc.poll() is None:
+            proc.kill()
+
+    with pytest.raises(Cancelled, match=r"No Dask worker has been connected to the scheduler at tcp://127.0.0.1:\d+ "
+                                        r"for 3 s .* 1 of 3 date\(s\) were finished and kept"):
+        fuse_series("starfm", fine, coarse, tmp_path / "out", StarfmParams(window=11), scheduler=address,
+                    progress=Progress(on_message=kill_after_the_first_date))
+    assert len(list((tmp_path / "out").glob("lst_*.tif"))) == 1
+    assert not [p for p in tmp_path.rglob("*") if ".lstf-" in p.name]

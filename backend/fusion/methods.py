@@ -42,6 +42,7 @@ class FusionMethod:
     tile_rows: Callable[[Any, int], int] | None = None  # params, width -> inner rows per tile
     tile_cols: Callable[[Any], int | None] | None = None  # None: full-width bands
     tags: Callable[[Any, Any], dict[str, str]] | None = None  # params, state -> metadata of the output
+    requires: tuple[str, ...] = ()  # modules the kernel imports when it first runs (checked on Dask workers)
 
 
 # ------------------------------------------------------------------ STARFM / ESTARFM
@@ -96,18 +97,18 @@ METHODS: dict[str, FusionMethod] = {
     "starfm": FusionMethod(
         "starfm", "STARFM (one reference pair)", StarfmParams, lambda p: 1,
         lambda inputs, p, progress, cache: _thresholds(inputs, p.classes, cache), lambda p: p.half, _starfm_kernel,
-        tile_rows=_window_rows(240)),
+        tile_rows=_window_rows(240), requires=("backend.fusion.starfm",)),
     "estarfm": FusionMethod(
         "estarfm", "ESTARFM (two reference pairs around the date)", EstarfmParams, lambda p: 2,
         lambda inputs, p, progress, cache: _thresholds(inputs, p.classes, cache), lambda p: p.half,
         _estarfm_kernel,
-        tile_rows=_window_rows(240)),
+        tile_rows=_window_rows(240), requires=("backend.fusion.estarfm",)),
     "onnx": FusionMethod(
         "onnx", "Trained deep model (ONNX file)", onnx_model.OnnxParams, onnx_model.references,
         lambda inputs, p, progress, cache: onnx_model.prepare(p, progress, cache), lambda p: p.overlap,
         _onnx_kernel,
         mode="blend", tile_rows=lambda p, width: p.tile - 2 * p.overlap, tile_cols=lambda p: p.tile - 2 * p.overlap,
-        tags=onnx_model.output_tags),
+        tags=onnx_model.output_tags, requires=("onnxruntime",)),
 }
 
 

@@ -33,7 +33,7 @@ from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..io.writers import unit_suffix
 from ..preprocess.patches import Pair, pair_by_date
 from ..progress import Progress, ensure
-from .distribute import client_for, collect, run_locally
+from .distribute import client_for, collect, prepare_workers, run_locally
 from .fuse import (
     FusionResult,
     adjustments,
@@ -43,6 +43,7 @@ from .fuse import (
     method_and_params,
     method_kernel,
     method_tags,
+    uncertainty_path,
     write_fused,
 )
 from .inputs import FusionInputs
@@ -172,8 +173,8 @@ def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Pat
                 stats: dict, stage: Path, progress: Progress, unit: str = "K"):
     """Submit every date as (band tasks → one assembly task); collect the dates as they finish."""
     with client_for(scheduler) as client:
-        progress.info(f"Running {len(jobs)} date(s) on the Dask cluster at {scheduler} "
-                      f"({len(client.scheduler_info()['workers'])} worker(s))")
+        workers = prepare_workers(client, scheduler, (__name__, "rasterio", *spec.requires), progress)
+        progress.info(f"Running {len(jobs)} date(s) on the Dask cluster at {scheduler} ({workers} worker(s))")
         dates, folders = [], []
         for inputs, out in jobs:
             folder = stage / ".bands" / out.stem
@@ -183,7 +184,7 @@ def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Pat
                                    stats, retries=2, pure=False) for k in range(n)]
             dates.append(client.submit(assemble_date, spec.name, params, inputs, bands, str(out), unit, retries=2,
                                        pure=False))
-        done, stopped = collect(dates, labels, progress, on_done=lambda k: remove_path(folders[k]))
+        done, stopped = collect(dates, labels, progress, on_done=lambda k: remove_path(folders[k]), address=scheduler)
         client.cancel(dates)
     remove_path(stage / ".bands")
     return done, stopped
@@ -313,11 +314,15 @@ def fuse_series(
             _PROCESS_CACHE.clear()
         entries = [{**asdict(r), "path": r.path.name, "uncertainty": r.uncertainty.name if r.uncertainty else None}
                    for r in done]
+        finished = {name for e in entries for name in (e["path"], e["uncertainty"]) if name}
+        for _, out in jobs:  # a date a lost worker wrote but nobody collected is not reported, so not kept
+            for path in (out, uncertainty_path(out)):
+                if path.name not in finished:
+                    remove_path(path)
         kept, kept_method, kept_unit = [], None, None
         if stopped is not None:
             commit.keep_previous = True
-            replaced = {name for e in entries for name in (e["path"], e["uncertainty"]) if name}
-            kept, kept_method, kept_unit = _previous_dates(folder, replaced)
+            kept, kept_method, kept_unit = _previous_dates(folder, finished)
         same_stack = kept if (kept_method, kept_unit) == (spec.name, out_unit) else []
         stack = _write_stack(tmp, [(e["path"], e["target_date"]) for e in [*entries, *same_stack]], spec.name,
                              out_unit, folder)

@@ -43,6 +43,14 @@ def temporary_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.{token}.part{final.suffix}")
 
 
+_TEMPORARY = re.compile(rf"^\..+\.{TMP_TAG}-[A-Za-z0-9]+-\d+-[0-9a-f]+\.part")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`temporary_name`'s (a write not finished, or a killed one's)."""
+    return bool(_TEMPORARY.match(name))
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True

@@ -28,6 +28,7 @@ from ..errors import LSTFusionError, OutputError
 from ..progress import Progress, ensure
 from .atomic import (
     describe_write_failure,
+    is_temporary,
     make_parent,
     remove_path,
     remove_stale,
@@ -201,7 +202,9 @@ def check_output_folder(
 
 
 def _files_under(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    """The finished files of a staging folder (a killed worker's temporary is no output)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and not is_temporary(p.name))
 
 
 def digests(folder: Path, names: Iterable[str]) -> dict[str, dict]:
