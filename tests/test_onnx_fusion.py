@@ -121,7 +121,7 @@ def test_bad_model_files_are_refused(models, chain, tmp_path):
     onnx.save(proto, str(tampered))
     cases = {corrupt: "corrupt.onnx: not a readable ONNX model", Path(target): "not a readable ONNX model",
              plain: "plain.onnx: an ONNX model without an LST Fusion model card",
-             tampered: "tampered.onnx: its weights or graph were modified",
+             tampered: "tampered.onnx: its weights, graph or model card were modified",
              tmp_path / "missing.onnx": "MODEL: .*missing.onnx not found"}
     for model, message in cases.items():
         with pytest.raises(InputError, match=message):

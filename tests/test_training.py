@@ -56,7 +56,7 @@ def test_refuses_bad_checkpoints_and_models(tiny_patches, tmp_path):
     data = bytearray(result.onnx.read_bytes())
     data[len(data) // 2:len(data) // 2 + 64] = b"\x00" * 64  # still parses: only the checksum tells
     (tmp_path / "tampered.onnx").write_bytes(bytes(data))
-    with pytest.raises(InputError, match="tampered.onnx: its weights or graph were modified"):
+    with pytest.raises(InputError, match="tampered.onnx: its weights, graph or model card were modified"):
         read_model_card(tmp_path / "tampered.onnx")
     (tmp_path / "truncated.onnx").write_bytes(result.onnx.read_bytes()[:1000])
     with pytest.raises(InputError, match="truncated.onnx: not a readable ONNX model"):
@@ -135,8 +135,11 @@ def test_killed_run_resumes_to_the_same_result(tiny_patches, tmp_path):
         for name, tensor in a["trainer"][key].items():
             assert torch.equal(tensor, b["trainer"][key][name]), f"{key}.{name} differs after resume"
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
-    np.testing.assert_array_equal(np.frombuffer((tmp_path / "whole" / "mlffgan.onnx").read_bytes()[-64:], np.uint8),
-                                  np.frombuffer((tmp_path / "killed" / "mlffgan.onnx").read_bytes()[-64:], np.uint8))
+    import onnx
+
+    weights = [{t.name: t.SerializeToString() for t in onnx.load(str(path)).graph.initializer}
+               for path in (tmp_path / "whole" / "mlffgan.onnx", tmp_path / "killed" / "mlffgan.onnx")]
+    assert weights[0] == weights[1]  # the same weights exported (the cards differ by their time of training)
 
 
 def test_level_shift_moves_inputs_and_target_by_the_same_kelvin(tiny_patches):

@@ -22,7 +22,7 @@ from ..io.atomic import atomic_paths
 from ..io.grid import coarse_pixel_m
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_size, check_raster_output, output_tag
-from ..io.readers import normalise_unit
+from ..io.readers import PLAUSIBLE_K, normalise_unit
 from ..io.writers import describe_lst_band, from_kelvin, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
 from . import consistency, sensor_bias, uncertainty
@@ -231,6 +231,40 @@ def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scr
     return run
 
 
+class Plausibility:
+    """Running tally of a prediction's values (K), so a broken model (1,000 K, 1e11 K) is refused as an
+    implausible input would be: the median within PLAUSIBLE_K and at most 5 % of pixels 30 K beyond it."""
+
+    def __init__(self) -> None:
+        self.count = self.outside = 0
+        self.sample: list[np.ndarray] = []
+
+    def add(self, block: np.ndarray) -> None:
+        values = block[np.isfinite(block)]
+        lo, hi = PLAUSIBLE_K
+        self.count += values.size
+        self.outside += int(np.count_nonzero((values < lo - 30) | (values > hi + 30)))
+        self.sample.append(values[::97])
+
+    def check(self, what: str) -> None:
+        if not self.count:
+            return
+        lo, hi = PLAUSIBLE_K
+        median = float(np.median(np.concatenate(self.sample)))
+        share = self.outside / self.count
+        if lo <= median <= hi and share <= 0.05:
+            return
+        raise InputError(f"{what}: the prediction is not land surface temperature (median {median:.4g} K, "
+                         f"{share:.0%} of pixels outside {lo - 30:.0f}-{hi + 30:.0f} K), so it was not written. "
+                         "Check the model and its inputs; set ALLOW_IMPLAUSIBLE to write it anyway.")
+
+
+def predictor_name(spec: FusionMethod, params) -> str:
+    """The method, and the model file when it has one, as messages name them."""
+    model = getattr(params, "path", "")
+    return spec.title.split(" (")[0] + (f" ({Path(model).name})" if model else "")
+
+
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
                 produce, adjust: Adjustments, progress: Progress | None = None, unit: str = "K",
                 algorithm: str = "fuse") -> FusionResult:
@@ -252,14 +286,23 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
         tmp = temporaries[0]
         if adjust.second_pass(spec.mode):
             produce = corrected_afterwards(produce, inputs, adjust, tmp.with_name(tmp.name + ".pass1.tif"), progress)
+        tally = Plausibility()
+
+        def write(block, window):
+            tally.add(block)
+            dst.write(from_kelvin(block, unit), 1, window=window)
+
         with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
             describe_lst_band(dst, unit)
-            valid, written = produce(lambda block, window: dst.write(from_kelvin(block, unit), 1, window=window))
+            valid, written = produce(write)
             nodata = written - valid
             dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
         if valid == 0:
-            raise InputError(f"{inputs.target_date}: no pixel could be predicted: the inputs share no valid pixel. "
-                             "Gap-fill them first.")
+            raise InputError(f"{inputs.target_date}: {predictor_name(spec, params)} predicted no valid pixel (NaN "
+                             "everywhere): either the inputs share no valid pixel (gap-fill them first) or the "
+                             "model is broken.")
+        if not getattr(params, "allow_implausible", False):
+            tally.check(f"{inputs.target_date}: {predictor_name(spec, params)}")
         if sigma_path:
             write_uncertainty(spec, inputs, temporaries[1], algorithm, progress)
     if nodata:

@@ -22,7 +22,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..parameters import param
-from .params import CONSISTENCY_LABEL, UNCERTAINTY_LABEL, check_sensor_bias, sensor_bias_param
+from .params import (
+    CONSISTENCY_LABEL,
+    UNCERTAINTY_LABEL,
+    allow_implausible_param,
+    check_sensor_bias,
+    sensor_bias_param,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "shipped"
 
@@ -49,6 +55,7 @@ class OnnxParams:
     coarse_consistency: bool = param(True, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
     sensor_bias: str = sensor_bias_param()
     uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)
+    allow_implausible: bool = allow_implausible_param()
 
     @property
     def path(self) -> str:
@@ -140,10 +147,46 @@ def _session(params: OnnxParams, progress) -> OnnxState:
         session = ort.InferenceSession(params.path, session_options(), providers=providers())
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         raise InputError(f"MODEL: {Path(params.path).name} cannot be run by ONNX Runtime ({exc}).") from exc
+    _probe(session, card, Path(params.path).name, params.allow_implausible)
     provider = session.get_providers()[0]
     progress.info(f"{card.title} from {Path(params.path).name} on ONNX Runtime's {provider} "
                   f"(tiles of {params.tile} px, {params.overlap} px blended overlap)")
     return OnnxState(card, session, provider, card.title)
+
+
+def _probe(session, card, name: str, allow_implausible: bool = False) -> None:
+    """Run the model once on a small tile of typical values (the card's means): its output must be one
+    finite channel of the input's size, as the card promises, and plausible LST, before any tile of the
+    scene is read."""
+    from ..io.readers import PLAUSIBLE_K
+
+    m = max(1, int(card.size_multiple))
+    size = m * max(1, -(-32 // m))
+    # models/contract.py's rule (fine roles are named fine_*), without importing torch for fusion
+    means = [card.normalisation["fine" if role.startswith("fine") else "coarse"]["mean"] for role in card.roles]
+    sample = np.broadcast_to(np.asarray(means, np.float32)[None, :, None, None], (1, len(means), size, size))
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].name != "inputs":
+        raise InputError(f"MODEL: {name} takes inputs {[i.name for i in inputs]}, not the one 'inputs' tensor of "
+                         "LST Fusion's models; it cannot be used for fusion.")
+    try:
+        out = session.run(None, {"inputs": np.ascontiguousarray(sample)})[0]
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+        raise InputError(f"MODEL: {name} fails on {len(means)} input channels ({', '.join(card.roles)}) as its "
+                         f"card says ({type(exc).__name__}); the card does not describe this graph.") from exc
+    if out.shape != (1, 1, size, size):
+        raise InputError(f"MODEL: {name} returns an array of shape {tuple(out.shape)} for a {size} × {size} px "
+                         f"tile; its card promises one LST channel of the tile's size (1, 1, {size}, {size}). "
+                         "It cannot be used for fusion.")
+    if not np.isfinite(out).all():
+        raise InputError(f"MODEL: {name} predicts NaN or infinite values on typical inputs; it cannot be used "
+                         "for fusion (was its training diverging?).")
+    lo, hi = PLAUSIBLE_K
+    median = float(np.median(out))
+    if not allow_implausible and not lo - 30 <= median <= hi + 30:
+        raise InputError(f"MODEL: {name} predicts {median:.4g} K on typical inputs ({means[0]:.1f} K), which is "
+                         f"not land surface temperature ({lo - 30:.0f}-{hi + 30:.0f} K); it was not used. Check "
+                         "the model, or set ALLOW_IMPLAUSIBLE to fuse with it anyway.")
 
 
 def output_tags(params: OnnxParams, state: OnnxState) -> dict[str, str]:

@@ -18,6 +18,12 @@ CONSISTENCY_LABEL = ("Coarse-consistency correction: make the result agree with 
                      "offset of the reference dates")
 
 
+def allow_implausible_param():
+    """Write a prediction whose values are not plausible LST (a model being debugged), instead of refusing it."""
+    return param(False, "ALLOW_IMPLAUSIBLE", "Write the prediction even if its values are not plausible LST "
+                 "(checked: 150-390 K)", advanced=True)
+
+
 def sensor_bias_param(default: str = "none"):
     """SENSOR_BIAS, the same choices for every method (backend/fusion/sensor_bias.py)."""
     return param(default, "SENSOR_BIAS", "Sensor-bias correction of the fine references", options=MODES,
@@ -43,6 +49,7 @@ class StarfmParams:
     coarse_consistency: bool = param(False, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
     sensor_bias: str = sensor_bias_param()
     uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)
+    allow_implausible: bool = allow_implausible_param()
     spatial_importance: float | None = None  # A in px; None = half the window
     epsilon: float = 0.01  # K, added to S and T before inverting (the reference code's +1 DN)
 
@@ -80,6 +87,7 @@ class EstarfmParams:
     coarse_consistency: bool = param(True, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
     sensor_bias: str = sensor_bias_param("landsat")
     uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)
+    allow_implausible: bool = allow_implausible_param()
     min_similar: int = 5  # more than this many similar pixels are needed for the full model
     # K (2 % of a 100 K span)
     min_coarse_change: float = param(2.0, "MIN_COARSE_CHANGE", "ESTARFM minimum coarse change for regression (K)",

@@ -18,20 +18,35 @@ from ..errors import InputError, LSTFusionError
 from ..io.atomic import atomic_path
 
 OPSET = 17
-DIGEST_KEY = "lst_fusion_weights_sha256"
+DIGEST_KEY = "lst_fusion_sha256"
+LEGACY_DIGEST_KEY = "lst_fusion_weights_sha256"  # 0.2: weights and nodes only, not the card
 
 
-def weights_digest(proto) -> str:
-    """SHA-256 of the graph's weights and structure: any later change to the file shows."""
+def model_digest(proto, card_text: str) -> str:
+    """SHA-256 of the graph (weights, nodes, inputs and outputs) and of the whole model card (roles and
+    their order, units, normalisation): a later change to either shows."""
     import hashlib
 
     digest = hashlib.sha256()
     for tensor in sorted(proto.graph.initializer, key=lambda t: t.name):
         digest.update(tensor.name.encode())
         digest.update(tensor.SerializeToString())
-    for node in proto.graph.node:
-        digest.update(node.SerializeToString())
+    for part in (*proto.graph.node, *proto.graph.input, *proto.graph.output):
+        digest.update(part.SerializeToString())
+    digest.update(b"card\0" + card_text.encode())
     return digest.hexdigest()
+
+
+def set_card(proto, card_text: str) -> None:
+    """Put ``card_text`` in ``proto``'s metadata with the checksum that seals card and graph together
+    (the exporter's step, and that of a maintainer adding test metrics to a shipped card)."""
+    from models.card import CARD_KEY
+
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key not in (CARD_KEY, DIGEST_KEY, LEGACY_DIGEST_KEY)]
+    del proto.metadata_props[:]
+    for key, value in (*kept, (CARD_KEY, card_text), (DIGEST_KEY, model_digest(proto, card_text))):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
 
 
 class ExportError(LSTFusionError):
@@ -44,7 +59,6 @@ def export_onnx(model, card, out_path: str | os.PathLike, sample_size: int = 64,
     import onnxruntime as ort
     import torch
 
-    from models.card import CARD_KEY
 
     model = model.eval().cpu()
     rng = np.random.default_rng(0)
@@ -68,9 +82,7 @@ def export_onnx(model, card, out_path: str | os.PathLike, sample_size: int = 64,
                               dynamic_axes={"inputs": {0: "batch", 2: "height", 3: "width"},
                                             "lst": {0: "batch", 2: "height", 3: "width"}})
         proto = onnx.load(str(tmp))
-        for key, value in ((CARD_KEY, card.to_json()), (DIGEST_KEY, weights_digest(proto))):
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
+        set_card(proto, card.to_json())
         proto.producer_name = "LST Fusion"
         proto.doc_string = f"{card.title} ({card.paper}) — fine LST from MODIS + Landsat, Kelvin in and out."
         onnx.checker.check_model(proto)
@@ -110,9 +122,13 @@ def read_model_card(path: str | os.PathLike):
     props = {e.key: e.value for e in proto.metadata_props}
     if CARD_KEY not in props:
         raise InputError(f"{p.name}: an ONNX model without an LST Fusion model card; it cannot be used for fusion.")
-    if props.get(DIGEST_KEY) != weights_digest(proto):
-        raise InputError(f"{p.name}: its weights or graph were modified after export (checksum mismatch); "
-                         "it is not loaded. Use the file 'Train STF model' wrote.")
+    if DIGEST_KEY not in props and LEGACY_DIGEST_KEY in props:
+        raise InputError(f"{p.name}: exported by LST Fusion 0.2, whose checksum does not cover the model card, so "
+                         "an edited card would go unnoticed; it is not loaded. Export it again with 'Train STF "
+                         "model'.")
+    if props.get(DIGEST_KEY) != model_digest(proto, props[CARD_KEY]):
+        raise InputError(f"{p.name}: its weights, graph or model card were modified after export (checksum "
+                         "mismatch); it is not loaded. Use the file 'Train STF model' wrote.")
     try:
         return ModelCard.from_json(props[CARD_KEY])
     except ValueError as exc:
