@@ -25,6 +25,10 @@ class EmptyDataError(InputError):
     """A raster holds no valid pixel (all fill, all cloud)."""
 
 
+class TrainingDiverged(InputError):
+    """Training's loss became non-finite or exploded; nothing was exported."""
+
+
 class OutputError(LSTFusionError):
     """An output cannot be written where asked (or its write failed); nothing the user had was changed."""
 

@@ -204,9 +204,10 @@ def test_graphical_model_extends_the_chain_to_fusion(provider, tmp_path):
 
 # ------------------------------------------- Dask faults, against servers started here on 127.0.0.1
 
-def _listener(answer: bytes | None):
-    """A TCP server on 127.0.0.1 that accepts and then never answers (None) or answers ``answer`` to
-    whatever it receives (a web server's reply); returns (address, stop)."""
+def _listener(answer: bytes | None, greeting: bytes = b""):
+    """A TCP server on 127.0.0.1 that accepts and then never answers (None), answers ``answer`` to whatever
+    it receives (a web server), or greets each connection with ``greeting`` (an SSH server's banner);
+    returns (address, stop)."""
     import socket
     import threading
 
@@ -224,6 +225,8 @@ def _listener(answer: bytes | None):
             except OSError:
                 continue
             held.append(conn)
+            if greeting:
+                conn.sendall(greeting)
             if answer is not None:
                 conn.settimeout(2)
                 with __import__("contextlib").suppress(OSError):
@@ -243,21 +246,20 @@ def _listener(answer: bytes | None):
     return f"tcp://127.0.0.1:{server.getsockname()[1]}", close
 
 
-@pytest.mark.parametrize("answer, message", [
-    (None, r"accepts connections but does not answer as a Dask scheduler within 7 s"),
-    (b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n", r"something answers at .*, but not as a Dask "
-                                                              r"scheduler does \(a web server"),
-], ids=["never-answers", "web-server"])
-def test_a_scheduler_address_that_is_not_dask_ends_with_a_message(answer, message, season, tmp_path, monkeypatch):
+@pytest.mark.parametrize("answer, greeting", [
+    (None, b""), (b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n", b""), (None, b"SSH-2.0-OpenSSH_9.2\r\n")],
+    ids=["never-answers", "web-server", "ssh-banner"])
+def test_a_scheduler_address_that_is_not_dask_ends_with_a_message(answer, greeting, season, tmp_path, monkeypatch):
     import time
 
     pytest.importorskip("distributed")
     monkeypatch.setenv("LST_FUSION_DASK_TIMEOUT", "2")
-    address, close = _listener(answer)
+    address, close = _listener(answer, greeting)
     fine, coarse = season
     try:
         start = time.monotonic()
-        with pytest.raises(InputError, match=message) as err:
+        with pytest.raises(InputError, match=r"accepts connections but does not answer as a Dask scheduler does "
+                                             r"within 2 s \(a web server or another service") as err:
             fuse_series("starfm", fine, coarse, tmp_path / "out", StarfmParams(window=11), scheduler=address)
         assert address in str(err.value) and time.monotonic() - start < 20
     finally:

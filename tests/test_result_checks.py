@@ -7,6 +7,7 @@ any output appears.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,84 @@ def test_a_model_sealed_by_the_old_checksum_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"old.onnx: exported by LST Fusion 0.2, whose checksum does not cover the "
                                          r"model card"):
         read_model_card(model)
+
+
+# ------------------------------------------------------------------ training
+
+def _config(**extra):
+    from backend.training.train import TrainConfig
+
+    return TrainConfig(**{"model": "sttfn", "epochs": 2, "batch_size": 4, "max_batches": 3, **extra})
+
+
+@pytest.mark.parametrize("bad, message", [
+    (float("nan"), r"the loss is not a number"),
+    (1e9, r"the loss is 1e\+09, \d+× the first"),
+], ids=["nan", "exploding"])
+def test_training_that_diverges_stops_and_exports_nothing(bad, message, tiny_patches, tmp_path, monkeypatch):
+    from backend.errors import TrainingDiverged
+    from backend.training import train as training
+
+    real, calls = training._Trainer.step, {"n": 0}
+
+    def step(self, x, y, m):
+        calls["n"] += 1
+        loss = real(self, x, y, m)
+        return bad if calls["n"] == 5 else loss  # the second batch of the second epoch
+
+    monkeypatch.setattr(training._Trainer, "step", step)
+    with pytest.raises(TrainingDiverged, match=rf"Training diverged in epoch 2, batch 2: {message}\. Nothing was "
+                                               r"exported; .*last.pt keeps the last good epoch"):
+        training.train(tiny_patches, tmp_path / "run", _config())
+    assert not list((tmp_path / "run").glob("*.onnx"))
+    assert training.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["cursor"]["epoch"] == 1
+
+
+def test_a_dataset_without_validation_patches_says_so(tiny_patches, tmp_path):
+    from backend.preprocess.patches import build_patch_dataset
+    from backend.progress import Progress
+    from backend.training.train import train
+
+    root = tiny_patches.parent
+    build_patch_dataset([root / "landsat"], [root / "modis30"], tmp_path / "patches", patch_size=32, stride=16,
+                        test_fraction=0.0, val_fraction=0.0)
+    warnings: list[str] = []
+    result = train(tmp_path / "patches", tmp_path / "run", _config(epochs=1),
+                   progress=Progress(on_warning=warnings.append))
+    assert any("no validation patches" in w and "VAL_RMSE is NaN" in w for w in warnings), warnings
+    assert result.best_val_rmse is None
+    card = read_model_card(result.onnx)
+    assert card.validation["rmse_k"] is None and card.training["validation_dates"] == []
+
+
+def _damage(folder: Path, how: str) -> None:
+    if how == "truncated-images":
+        data = (folder / "images.npy").read_bytes()
+        (folder / "images.npy").write_bytes(data[: len(data) // 3])
+    elif how == "missing-observed":
+        (folder / "observed.npy").unlink()
+    elif how == "broken-manifest":
+        (folder / "manifest.json").write_text((folder / "manifest.json").read_text()[:200])
+    elif how == "index-outside":
+        index = np.load(folder / "index_train.npy")
+        index[0, 1] = 10_000
+        np.save(folder / "index_train.npy", index)
+
+
+@pytest.mark.parametrize("how", ["truncated-images", "missing-observed", "broken-manifest", "index-outside"])
+def test_a_damaged_patch_folder_gives_one_clear_message(how, provider, tiny_patches, tmp_path):
+    import shutil
+
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    damaged = tmp_path / "patches"
+    shutil.copytree(tiny_patches, damaged)
+    _damage(damaged, how)
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("lst_fusion:train", {"DATASET": str(damaged), "EPOCHS": 1, "OUTPUT_FOLDER":
+                                            str(tmp_path / "run")}, feedback=QgsProcessingFeedback())
+    message = str(err.value)
+    assert re.search(r"patches: the patch dataset is damaged \(.*\); a file is missing, truncated or edited\. Run "
+                     r"'Build patches' again", message), message
+    assert "Traceback" not in message and not (tmp_path / "run").exists()

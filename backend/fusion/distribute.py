@@ -20,6 +20,7 @@ import hashlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,43 @@ def _seconds(env: str, default: float) -> float:
         return max(0.1, float(os.environ.get(env, default)))
     except ValueError:
         return default
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Before Dask's client touches a tcp:// address: a Dask scheduler greets a new connection with a
+    handshake frame (its first 8 bytes count the frames). Silence, or other bytes (a web server, another
+    service), would leave Dask's client hanging or allocating exabytes, so they end here instead."""
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        return
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise InputError(f"SCHEDULER: {address} is not a scheduler address; write it as tcp://HOST:PORT.")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            header = b""
+            while len(header) < 8:
+                chunk = conn.recv(8 - len(header))
+                if not chunk:
+                    break
+                header += chunk
+    except TimeoutError:
+        header = None
+    except OSError as exc:
+        raise InputError(f"SCHEDULER: no Dask scheduler answers at {address} within {timeout:g} s ({exc}). "
+                         f"{START_HINT}") from exc
+    if header is None or len(header) < 8 or not 0 < struct.unpack("<Q", header)[0] < 100_000:
+        raise InputError(f"SCHEDULER: {address} accepts connections but does not answer as a Dask scheduler does "
+                         f"within {timeout:g} s (a web server or another service on that port, or a stalled "
+                         f"scheduler). Check the address and port. {START_HINT}")
 
 
 def _connect(address: str, timeout: float):
@@ -82,7 +120,9 @@ def client_for(address: str, timeout: float | None = None) -> Iterator[Any]:
     except ImportError as exc:
         raise InputError("SCHEDULER: running on a Dask cluster needs the Python package 'distributed' "
                          "(pip install 'dask[distributed]').") from exc
-    client = _connect(address, timeout if timeout is not None else _seconds(CONNECT_TIMEOUT_ENV, 10.0))
+    timeout = timeout if timeout is not None else _seconds(CONNECT_TIMEOUT_ENV, 10.0)
+    _probe(address, timeout)
+    client = _connect(address, timeout)
     try:
         yield client
     finally:
@@ -111,8 +151,10 @@ def prepare_workers(client: Any, address: str, modules: tuple[str, ...], progres
     cloudpickle.register_pickle_by_value(worker_code)  # the workers may not have our code to unpickle it
     try:
         ship = (archive, __version__, hashlib.sha256(archive).hexdigest())
-        client.register_plugin(worker_code.ShipCodeToScheduler(*ship), name=worker_code.ShipCodeToScheduler.name)
-        client.register_plugin(worker_code.ShipCode(*ship), name=worker_code.ShipCode.name)
+        with warnings.catch_warnings():  # a second run on the same cluster replaces the plugins: expected
+            warnings.filterwarnings("ignore", message=".*already contains a plugin")
+            client.register_plugin(worker_code.ShipCodeToScheduler(*ship), name=worker_code.ShipCodeToScheduler.name)
+            client.register_plugin(worker_code.ShipCode(*ship), name=worker_code.ShipCode.name)
         reports = client.run(worker_code.probe, modules)
     finally:
         cloudpickle.unregister_pickle_by_value(worker_code)

@@ -314,18 +314,41 @@ class PatchDataset:
         manifest = self.folder / "manifest.json"
         if not manifest.exists():
             raise InputError(f"{self.folder}: not a patch dataset (no manifest.json). Run 'Build patches' first.")
-        self.manifest = json.loads(manifest.read_text())
-        if self.manifest.get("kind") != "lst_fusion_patch_dataset":
-            raise InputError(f"{manifest}: not an LST Fusion patch dataset manifest.")
         self.split = split
         self.normalise = normalise
-        self.images = np.load(self.folder / "images.npy", mmap_mode="r")
-        self.observed = np.load(self.folder / "observed.npy", mmap_mode="r")
-        self.index = np.load(self.folder / f"index_{split}.npy")
-        self.triplets = {t["id"]: t for t in self.manifest["triplets"]}
-        self.size = self.manifest["patch_size"]
-        stats = self.manifest["normalisation"]
-        self._stats = [(stats["coarse"]["mean"], stats["coarse"]["std"]), (stats["fine"]["mean"], stats["fine"]["std"])]
+        try:
+            self.manifest = json.loads(manifest.read_text())
+            if not isinstance(self.manifest, dict) or self.manifest.get("kind") != "lst_fusion_patch_dataset":
+                raise InputError(f"{manifest}: not an LST Fusion patch dataset manifest.")
+            self.images = np.load(self.folder / "images.npy", mmap_mode="r")
+            self.observed = np.load(self.folder / "observed.npy", mmap_mode="r")
+            self.index = np.load(self.folder / f"index_{split}.npy")
+            self.triplets = {t["id"]: t for t in self.manifest["triplets"]}
+            self.size = int(self.manifest["patch_size"])
+            stats = self.manifest["normalisation"]
+            self._stats = [(stats["coarse"]["mean"], stats["coarse"]["std"]),
+                           (stats["fine"]["mean"], stats["fine"]["std"])]
+            self._check()
+        except InputError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise InputError(f"{self.folder}: the patch dataset is damaged ({type(exc).__name__}: {exc}); a file is "
+                             "missing, truncated or edited. Run 'Build patches' again into a new folder.") from exc
+
+    def _check(self) -> None:
+        """Arrays and manifest must agree, so a damaged dataset fails here, not in the middle of training."""
+        images, observed, index = self.images, self.observed, self.index
+        pairs = len(self.manifest["pairs"])
+        if images.ndim != 4 or images.shape[0] != pairs or observed.shape != (images.shape[0], *images.shape[2:]):
+            raise ValueError(f"images.npy {images.shape} and observed.npy {observed.shape} do not match the manifest's "
+                             f"{pairs} pair(s)")
+        if index.size and (index.ndim != 2 or index.shape[1] != 3):
+            raise ValueError(f"index_{self.split}.npy has shape {index.shape}, not (patches, 3)")
+        if index.size:
+            unknown = set(np.unique(index[:, 0]).tolist()) - set(self.triplets)
+            rows, cols = images.shape[2:]
+            if unknown or index[:, 1].max() + self.size > rows or index[:, 2].max() + self.size > cols:
+                raise ValueError(f"index_{self.split}.npy names patches outside the images or unknown triplets")
 
     def __len__(self) -> int:
         return len(self.index)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import random
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, TrainingDiverged
 from ..io.atomic import atomic_path, write_errors
 from ..io.outputs import check_output_folder, claim_folder, digests
 from ..io.record import write_record
@@ -96,6 +97,21 @@ def _device(name: str):
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+DIVERGED_FACTOR = 1e3  # a loss this many times the run's first is an explosion, not learning
+
+
+def _check_loss(loss: float, first: float | None, epoch: int, batch: int, last: Path) -> None:
+    """Stop clearly when training diverges (a non-finite loss, or one exploding against the first loss of
+    the run): nothing is exported and the last checkpoint keeps the last good epoch."""
+    if math.isfinite(loss) and (first is None or loss <= DIVERGED_FACTOR * max(first, 1e-6)):
+        return
+    what = "not a number" if not math.isfinite(loss) else f"{loss:.3g}, {loss / first:.0f}× the first"
+    kept = f"{last} keeps the last good epoch" if last.exists() else "no checkpoint was written"
+    raise TrainingDiverged(f"Training diverged in epoch {epoch + 1}, batch {batch + 1}: the loss is {what}. "
+                           f"Nothing was exported; {kept}. Lower LEARNING_RATE, or check the patches for "
+                           "extreme values, and train again in a new folder.")
 
 
 def _seed_everything(seed: int) -> None:
@@ -390,6 +406,10 @@ def train(
         raise InputError(str(exc)) from exc
     if len(train_set) == 0:
         raise InputError(f"{dataset_dir}: the training split holds no patch.")
+    if len(val_set) == 0:
+        progress.warn(f"{dataset_dir}: no validation patches, so the best epoch is chosen by the training loss "
+                      "and no validation RMSE is reported (VAL_RMSE is NaN). Build the patches with "
+                      "VAL_FRACTION > 0 to measure the model on dates it did not learn from.")
     files = ["checkpoints/last.pt", "checkpoints/best.pt", "history.json", f"{spec.name}.onnx", "report.html"]
     out = check_output_folder(out_dir, "train", [dataset_dir])
     ckpt_dir = out / "checkpoints"
@@ -422,6 +442,7 @@ def train(
         history, best, stale = state["history"], state["best"], state["stale_epochs"]
         start_epoch = state["cursor"]["epoch"]
         progress.info(f"Resuming {spec.title} after epoch {start_epoch}")
+    first_loss = history[0]["train_loss"] if history else None
     per_epoch = -(-len(batches) // config.batch_size)
     if config.max_batches:
         per_epoch = min(per_epoch, config.max_batches)
@@ -443,7 +464,10 @@ def train(
             progress.check()  # between batches: the last checkpoint stays intact
             x, y, m = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size],
                                     rng if config.augment else None, device)
-            losses.append(trainer.step(x, y, m))
+            loss = trainer.step(x, y, m)
+            _check_loss(loss, first_loss, epoch, b, last)
+            first_loss = loss if first_loss is None else first_loss
+            losses.append(loss)
             progress.update((epoch * per_epoch + b + 1) / total)
         val_loss, val_rmse = _evaluate(trainer, val_batches, config.batch_size, fine_std, config.max_batches)
         monitor = val_loss if val_loss is not None else float(np.mean(losses))
