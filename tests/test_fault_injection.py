@@ -290,6 +290,16 @@ CASES = {
         "gap_fill", lambda w: ((w.root / "g").mkdir(), (w.root / "g" / "lst_fusion_output.json").write_text(
             '{"my": "own notes"}'), _gapfill(w, w.root / "g"))[-1],
         r"OUTPUT_FOLDER: .*g holds lst_fusion_output.json, which LST Fusion did not write; nothing"),
+    # ---- swapped inputs: by their tags, and by their own resolution when they carry none
+    "fuse-modis-given-as-fine": Case(
+        "fuse", lambda w: w.fuse_params(FINE_T1=w.coarse(0), COARSE_T1=w.filled(0)),
+        r"FINE_T1: modis_.*\.tif is MODIS \(its tags say so\), given as the fine \(Landsat\) input: swap them"),
+    "fuse-landsat-given-as-coarse": Case(
+        "fuse", lambda w: w.fuse_params(COARSE_T2=w.filled(2)),
+        r"COARSE_T2: .*_filled.tif is Landsat \(its tags say so\), given as the coarse \(MODIS\) input"),
+    "fuse-untagged-modis-as-fine": Case(
+        "fuse", lambda w: w.fuse_params(FINE_T1=str(w.root / "plain_20200501.tif"), UNIT=1),
+        r"FINE_T1: plain_20200501.tif has no fine detail \(it varies as smoothly as an interpolated coarse raster"),
     "gapfill-spatial-all-nan-date": Case(
         "gap_fill", lambda w: {"INPUT_FILES": [w.filled(0), str(w.root / "empty_20200601.tif")], "METHOD": 2,
                                "UNIT": 1, "OUTPUT_FOLDER": str(w.root / "g")},
@@ -305,11 +315,21 @@ def _prepare_all_nan(ws: Workspace) -> None:
         dst.update_tags(**{**tags, "ACQUISITION_DATE": "2020-06-01"})
 
 
+def _prepare_untagged_modis(ws: Workspace) -> None:
+    """A user's plain float raster holding resampled MODIS values (no tags), dated in its name."""
+    with rasterio.open(ws.coarse(0)) as src:
+        profile, data = src.profile, src.read(1)
+    with rasterio.open(ws.root / "plain_20200501.tif", "w", **profile) as dst:
+        dst.write(data, 1)
+
+
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_refused_run_loses_nothing(case_id, provider, ws):
     case = CASES[case_id]
     if case_id == "gapfill-spatial-all-nan-date":
         _prepare_all_nan(ws)
+    if case_id == "fuse-untagged-modis-as-fine":
+        _prepare_untagged_modis(ws)
     params = case.params(ws)  # may itself arrange the workspace (links, removed QA files)
     before = digest(ws.root)
     with pytest.raises(QgsProcessingException) as err:

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.dates import file_name
 from ..io.grid import Grid
-from ..io.series import SeriesItem, check_quality_files, describe
+from ..io.series import SeriesItem, check_not_swapped, check_quality_files, describe
 from ..progress import Progress
 
 
@@ -55,6 +55,9 @@ def load_fusion_inputs(
     items = [(describe(str(f), unit), describe(str(c), unit)) for f, c in pairs]
     target = describe(str(coarse_target), unit)
     check_quality_files([x for pair in items for x in pair] + [target], "warn", progress)
+    check_not_swapped([(f"FINE_T{2 * k + 1}", fine) for k, (fine, _) in enumerate(items)],
+                      [*((f"COARSE_T{2 * k + 1}", coarse) for k, (_, coarse) in enumerate(items)),
+                       ("COARSE_T2", target)])
     grid = items[0][0].grid
     for item in [x for pair in items for x in pair] + [target]:
         if not item.grid.same_as(grid):
