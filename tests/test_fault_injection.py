@@ -300,6 +300,24 @@ CASES = {
     "fuse-untagged-modis-as-fine": Case(
         "fuse", lambda w: w.fuse_params(FINE_T1=str(w.root / "plain_20200501.tif"), UNIT=1),
         r"FINE_T1: plain_20200501.tif has no fine detail \(it varies as smoothly as an interpolated coarse raster"),
+    # ---- numbers, choices and dates that cannot be, named with what is allowed
+    "fuse-window-out-of-range": Case(
+        "fuse", lambda w: w.fuse_params(WINDOW=1001), r"WINDOW \(Window size \(fine pixels, odd\)\) must be between "
+        r"3 and 401; got 1001"),
+    "fuse-window-not-whole": Case(
+        "fuse", lambda w: w.fuse_params(WINDOW=11.5), r"WINDOW .* must be a whole number between 3 and 401; got 11.5"),
+    "fuse-method-out-of-range": Case(
+        "fuse", lambda w: w.fuse_params(METHOD=7), r"METHOD \(.*\): 7 is not one of the choices \(0: STARFM"),
+    "import-impossible-date": Case(
+        "import_lst", lambda w: _import(w.st_b10(), w.root / "o.tif", DATE="2020-02-30"),
+        r"DATE: The date 2020-02-30 does not exist: February 2020 has 29 days"),
+    "series-impossible-date": Case(
+        "fuse_series", lambda w: {"FINE": str(w.landsat), "COARSE": str(w.modis30), "DATES": "2020-06-31",
+                                  "OUTPUT_FOLDER": str(w.root / "s")},
+        r"DATES: The date 2020-06-31 does not exist: June 2020 has 30 days"),
+    "fuse-fine-in-another-crs": Case(
+        "fuse", lambda w: w.fuse_params(FINE_T1=str(w.root / "other_crs_20200501.tif")),
+        r"FINE_T1: other_crs_20200501.tif is not on the grid of the other inputs \(.*EPSG:32630"),
     "gapfill-spatial-all-nan-date": Case(
         "gap_fill", lambda w: {"INPUT_FILES": [w.filled(0), str(w.root / "empty_20200601.tif")], "METHOD": 2,
                                "UNIT": 1, "OUTPUT_FOLDER": str(w.root / "g")},
@@ -313,6 +331,15 @@ def _prepare_all_nan(ws: Workspace) -> None:
     with rasterio.open(ws.root / "empty_20200601.tif", "w", **profile) as dst:
         dst.write(np.full(shape, np.nan, np.float32), 1)
         dst.update_tags(**{**tags, "ACQUISITION_DATE": "2020-06-01"})
+
+
+def _prepare_other_crs(ws: Workspace) -> None:
+    """The first gap-filled Landsat date, labelled with the neighbouring UTM zone (a wrong CRS)."""
+    with rasterio.open(ws.filled(0)) as src:
+        profile, data, tags = src.profile, src.read(1), src.tags()
+    with rasterio.open(ws.root / "other_crs_20200501.tif", "w", **{**profile, "crs": "EPSG:32630"}) as dst:
+        dst.write(data, 1)
+        dst.update_tags(**tags)
 
 
 def _prepare_untagged_modis(ws: Workspace) -> None:
@@ -330,6 +357,8 @@ def test_refused_run_loses_nothing(case_id, provider, ws):
         _prepare_all_nan(ws)
     if case_id == "fuse-untagged-modis-as-fine":
         _prepare_untagged_modis(ws)
+    if case_id == "fuse-fine-in-another-crs":
+        _prepare_other_crs(ws)
     params = case.params(ws)  # may itself arrange the workspace (links, removed QA files)
     before = digest(ws.root)
     with pytest.raises(QgsProcessingException) as err:

@@ -29,6 +29,18 @@ class FusionInputs:
         return self.coarse_target.date
 
 
+def _common_grid(named: list[tuple[str, SeriesItem]]) -> Grid:
+    """The grid most inputs share (the first fine one's on a tie), so the odd one out is blamed."""
+    groups: list[list[SeriesItem]] = []
+    for _, item in named:
+        group = next((g for g in groups if g[0].grid.same_as(item.grid)), None)
+        if group is None:
+            groups.append([item])
+        else:
+            group.append(item)
+    return max(groups, key=len)[0].grid
+
+
 def load_fusion_inputs(
     pairs: list[tuple[str | os.PathLike, str | os.PathLike]],
     coarse_target: str | os.PathLike,
@@ -55,15 +67,16 @@ def load_fusion_inputs(
     items = [(describe(str(f), unit), describe(str(c), unit)) for f, c in pairs]
     target = describe(str(coarse_target), unit)
     check_quality_files([x for pair in items for x in pair] + [target], "warn", progress)
-    check_not_swapped([(f"FINE_T{2 * k + 1}", fine) for k, (fine, _) in enumerate(items)],
-                      [*((f"COARSE_T{2 * k + 1}", coarse) for k, (_, coarse) in enumerate(items)),
-                       ("COARSE_T2", target)])
-    grid = items[0][0].grid
-    for item in [x for pair in items for x in pair] + [target]:
+    fine_named = [(f"FINE_T{2 * k + 1}", fine) for k, (fine, _) in enumerate(items)]
+    coarse_named = [*((f"COARSE_T{2 * k + 1}", coarse) for k, (_, coarse) in enumerate(items)), ("COARSE_T2", target)]
+    named = [*fine_named, *coarse_named]
+    check_not_swapped(fine_named, coarse_named)
+    grid = _common_grid(named)
+    for name, item in named:
         if not item.grid.same_as(grid):
             raise InputError(
-                f"{file_name(item.path)} is not on the fine grid ({item.grid.describe()} vs {grid.describe()}). "
-                "Resample the MODIS rasters onto the Landsat grid first (Resample to a reference grid)."
+                f"{name}: {file_name(item.path)} is not on the grid of the other inputs ({item.grid.describe()} vs "
+                f"{grid.describe()}). Resample it onto the Landsat grid first (Resample to a reference grid)."
             )
     for fine, coarse in items:
         if abs((fine.date - coarse.date).days) > 1:

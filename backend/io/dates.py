@@ -82,4 +82,21 @@ def parse_date(value: str | dt.date | None) -> dt.date | None:
             return dt.datetime.strptime(text, fmt).date()
         except ValueError:
             pass
+    _check_calendar(text)
     raise ValueError(f"Cannot read the date {value!r}: write it as YYYY-MM-DD.")
+
+
+def _check_calendar(text: str) -> None:
+    """A date written right that the calendar does not have (2020-02-30, 2021-13-01) says so."""
+    import calendar
+    import re
+
+    m = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", text)
+    if not m:
+        return
+    year, month, day = (int(g) for g in m.groups())
+    if not 1 <= month <= 12:
+        raise ValueError(f"The date {text} does not exist: there is no month {month} (01-12).")
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        raise ValueError(f"The date {text} does not exist: {calendar.month_name[month]} {year} has {days} days.")

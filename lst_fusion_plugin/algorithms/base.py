@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
 )
 from qgis.PyQt.QtGui import QIcon
 
@@ -64,12 +65,52 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
             rows.append(f"<li><b>{param.name()}</b>{optional}: {detail}</li>")
         return paragraphs + (f"<h3>Parameters</h3><ul>{''.join(rows)}</ul>" if rows else "")
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Numbers and choices out of range are named with the range allowed (QGIS itself only says
+        'Incorrect parameter value'), in the toolbox, the modeler, processing.run and qgis_process."""
+        for param in self.parameterDefinitions():
+            problem = _range_problem(param, parameters.get(param.name()))
+            if problem:
+                return False, problem
+        return super().checkParameterValues(parameters, context)
+
     def icon(self) -> QIcon:
         group_icon = ICON.parent / f"{self.GROUP}.svg"
         return QIcon(str(group_icon if group_icon.exists() else ICON))
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+
+def _range_problem(param: QgsProcessingParameterDefinition, value) -> str | None:
+    """What is wrong with a plain number or choice given for ``param``, or None (expressions, layers and
+    unset values are left to QGIS)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    label = f"{param.name()} ({param.description()})"
+    if isinstance(param, QgsProcessingParameterNumber):
+        integer = param.dataType() == QgsProcessingParameterNumber.Integer
+        try:
+            number = float(value)
+        except ValueError:
+            return None if not str(value).strip() else f"{label}: {value!r} is not a number."
+        low, high = param.minimum(), param.maximum()
+        bounds = (f"between {low:g} and {high:g}" if high < 1e300 and low > -1e300 else
+                  f"at least {low:g}" if low > -1e300 else f"at most {high:g}" if high < 1e300 else "")
+        if integer and number != int(number):
+            return f"{label} must be a whole number{' ' + bounds if bounds else ''}; got {value}."
+        if not low <= number <= high:
+            return f"{label} must be {bounds}; got {number:g}."
+    if isinstance(param, QgsProcessingParameterEnum) and not param.allowMultiple():
+        try:
+            index = int(value)
+        except ValueError:
+            return None
+        options = param.options()
+        if str(index) == str(value).strip() and not 0 <= index < len(options):
+            choices = "; ".join(f"{k}: {o}" for k, o in enumerate(options))
+            return f"{label}: {index} is not one of the choices ({choices})."
+    return None
 
 
 def progress_from(feedback: QgsProcessingFeedback | None):
