@@ -56,10 +56,10 @@ def digest(root: Path) -> dict[str, str]:
 
 
 def unchanged(before: dict[str, str], after: dict[str, str]) -> bool:
-    """Every file is as it was and nothing new appeared, except the ``.aux.xml`` statistics that
-    QGIS itself (GDAL's PAM) writes beside a raster when an algorithm loads it as a layer."""
+    """Every file is as it was and nothing new appeared: no ``.aux.xml`` statistics beside a file that
+    was there before either (GDAL's PAM must not persist them beside a user's inputs)."""
     added = set(after) - set(before)
-    return all(after.get(k) == v for k, v in before.items()) and all(k.endswith(".aux.xml") for k in added)
+    return all(after.get(k) == v for k, v in before.items()) and not added
 
 
 def leftovers(root: Path) -> list[str]:
@@ -918,3 +918,41 @@ def test_a_commit_killed_part_way_points_at_its_backup(ws):
                                           r"in .*g/\.previous\.lstf-x-1-abcdef\.part"):
         outputs.check_output_folder(out, "gap_fill")
     assert unchanged(before, digest(ws.root))
+
+
+def test_successful_runs_leave_no_sidecars_beside_their_inputs(provider, ws):
+    """Runs that load and style their outputs (statistics computed by GDAL/QGIS) write nothing beside the
+    rasters they read: only inside their own outputs."""
+    import processing
+    from qgis.core import QgsProject
+
+    before = digest(ws.root)
+    runs = [
+        ("gap_fill", _gapfill(ws, ws.root / "out_g")),
+        ("resample", _resample(ws, ws.root / "out_r")),
+        ("fuse", ws.fuse_params(OUTPUT=str(ws.root / "out_f" / "fused.tif"), UNCERTAINTY=True)),
+        ("fuse_series", {"FINE": str(ws.landsat), "COARSE": str(ws.modis30), "METHOD": 0, "WINDOW": 11,
+                         "INCLUDE_PAIRED": True, "OUTPUT_FOLDER": str(ws.root / "out_s")}),
+        ("evaluate", _evaluate(ws, ws.root / "out_e")),
+        ("import_lst", _import(ws.st_b10(), ws.root / "out_i" / "lst.tif")),
+    ]
+    for alg, params in runs:
+        processing.runAndLoadResults(f"lst_fusion:{alg}", params, feedback=QgsProcessingFeedback())
+    QgsProject.instance().removeAllMapLayers()
+    after = digest(ws.root)
+    added = sorted(k for k in set(after) - set(before) if not k.startswith("out_"))
+    assert added == [] and all(after[k] == v for k, v in before.items()), added
+
+
+
+def test_a_rerun_removes_the_stale_sidecars_of_the_outputs_it_replaces(provider, ws):
+    """QGIS's .aux.xml beside an output describes the old file: it goes with it; a user's file stays."""
+    out = ws.root / "g"
+    run_alg("gap_fill", _gapfill(ws, out))
+    outputs_before = sorted(out.glob("*_filled.tif"))
+    for path in outputs_before:
+        Path(str(path) + ".aux.xml").write_text("<PAMDataset/>")
+    (out / "my_notes.txt.aux.xml").write_text("mine")
+    run_alg("gap_fill", {"INPUT_FILES": [str(p) for p in sorted((ws.sample / "landsat").glob("*ST_B10.TIF"))[:2]],
+                         "OUTPUT_FOLDER": str(out)})
+    assert not list(out.glob("*.tif.aux.xml")) and (out / "my_notes.txt.aux.xml").read_text() == "mine"

@@ -256,7 +256,8 @@ def _commit(stage: Path, out: Path, algorithm: str, keep_previous: bool = False,
 
     Earlier files that are replaced or removed are first moved to a hidden backup folder
     inside ``out``; if anything fails they are moved back, so the previous set stays
-    complete. Only files the verified record of the previous run names are replaced.
+    complete. Only files the verified record of the previous run names are replaced (with GDAL's
+    .aux.xml/.ovr sidecars beside them).
     """
     new = _files_under(stage)
     if RECORD in new:
@@ -271,6 +272,9 @@ def _commit(stage: Path, out: Path, algorithm: str, keep_previous: bool = False,
     written = digests(stage, new)
     kept = {n: d for n, d in old.items() if n not in written and (out / n).exists()} if keep_previous else {}
     displaced = [n for n in sorted(old) if n not in kept and ((out / n).exists() or (out / n).is_symlink())]
+    # GDAL's statistics and overviews of a file that goes describe nothing any more: they go with it.
+    displaced += [side for n in displaced for side in (f"{n}.aux.xml", f"{n}.ovr")
+                  if side not in old and side not in written and (out / side).is_file()]
     out.mkdir(parents=True, exist_ok=True)
     backup = temporary_name(out / "previous")
     moved: list[str] = []

@@ -72,7 +72,8 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
             problem = _range_problem(param, parameters.get(param.name()))
             if problem:
                 return False, problem
-        return super().checkParameterValues(parameters, context)
+        with _no_pam_in_this_thread():  # QGIS opens raster inputs here to check them
+            return super().checkParameterValues(parameters, context)
 
     def icon(self) -> QIcon:
         group_icon = ICON.parent / f"{self.GROUP}.svg"
@@ -80,6 +81,20 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+
+@contextlib.contextmanager
+def _no_pam_in_this_thread() -> Iterator[None]:
+    """Rasters opened in this block (by this thread only) keep no GDAL PAM state, so the statistics QGIS
+    computes while checking an input layer are never saved as .aux.xml beside the user's file."""
+    from osgeo import gdal
+
+    previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
 
 
 def _range_problem(param: QgsProcessingParameterDefinition, value) -> str | None:
@@ -111,6 +126,16 @@ def _range_problem(param: QgsProcessingParameterDefinition, value) -> str | None
             choices = "; ".join(f"{k}: {o}" for k, o in enumerate(options))
             return f"{label}: {index} is not one of the choices ({choices})."
     return None
+
+
+def raster_source(alg: QgsProcessingAlgorithm, parameters, name: str, context) -> str | None:
+    """The file behind a raster parameter. A path is used as given: a QGIS layer made only to read its
+    source computes statistics that GDAL then saves as .aux.xml beside the user's file."""
+    value = parameters.get(name)
+    if isinstance(value, str) and value.strip() and Path(value).is_file():
+        return value
+    layer = alg.parameterAsRasterLayer(parameters, name, context)
+    return layer.source() if layer is not None else None
 
 
 def progress_from(feedback: QgsProcessingFeedback | None):

@@ -20,6 +20,7 @@ from .base import (
     folder_and_files,
     load_outputs,
     progress_from,
+    raster_source,
 )
 from .method_params import parameter_for, parameter_values
 
@@ -89,13 +90,13 @@ class EvaluateAlgorithm(LSTAlgorithm):
                                  "(REFERENCE or REFERENCE_FILES).")
             text = self.parameterAsString(parameters, "LABELS", context) or ""
             labels = [t.strip() for t in text.split(",")] if text.strip() else None
-            classes = self.parameterAsRasterLayer(parameters, "CLASSES", context)
+            classes = raster_source(self, parameters, "CLASSES", context)
             params = build(EvaluateParams, parameter_values(self, parameters, context, _fields()))
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = evaluate(predictions, reference, folder,
                               coarse=folder_and_files(self, parameters, context, "COARSE") or None,
                               fine_series=folder_and_files(self, parameters, context, "FINE") or None,
-                              classes=classes.source() if classes is not None else None,
+                              classes=classes,
                               flags=folder_and_files(self, parameters, context, "FLAGS") or None,
                               labels=labels, params=params, progress=progress_from(feedback))
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):

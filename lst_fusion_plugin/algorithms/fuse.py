@@ -6,6 +6,8 @@ methods' parameter dataclasses: a method added there appears here with its param
 
 from __future__ import annotations
 
+import functools
+
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -22,6 +24,7 @@ from .base import (
     output_unit,
     output_unit_parameter,
     progress_from,
+    raster_source,
     style_output,
 )
 from .gapfill import UNITS
@@ -67,18 +70,15 @@ class FuseAlgorithm(LSTAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("NODATA_PIXELS", "Pixels without valid input"))
         self.addOutput(QgsProcessingOutputString("UNCERTAINTY", "Uncertainty raster (1σ, K), when asked for"))
 
-    def _path(self, parameters, name, context):
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        return layer.source() if layer is not None else None
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
             from backend.errors import InputError
             from backend.fusion.fuse import fuse
 
             spec, params = method_and_params(self, parameters, context)
-            pairs = [(self._path(parameters, "FINE_T1", context), self._path(parameters, "COARSE_T1", context))]
-            fine3, coarse3 = self._path(parameters, "FINE_T3", context), self._path(parameters, "COARSE_T3", context)
+            source = functools.partial(raster_source, self, parameters, context=context)
+            pairs = [(source("FINE_T1"), source("COARSE_T1"))]
+            fine3, coarse3 = source("FINE_T3"), source("COARSE_T3")
             if bool(fine3) != bool(coarse3):
                 raise InputError("The second reference pair needs both FINE_T3 and COARSE_T3; only "
                                  f"{'FINE_T3' if fine3 else 'COARSE_T3'} was given.")
@@ -86,7 +86,7 @@ class FuseAlgorithm(LSTAlgorithm):
                 pairs.append((fine3, coarse3))  # the backend refuses it for one-pair methods, never ignores it
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
             unit = output_unit(self, parameters, context)
-            result = fuse(spec.name, pairs, self._path(parameters, "COARSE_T2", context), output, params,
+            result = fuse(spec.name, pairs, source("COARSE_T2"), output, params,
                           unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback),
                           out_unit=unit)
         style_output(context, output, lst_layer_name(f"{result.target_date} {output_label(spec, params)}", unit), unit)

@@ -25,6 +25,7 @@ from .base import (
     output_unit,
     output_unit_parameter,
     progress_from,
+    raster_source,
     series_inputs,
 )
 from .gapfill import UNITS
@@ -73,9 +74,9 @@ class ResampleAlgorithm(LSTAlgorithm):
         from backend.io.grid import Grid
         from backend.preprocess.resample import reference_grid
 
-        layer = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
-        if layer is not None:
-            return reference_grid(layer.source())
+        source = raster_source(self, parameters, "REFERENCE", context)
+        if source:
+            return reference_grid(source)
         folder = self.parameterAsString(parameters, "REFERENCE_FOLDER", context)
         if folder:
             return reference_grid(folder)
