@@ -318,6 +318,13 @@ CASES = {
     "fuse-fine-in-another-crs": Case(
         "fuse", lambda w: w.fuse_params(FINE_T1=str(w.root / "other_crs_20200501.tif")),
         r"FINE_T1: other_crs_20200501.tif is not on the grid of the other inputs \(.*EPSG:32630"),
+    "series-every-date-paired": Case(
+        "fuse_series", lambda w: {"FINE": str(w.landsat), "COARSE": str(w.modis30), "OUTPUT_FOLDER": str(w.root / "s")},
+        r"Nothing to predict: 6 MODIS date\(s\), 6 with Landsat.* set INCLUDE_PAIRED to predict those dates"),
+    "evaluate-float-reference-without-unit": Case(
+        "evaluate", lambda w: {**_evaluate(w, w.root / "e"), "REFERENCE": str(w.docs / "plain_ref"),
+                               "COARSE": ""},
+        r"plain_.*\.tif: a float raster without a stored unit. Declare its unit .*\(UNIT\)"),
     "gapfill-spatial-all-nan-date": Case(
         "gap_fill", lambda w: {"INPUT_FILES": [w.filled(0), str(w.root / "empty_20200601.tif")], "METHOD": 2,
                                "UNIT": 1, "OUTPUT_FOLDER": str(w.root / "g")},
@@ -331,6 +338,17 @@ def _prepare_all_nan(ws: Workspace) -> None:
     with rasterio.open(ws.root / "empty_20200601.tif", "w", **profile) as dst:
         dst.write(np.full(shape, np.nan, np.float32), 1)
         dst.update_tags(**{**tags, "ACQUISITION_DATE": "2020-06-01"})
+
+
+def _prepare_plain_reference(ws: Workspace) -> None:
+    """The truth as a user's own float rasters: dated names, no tags, so no stored unit."""
+    folder = ws.docs / "plain_ref"
+    folder.mkdir()
+    for path in sorted((ws.sample / "truth").glob("LST_truth_*.tif")):
+        with rasterio.open(path) as src:
+            profile, data = src.profile, src.read(1)
+        with rasterio.open(folder / path.name.replace("LST_truth", "plain"), "w", **profile) as dst:
+            dst.write(data, 1)
 
 
 def _prepare_other_crs(ws: Workspace) -> None:
@@ -359,6 +377,8 @@ def test_refused_run_loses_nothing(case_id, provider, ws):
         _prepare_untagged_modis(ws)
     if case_id == "fuse-fine-in-another-crs":
         _prepare_other_crs(ws)
+    if case_id == "evaluate-float-reference-without-unit":
+        _prepare_plain_reference(ws)
     params = case.params(ws)  # may itself arrange the workspace (links, removed QA files)
     before = digest(ws.root)
     with pytest.raises(QgsProcessingException) as err:
@@ -956,3 +976,23 @@ def test_a_rerun_removes_the_stale_sidecars_of_the_outputs_it_replaces(provider,
     run_alg("gap_fill", {"INPUT_FILES": [str(p) for p in sorted((ws.sample / "landsat").glob("*ST_B10.TIF"))[:2]],
                          "OUTPUT_FOLDER": str(out)})
     assert not list(out.glob("*.tif.aux.xml")) and (out / "my_notes.txt.aux.xml").read_text() == "mine"
+
+
+def test_evaluate_takes_the_unit_of_float_inputs(provider, ws):
+    """The message above points at UNIT: Evaluate has it, and with it the same rasters are scored."""
+    _prepare_plain_reference(ws)
+    res = run_alg("evaluate", {**_evaluate(ws, ws.root / "e"), "REFERENCE": str(ws.docs / "plain_ref"), "UNIT": 1,
+                               "LOAD_OUTPUTS": False})
+    assert res["DATE_COUNT"] == 6
+
+
+def test_evaluating_the_reference_against_itself_warns(provider, ws):
+    feedback = QgsProcessingFeedback()
+    warnings: list[str] = []
+    feedback.pushWarning = warnings.append
+    run_alg("evaluate", {"PREDICTIONS_FILES": [ws.filled(1)], "REFERENCE_FILES": [ws.filled(1)],
+                         "LOAD_OUTPUTS": False, "OUTPUT_FOLDER": str(ws.root / "e")}, feedback)
+    assert any("is the reference" in w and "perfect by construction" in w for w in warnings), warnings
+    warnings.clear()
+    run_alg("evaluate", {**_evaluate(ws, ws.root / "e2"), "LOAD_OUTPUTS": False}, feedback)
+    assert not any("perfect by construction" in w for w in warnings)

@@ -58,6 +58,8 @@ class EvaluateParams:
                                       minimum=0.0, advanced=True)
     map_dates: int = param(2, "MAP_DATES", "Dates shown as maps in the report", minimum=1, maximum=12,
                            advanced=True)
+    input_unit: str = param("", "UNIT", "Unit of float inputs that do not store one", options=("", "K", "C"),
+                            option_labels=("As stored in the files", "Kelvin", "Celsius"))
 
     def validate(self) -> None:
         if self.unit not in m.UNITS:
@@ -99,7 +101,7 @@ def _label_of(path: str) -> tuple[str, str]:
 
 
 def find_predictions(inputs: list[str | os.PathLike], labels: list[str] | None = None,
-                     progress: Progress | None = None) -> list[Entry]:
+                     progress: Progress | None = None, unit: str | None = None) -> list[Entry]:
     """The predictions among ``inputs`` (files, or folders of fused series), labelled and dated.
 
     ``labels`` (one per input) name the method of each file or folder; without them the
@@ -118,7 +120,7 @@ def find_predictions(inputs: list[str | os.PathLike], labels: list[str] | None =
         if not files:
             raise InputError(f"PREDICTIONS: no LST raster in {source}.")
         for path in files:
-            item = describe(path)
+            item = describe(path, unit)
             label, refs = _label_of(path)
             if labels:
                 label = labels[k].strip() or label
@@ -266,6 +268,23 @@ def _nearest_before(items: list[SeriesItem], day: dt.date) -> SeriesItem | None:
     return earlier[-1] if earlier else None
 
 
+def _warn_self_comparison(entries: list[Entry], refs: dict, progress: Progress) -> None:
+    """A prediction that is the reference file itself (or a byte-identical copy) scores perfectly by
+    construction: say so rather than report it as a result."""
+    import filecmp
+
+    for e in entries:
+        ref = refs.get(e.date)
+        if ref is None:
+            continue
+        same = Path(e.item.path).resolve() == Path(ref.path).resolve() or filecmp.cmp(e.item.path, ref.path,
+                                                                                     shallow=False)
+        if same:
+            progress.warn(f"{e.date}: the prediction {file_name(e.item.path)} ({e.label}) is the reference "
+                          f"{file_name(ref.path)} itself; its scores are perfect by construction and say nothing "
+                          "about fusion. Evaluate fused rasters against an independent reference.")
+
+
 def evaluate(
     predictions: list[str | os.PathLike],
     reference: list[str | os.PathLike],
@@ -290,19 +309,21 @@ def evaluate(
     progress = ensure(progress)
     params = params or EvaluateParams()
     params.validate()
-    entries = find_predictions(predictions, labels, progress.sub(0, 0.05))
-    refs = {i.date: i for i in load_series(reference, progress=progress)}
+    unit = params.input_unit or None
+    entries = find_predictions(predictions, labels, progress.sub(0, 0.05), unit)
+    refs = {i.date: i for i in load_series(reference, unit=unit, progress=progress)}
+    _warn_self_comparison(entries, refs, progress)
     grid = next(iter(refs.values())).grid
     for e in entries:
         if not e.item.grid.same_as(grid):
             raise InputError(f"{file_name(e.item.path)} ({e.item.grid.describe()}) is not on the grid of the "
                              f"reference {file_name(refs[min(refs)].path)} ({grid.describe()}). Fuse on the "
                              "reference's grid, or resample one onto the other.")
-    coarse_items = load_series(coarse, progress=progress) if coarse else []
+    coarse_items = load_series(coarse, unit=unit, progress=progress) if coarse else []
     if coarse_items and not coarse_items[0].grid.same_as(grid):
         raise InputError(f"COARSE: {file_name(coarse_items[0].path)} is not on the reference's grid "
                          f"({grid.describe()}). Resample MODIS onto the Landsat grid first.")
-    fine_items = load_series(fine_series, progress=progress) if fine_series else sorted(refs.values(),
+    fine_items = load_series(fine_series, unit=unit, progress=progress) if fine_series else sorted(refs.values(),
                                                                                          key=lambda i: i.date)
     if fine_series and not fine_items[0].grid.same_as(grid):
         raise InputError(f"FINE_SERIES: {file_name(fine_items[0].path)} is not on the reference's grid.")

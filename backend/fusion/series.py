@@ -283,8 +283,11 @@ def fuse_series(
     for date, why in skipped:
         progress.warn(f"{date}: not predicted ({why}).")
     if not tasks:
+        hint = (" Every MODIS date has Landsat: set INCLUDE_PAIRED to predict those dates from the other pairs "
+                "(to compare fusion with Landsat), or add the MODIS-only dates to predict."
+                if len(pairs) == len(coarse) and not include_paired and not dates else "")
         raise InputError(f"Nothing to predict: {len(coarse)} MODIS date(s), {len(pairs)} with Landsat, and no "
-                         "other date has the reference pair(s) this method needs.")
+                         f"other date has the reference pair(s) this method needs.{hint}")
     # The statistics of each reference pair, computed once for the series (and sent to workers).
     stats = {}
     if spec.mode == "crop":  # the window methods' similarity thresholds; networks need none
