@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHMS
+from .algorithms.base import pam_off_for_process
 from .dependencies import PLUGIN_DIR, plugin_version
 
 ICON = PLUGIN_DIR / "icons" / "lst_fusion.svg"
@@ -28,5 +29,7 @@ class LSTFusionProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self) -> None:  # noqa: N802
+        if QgsApplication.platform() == "qgis_process":
+            pam_off_for_process()  # no .aux.xml beside the inputs it opens (algorithms/base.py)
         for algorithm in ALGORITHMS:
             self.addAlgorithm(algorithm())

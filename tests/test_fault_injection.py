@@ -887,6 +887,7 @@ def test_sigint_during_a_series_rerun_keeps_every_earlier_date(provider, ws):
     out = ws.root / "series"
     run_alg("fuse_series", _series(ws, out))
     first = digest(out)
+    outside = {k: v for k, v in digest(ws.root).items() if not k.startswith("series")}
     dates = sorted(p.name for p in out.glob("lst_*.tif"))
     assert len(dates) == 6
     feedback = QgsProcessingFeedback()
@@ -918,6 +919,7 @@ def test_sigint_during_a_series_rerun_keeps_every_earlier_date(provider, ws):
         assert stack.count == 6 and [stack.descriptions[k] for k in range(6)] == sorted(
             d["target_date"] for d in report["dates"])
     assert leftovers(ws.root) == [] and not [p for p in out.iterdir() if p.is_symlink()]
+    assert {k: v for k, v in digest(ws.root).items() if not k.startswith("series")} == outside
     run_alg("fuse_series", _series(ws, out))  # the next complete run takes the folder over again
 
 
@@ -996,3 +998,56 @@ def test_evaluating_the_reference_against_itself_warns(provider, ws):
     warnings.clear()
     run_alg("evaluate", {**_evaluate(ws, ws.root / "e2"), "LOAD_OUTPUTS": False}, feedback)
     assert not any("perfect by construction" in w for w in warnings)
+
+
+def _readme_commands(readme: str) -> list[str]:
+    """The commands of every README block that starts with 'cd demo_output', continuation lines joined."""
+    commands = []
+    for block in re.findall(r"```bash\n(cd demo_output.*?)```", readme, re.S):
+        for command in block.replace("\\\n", " ").splitlines()[1:]:
+            command = command.split(" #")[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+@pytest.mark.slow
+def test_the_readme_examples_run_as_written_on_the_demo_folders(ws, qgis_env, tmp_path):
+    """A folder laid out as `make demo` leaves it (landsat_filled, modis_30m, sample, training,
+    fused_season_estarfm), and the README's commands run there as written, through qgis_process."""
+    from backend.fusion.params import EstarfmParams
+    from backend.fusion.series import fuse_series
+    from backend.training.train import TrainConfig, train
+
+    demo = tmp_path / "demo_output"
+    demo.mkdir()
+    for name, source in (("landsat_filled", ws.landsat), ("modis_30m", ws.modis30), ("sample", ws.sample)):
+        shutil.copytree(source, demo / name)
+    train(ws.root / "patches", demo / "training", TrainConfig(model="edcstfn", epochs=1, batch_size=4, max_batches=2,
+                                                               pretrain_epochs=1))
+    fuse_series("estarfm", [demo / "landsat_filled"], [demo / "modis_30m"], demo / "fused_season_estarfm",
+                EstarfmParams(window=11), include_paired=True)
+    commands = _readme_commands((REPO / "README.md").read_text())
+    assert len(commands) >= 3 and all(c.startswith("../scripts/qgis_process run lst_fusion:") for c in commands)
+    for command in commands:
+        args = [str(WRAPPER), *command.split()[1:]]
+        done = subprocess.run(args, cwd=demo, env=qgis_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, command + "\n" + done.stdout[-1500:] + done.stderr[-1500:]
+    assert (demo / "evaluation_sttfn" / "report.html").exists()
+    assert len(list((demo / "season_edcstfn_degC").glob("lst_*_onnx_degC.tif"))) == 6
+
+
+def test_an_immutable_output_file_is_named_as_such(provider, ws):
+    params = ws.fuse_params()
+    run_alg("fuse", params)
+    fused = ws.root / "fused.tif"
+    if subprocess.run(["chattr", "+i", str(fused)], capture_output=True).returncode != 0:
+        pytest.skip("this file system (or user) cannot set the immutable attribute")
+    try:
+        before = digest(ws.root)
+        with pytest.raises(QgsProcessingException, match=r"fused.tif: is immutable \(chattr \+i\), so it cannot be "
+                                                         r"replaced or removed.*Nothing was written there"):
+            run_alg("fuse", params)
+        assert unchanged(before, digest(ws.root)) and leftovers(ws.root) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(fused)], check=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,8 +73,15 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
             problem = _range_problem(param, parameters.get(param.name()))
             if problem:
                 return False, problem
-        with _no_pam_in_this_thread():  # QGIS opens raster inputs here to check them
-            return super().checkParameterValues(parameters, context)
+        pam_off_until_done()  # QGIS opens raster inputs to check and to list them, from here on
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            restore_pam()
+        return ok, message
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802
+        restore_pam()
+        return super().postProcessAlgorithm(context, feedback)
 
     def icon(self) -> QIcon:
         group_icon = ICON.parent / f"{self.GROUP}.svg"
@@ -83,18 +91,42 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
 
-@contextlib.contextmanager
-def _no_pam_in_this_thread() -> Iterator[None]:
-    """Rasters opened in this block (by this thread only) keep no GDAL PAM state, so the statistics QGIS
-    computes while checking an input layer are never saved as .aux.xml beside the user's file."""
+_PAM_SAVED: dict[int, str | None] = {}
+_PAM_OFF_FOR_PROCESS = False
+
+
+def pam_off_for_process() -> None:
+    """qgis_process opens the input layers before any algorithm code runs: a headless process keeps no
+    GDAL PAM state at all (its main thread, for its whole life)."""
+    global _PAM_OFF_FOR_PROCESS
     from osgeo import gdal
 
-    previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
     gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
-    try:
-        yield
-    finally:
-        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
+    _PAM_OFF_FOR_PROCESS = True
+
+
+def pam_off_until_done() -> None:
+    """From an algorithm's parameter check until its end, rasters this thread opens keep no GDAL PAM state,
+    so the statistics QGIS computes for the input layers it opens to check and list them (processing.run,
+    qgis_process) are never saved as .aux.xml beside the user's files. Thread-local: other layers of
+    QGIS keep their statistics; :func:`restore_pam` ends it (post-processing, or a failed run)."""
+    from osgeo import gdal
+
+    ident = threading.get_ident()
+    if ident not in _PAM_SAVED:
+        _PAM_SAVED[ident] = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+
+
+def restore_pam() -> None:
+    """Undo :func:`pam_off_until_done` in this thread (nothing if it was not set here)."""
+    from osgeo import gdal
+
+    ident = threading.get_ident()
+    if ident in _PAM_SAVED:
+        saved = _PAM_SAVED.pop(ident)
+        if not (_PAM_OFF_FOR_PROCESS and threading.current_thread() is threading.main_thread()):
+            gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", saved)
 
 
 def _range_problem(param: QgsProcessingParameterDefinition, value) -> str | None:
@@ -163,8 +195,12 @@ def backend_errors() -> Iterator[None]:
     from backend.io.atomic import stop_on_signals
 
     try:
-        with stop_on_signals():  # Ctrl-C / SIGTERM in qgis_process stop the run cleanly
-            yield
+        try:
+            with stop_on_signals():  # Ctrl-C / SIGTERM in qgis_process stop the run cleanly
+                yield
+        except BaseException:
+            restore_pam()  # no post-processing follows a failed run
+            raise
     except ModuleNotFoundError as exc:
         table = {**dependencies.REQUIRED, **dependencies.OPTIONAL}
         if exc.name not in table:
