@@ -347,6 +347,8 @@ def test_workers_that_cannot_run_it_give_one_message(season, scheduler, tmp_path
 
 @pytest.mark.slow
 def test_the_only_worker_killed_ends_the_run_with_a_message(season, scheduler, tmp_path, monkeypatch):
+    import time
+
     from backend.progress import Progress
 
     monkeypatch.setenv("LST_FUSION_DASK_WORKER_TIMEOUT", "3")
@@ -359,9 +361,11 @@ def test_the_only_worker_killed_ends_the_run_with_a_message(season, scheduler, t
         if text.startswith("2020-") and proc.poll() is None:
             proc.kill()
 
+    start = time.monotonic()
     with pytest.raises(Cancelled, match=r"No Dask worker has been connected to the scheduler at tcp://127.0.0.1:\d+ "
                                         r"for 3 s .* 1 of 3 date\(s\) were finished and kept"):
         fuse_series("starfm", fine, coarse, tmp_path / "out", StarfmParams(window=11), scheduler=address,
                     progress=Progress(on_message=kill_after_the_first_date))
+    assert time.monotonic() - start < 60
     assert len(list((tmp_path / "out").glob("lst_*.tif"))) == 1
     assert not [p for p in tmp_path.rglob("*") if ".lstf-" in p.name]

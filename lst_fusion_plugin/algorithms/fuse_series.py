@@ -53,9 +53,11 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
         "Writes lst_YYYYMMDD_METHOD.tif per date (…_degC.tif in Celsius, OUTPUT_UNIT), lst_stack_METHOD.vrt "
         "(one band per date, the date as band description) and fuse_series.json. Loaded layers share one "
         "colour range and carry their date, so the "
-        "Temporal Controller animates the season. Cancelling keeps the dates already finished.\n\n"
-        "SCHEDULER runs the dates as tasks on a Dask cluster (dask.distributed); a worker that is lost is "
-        "replaced and its date run again.\n\n"
+        "Temporal Controller animates the season. Cancelling keeps the dates already finished and, in a "
+        "folder it wrote before, every earlier date they did not replace.\n\n"
+        "SCHEDULER runs the dates as tasks on a Dask cluster (dask.distributed); LST Fusion sends its code to "
+        "the workers, a worker that is lost is replaced and its date run again, and a cluster left without "
+        "workers stops the run with the finished dates kept.\n\n"
         + OPTIONS_HELP
     )
 
