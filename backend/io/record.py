@@ -46,12 +46,15 @@ def _key() -> bytes:
     with contextlib.suppress(FileNotFoundError):
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = temporary_name(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another run made it first
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_hex(32).encode())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_hex(32).encode())
+        with contextlib.suppress(FileExistsError):  # another run made it first: theirs is the key
+            os.link(tmp, path)  # appears whole, never half-written
+    finally:
+        tmp.unlink(missing_ok=True)
     return path.read_bytes()
 
 
