@@ -198,7 +198,7 @@ def test_training_that_diverges_stops_and_exports_nothing(bad, message, tiny_pat
     assert training.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["cursor"]["epoch"] == 1
 
 
-def test_a_dataset_without_validation_patches_says_so(tiny_patches, tmp_path):
+def test_a_dataset_without_validation_patches_says_so(provider, tiny_patches, tmp_path):
     from backend.preprocess.patches import build_patch_dataset
     from backend.progress import Progress
     from backend.training.train import train
@@ -213,6 +213,16 @@ def test_a_dataset_without_validation_patches_says_so(tiny_patches, tmp_path):
     assert result.best_val_rmse is None
     card = read_model_card(result.onnx)
     assert card.validation["rmse_k"] is None and card.training["validation_dates"] == []
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    said: list[str] = []
+    feedback.pushWarning = said.append
+    res = processing.run("lst_fusion:train", {"DATASET": str(tmp_path / "patches"), "MODEL": 1, "EPOCHS": 1,
+                                              "BATCH_SIZE": 4, "MAX_BATCHES": 2,
+                                              "OUTPUT_FOLDER": str(tmp_path / "run2")}, feedback=feedback)
+    assert np.isnan(res["VAL_RMSE"]) and any("no validation patches" in w for w in said)
 
 
 def _damage(folder: Path, how: str) -> None:
