@@ -20,6 +20,7 @@ from torch import nn
 
 from .blocks import conv3x3
 from .contract import ROLES_ONE_REFERENCE, ROLES_TWO_REFERENCES, Contract
+from .recipe import Extra, Recipe
 
 
 def _encoder(cin: int, last_relu: bool = True) -> nn.Sequential:
@@ -52,6 +53,11 @@ class EDCSTFN(nn.Module):
         return self.decoder(weight * prev + (1 - weight) * nxt)
 
 
+def build(references: int = 1) -> nn.Module:
+    """The network for ``references`` reference pairs (the registry's entry point)."""
+    return EDCSTFN(references)
+
+
 def contract(references: int = 1) -> Contract:
     return Contract(ROLES_ONE_REFERENCE if references == 1 else ROLES_TWO_REFERENCES, size_multiple=1)
 
@@ -69,3 +75,40 @@ class FeatureAutoencoder(nn.Module):
     def forward(self, x):
         h, w = x.shape[-2:]
         return self.decoder(self.encoder(x))[..., :h, :w]
+
+
+# ------------------------------------------------------------------ training recipe
+
+def _loss(net, modules, x, y, m):
+    """MSE + feature loss (the frozen autoencoder's encoder) + 0.8·(1 − MS-SSIM), on observed pixels."""
+    import torch.nn.functional as F
+
+    from .losses import keep_observed, ms_ssim
+
+    raw = net(x)
+    pred = keep_observed(raw, y, m)
+    encoder = modules["feature_ae"].encoder
+    loss = F.mse_loss(pred, y) + F.mse_loss(encoder(pred), encoder(y)) + 0.8 * (1 - ms_ssim(pred, y))
+    return loss, pred, raw
+
+
+def _pretrain(modules, optimisers, x, contract: Contract, autocast) -> float:
+    """One step of the feature autoencoder: reconstruct the fine reference patches."""
+    import torch.nn.functional as F
+
+    k = contract.roles.index("fine_t1")
+    fine = x[:, k:k + 1]
+    ae, opt = modules["feature_ae"], optimisers["feature_ae"]
+    ae.train()
+    opt.zero_grad()
+    with autocast():
+        loss = F.mse_loss(ae(fine), fine)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+RECIPE = Recipe(_loss, learning_rate=1e-3,
+                extras=(("feature_ae", Extra(lambda contract: FeatureAutoencoder(), learning_rate=1e-3,
+                                             betas=(0.9, 0.999), frozen=True)),),
+                pretrain=_pretrain)

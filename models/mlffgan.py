@@ -23,6 +23,7 @@ from torch import nn
 
 from .blocks import ResBlock
 from .contract import ROLES_ONE_REFERENCE, Contract
+from .recipe import Extra, Recipe
 
 CHANNELS = (16, 32, 64, 128, 256)
 
@@ -111,7 +112,46 @@ class Discriminator(nn.Module):
         return self.model(torch.cat((inputs, fine), 1))
 
 
+def build(references: int = 1) -> nn.Module:
+    """The network for ``references`` reference pairs (the registry's entry point)."""
+    return Generator()
+
+
 def contract(references: int = 1) -> Contract:
     if references != 1:
         raise ValueError("MLFF-GAN uses one reference pair; build the patches with REFERENCES = one.")
     return Contract(ROLES_ONE_REFERENCE, size_multiple=16)
+
+
+# ------------------------------------------------------------------ training recipe
+
+def _loss(net, modules, x, y, m):
+    """1e-2·GAN + L1 + (1 − MS-SSIM) + (1 − cosine similarity), on observed pixels."""
+    import torch.nn.functional as F
+
+    from .losses import cosine_similarity, keep_observed, lsgan, ms_ssim
+
+    raw = net(x)
+    pred = keep_observed(raw, y, m)
+    adversarial = lsgan(modules["discriminator"](x, pred), True)
+    loss = 1e-2 * adversarial + F.l1_loss(pred, y) + (1 - ms_ssim(pred, y)) + (1 - cosine_similarity(pred, y))
+    return loss, pred, raw
+
+
+def _discriminator_step(modules, optimisers, x, y, m, pred, autocast) -> None:
+    """The PatchGAN's LSGAN update after each generator step."""
+    from .losses import keep_observed, lsgan
+
+    disc, opt = modules["discriminator"], optimisers["discriminator"]
+    opt.zero_grad()
+    with autocast():
+        real = lsgan(disc(x, keep_observed(y, y, m)), True)
+        fake = lsgan(disc(x, pred.detach()), False)
+        d_loss = 0.5 * (real + fake)
+    d_loss.backward()
+    opt.step()
+
+
+RECIPE = Recipe(_loss, learning_rate=2e-4, betas=(0.5, 0.999),
+                extras=(("discriminator", Extra(lambda contract: Discriminator(contract.channels + 1))),),
+                after_step=_discriminator_step)

@@ -1,39 +1,78 @@
-"""The model registry: a new model is one module plus one line here."""
+"""The model registry: a new model is one module (network, contract, training recipe) plus one entry here,
+or one call to :func:`register` from outside the package.
+
+Entries name their module and load it (and torch) only when a model is built or trained, so the
+plugin can list the models without importing torch when QGIS starts.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from . import edcstfn, mlffgan, sttfn
-from .contract import Contract
+    from .contract import Contract
+    from .recipe import Recipe
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A registered network. Its ``module`` defines ``build(references)`` (the network),
+    ``contract(references)`` (its input roles) and ``RECIPE`` (how it is trained, models/recipe.py)."""
+
     name: str
     title: str
     paper: str
-    build: Callable[[int], nn.Module]  # references -> network
-    contract: Callable[[int], Contract]
-    adversarial: bool = False
+    module: str
+    citation: str = ""  # short, for choices: "Tan et al., 2019"
     version: str = "1.0"
+
+    def _code(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    def build(self, references: int) -> nn.Module:
+        return self._code().build(references)
+
+    def contract(self, references: int) -> Contract:
+        return self._code().contract(references)
+
+    @property
+    def recipe(self) -> Recipe:
+        return self._code().RECIPE
+
+    @property
+    def label(self) -> str:
+        """How users choose it: 'EDCSTFN (Tan et al., 2019)'."""
+        return f"{self.title} ({self.citation})" if self.citation else self.title
 
 
 MODELS: dict[str, ModelSpec] = {
-    "edcstfn": ModelSpec("edcstfn", "EDCSTFN", "Tan et al. (2019), Remote Sensing 11(24), 2898",
-                         lambda refs: edcstfn.EDCSTFN(refs), edcstfn.contract),
-    "sttfn": ModelSpec("sttfn", "STTFN", "Yin et al. (2020), IEEE TGRS 59(2)",
-                       lambda refs: sttfn.STTFN(refs), sttfn.contract),
-    "mlffgan": ModelSpec("mlffgan", "MLFF-GAN", "Song et al. (2022), IEEE TGRS 60",
-                         lambda refs: mlffgan.Generator(), mlffgan.contract, adversarial=True),
+    "edcstfn": ModelSpec("edcstfn", "EDCSTFN", "Tan et al. (2019), Remote Sensing 11(24), 2898", "models.edcstfn",
+                         "Tan et al., 2019"),
+    "sttfn": ModelSpec("sttfn", "STTFN", "Yin et al. (2020), IEEE TGRS 59(2)", "models.sttfn", "Yin et al., 2020"),
+    "mlffgan": ModelSpec("mlffgan", "MLFF-GAN", "Song et al. (2022), IEEE TGRS 60", "models.mlffgan",
+                         "Song et al., 2022"),
 }
 
 
+def _key(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a model from outside the package (a plugin of the plugin, a test); its name must be new."""
+    if _key(spec.name) in MODELS:
+        raise ValueError(f"A model named {spec.name!r} is already registered.")
+    MODELS[_key(spec.name)] = spec
+    return spec
+
+
 def get(name: str) -> ModelSpec:
-    key = name.lower().replace("-", "").replace("_", "")
+    key = _key(name)
     if key not in MODELS:
         raise ValueError(f"Unknown model {name!r}: choose one of {', '.join(MODELS)}.")
     return MODELS[key]

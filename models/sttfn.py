@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .contract import ROLES_ONE_REFERENCE, ROLES_TWO_REFERENCES, Contract
+from .recipe import Recipe
 
 
 class _Refine(nn.Module):
@@ -77,5 +78,24 @@ class STTFN(nn.Module):
         return weight * preds[0] + (1 - weight) * preds[1]
 
 
+def build(references: int = 1) -> nn.Module:
+    """The network for ``references`` reference pairs (the registry's entry point)."""
+    return STTFN(references)
+
+
 def contract(references: int = 1) -> Contract:
     return Contract(ROLES_ONE_REFERENCE if references == 1 else ROLES_TWO_REFERENCES, size_multiple=1)
+
+
+def _loss(net, modules, x, y, m):
+    """The MSE of the prediction, as published, averaged over the directions trained (one per reference)."""
+    import torch.nn.functional as F
+
+    from .losses import keep_observed
+
+    raws = net.network.predictions(x)
+    preds = [keep_observed(p, y, m) for p in raws]
+    return sum(F.mse_loss(p, y) for p in preds) / len(preds), preds[0], raws[0]
+
+
+RECIPE = Recipe(_loss, learning_rate=1e-3)

@@ -35,9 +35,6 @@ from ..preprocess.patches import PatchDataset
 from ..progress import Progress, ensure
 
 CHECKPOINT_FORMAT = "lst_fusion_checkpoint"
-DEFAULT_LR = {"edcstfn": 1e-3, "sttfn": 1e-3, "mlffgan": 2e-4}
-
-
 @dataclass
 class TrainConfig:
     model: str = "edcstfn"
@@ -192,23 +189,16 @@ class _Trainer:
             }
         self.contract = spec.contract(references)
         self.net = PaddedModel(spec.build(references), self.contract).to(device)
-        lr = config.learning_rate or DEFAULT_LR[spec.name]
-        betas = (0.5, 0.999) if spec.adversarial else (0.9, 0.999)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, betas=betas)
+        recipe = self.recipe = spec.recipe
+        lr = config.learning_rate or recipe.learning_rate
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, betas=recipe.betas)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=2)
         self.extra: dict[str, torch.nn.Module] = {}
         self.extra_optim: dict[str, torch.optim.Optimizer] = {}
-        if spec.name == "edcstfn":
-            from models.edcstfn import FeatureAutoencoder
-
-            self.extra["feature_ae"] = FeatureAutoencoder().to(device)
-            self.extra_optim["feature_ae"] = torch.optim.Adam(self.extra["feature_ae"].parameters(), lr=1e-3)
-        if spec.adversarial:
-            from models.mlffgan import Discriminator
-
-            self.extra["discriminator"] = Discriminator(self.contract.channels + 1).to(device)
-            self.extra_optim["discriminator"] = torch.optim.Adam(self.extra["discriminator"].parameters(),
-                                                                 lr=lr, betas=betas)
+        for name, extra in recipe.extras:
+            self.extra[name] = extra.build(self.contract).to(device)
+            self.extra_optim[name] = torch.optim.Adam(self.extra[name].parameters(), lr=extra.learning_rate or lr,
+                                                      betas=extra.betas or recipe.betas)
 
     def autocast(self):
         import contextlib
@@ -219,22 +209,13 @@ class _Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def pretrain_step(self, fine) -> float:
-        """One step of EDCSTFN's feature autoencoder (reconstruct fine patches)."""
-        import torch.nn.functional as F
-
-        ae, opt = self.extra["feature_ae"], self.extra_optim["feature_ae"]
-        ae.train()
-        opt.zero_grad()
-        with self.autocast():
-            loss = F.mse_loss(ae(fine), fine)
-        loss.backward()
-        opt.step()
-        return loss.item()
+    def pretrain_step(self, x) -> float:
+        """One step of the recipe's pretraining (EDCSTFN's feature autoencoder), on a batch of inputs."""
+        return self.recipe.pretrain(self.extra, self.extra_optim, x, self.contract, self.autocast)
 
     def loss(self, x, y, m):
         """The model's published loss (restricted by the mask), plus the consistency term if asked for."""
-        loss, pred, raw = self._published_loss(x, y, m)
+        loss, pred, raw = self.recipe.loss(self.net, self.extra, x, y, m)
         if self.consistency is not None:
             from models.losses import coarse_consistency
 
@@ -245,51 +226,21 @@ class _Trainer:
                 self.consistency["sigma"])
         return loss, pred
 
-    def _published_loss(self, x, y, m):
-        """(loss, masked prediction, unmasked prediction) of the model's published loss."""
-        import torch.nn.functional as F
-
-        from models.losses import cosine_similarity, keep_observed, lsgan, ms_ssim
-
-        if self.spec.name == "sttfn":
-            raws = self.net.network.predictions(x)
-            preds = [keep_observed(p, y, m) for p in raws]
-            return sum(F.mse_loss(p, y) for p in preds) / len(preds), preds[0], raws[0]
-        raw = self.net(x)
-        pred = keep_observed(raw, y, m)
-        if self.spec.name == "edcstfn":
-            encoder = self.extra["feature_ae"].encoder
-            loss = F.mse_loss(pred, y) + F.mse_loss(encoder(pred), encoder(y)) + 0.8 * (1 - ms_ssim(pred, y))
-            return loss, pred, raw
-        disc = self.extra["discriminator"]
-        adversarial = lsgan(disc(x, pred), True)
-        loss = 1e-2 * adversarial + F.l1_loss(pred, y) + (1 - ms_ssim(pred, y)) + (1 - cosine_similarity(pred, y))
-        return loss, pred, raw
-
     def step(self, x, y, m) -> float:
         self.net.train()
-        for module in self.extra.values():
-            module.train()
-        if "feature_ae" in self.extra:
-            self.extra["feature_ae"].eval()
-            for p in self.extra["feature_ae"].parameters():
-                p.requires_grad_(False)
+        for name, extra in self.recipe.extras:
+            self.extra[name].train()
+            if extra.frozen:  # a loss network: fixed while the model trains
+                self.extra[name].eval()
+                for p in self.extra[name].parameters():
+                    p.requires_grad_(False)
         self.optimizer.zero_grad()
         with self.autocast():
             loss, pred = self.loss(x, y, m)
         loss.backward()
         self.optimizer.step()
-        if self.spec.adversarial:
-            disc, opt = self.extra["discriminator"], self.extra_optim["discriminator"]
-            opt.zero_grad()
-            with self.autocast():
-                from models.losses import keep_observed, lsgan
-
-                real = lsgan(disc(x, keep_observed(y, y, m)), True)
-                fake = lsgan(disc(x, pred.detach()), False)
-                d_loss = 0.5 * (real + fake)
-            d_loss.backward()
-            opt.step()
+        if self.recipe.after_step is not None:
+            self.recipe.after_step(self.extra, self.extra_optim, x, y, m, pred, self.autocast)
         return loss.item()
 
     def state(self) -> dict:
@@ -447,15 +398,15 @@ def train(
     if config.max_batches:
         per_epoch = min(per_epoch, config.max_batches)
     total = config.epochs * per_epoch
-    if spec.name == "edcstfn" and start_epoch == 0 and not resume:
+    if spec.recipe.pretrain is not None and start_epoch == 0 and not resume:
         rng = np.random.default_rng([config.seed, 10_000])
         for _ in range(config.pretrain_epochs):
             order = rng.permutation(len(batches))
             for b in range(per_epoch):
                 x, _, _ = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size], None, device)
-                trainer.pretrain_step(x[:, 1:2])
+                trainer.pretrain_step(x)
                 progress.check()
-        progress.info(f"Feature autoencoder pre-trained for {config.pretrain_epochs} epoch(s)")
+        progress.info(f"{spec.title}: pretraining done ({config.pretrain_epochs} epoch(s))")
     for epoch in range(start_epoch, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
         order = rng.permutation(len(batches))

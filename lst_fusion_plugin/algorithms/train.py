@@ -15,8 +15,15 @@ from qgis.core import (
 
 from .base import LSTAlgorithm, add_advanced, backend_errors, enum_value, progress_from
 
-MODELS = [("edcstfn", "EDCSTFN (Tan et al., 2019)"), ("sttfn", "STTFN (Yin et al., 2020)"),
-          ("mlffgan", "MLFF-GAN (Song et al., 2022)")]
+
+def model_choices() -> list[tuple[str, str]]:
+    """(name, label) of every model in the registry, in its order: the indices saved models and scripts use
+    (the registry names its modules, so listing them imports no torch)."""
+    from models import registry
+
+    return [(name, spec.label) for name, spec in registry.MODELS.items()]
+
+
 DEVICES = [("auto", "Automatic (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA GPU")]
 INT, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
 
@@ -40,7 +47,7 @@ class TrainAlgorithm(LSTAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(
             "DATASET", "Patch dataset (folder)", behavior=QgsProcessingParameterFile.Folder))
-        self.addParameter(QgsProcessingParameterEnum("MODEL", "Model", [m[1] for m in MODELS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("MODEL", "Model", [m[1] for m in model_choices()], defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", INT, 30, False, 1, 10000))
         self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", INT, 16, False, 1, 4096))
         self.addParameter(QgsProcessingParameterNumber(
@@ -75,7 +82,7 @@ class TrainAlgorithm(LSTAlgorithm):
 
             lr = self.parameterAsDouble(parameters, "LEARNING_RATE", context)
             config = TrainConfig(
-                model=enum_value(self, parameters, "MODEL", context, MODELS),
+                model=enum_value(self, parameters, "MODEL", context, model_choices()),
                 epochs=self.parameterAsInt(parameters, "EPOCHS", context),
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                 learning_rate=lr or None,
