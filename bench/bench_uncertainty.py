@@ -4,7 +4,7 @@ Fits σ² = a² + (b·|ΔC|)² + (c·h)² (backend/fusion/uncertainty.py) to the
 leave-one-out predictions of two seeded seasons, one dense (16 dates) and one sparse (8 dates)
 (non-negative least squares), scales it so that |error| ≤ σ holds for 68 % of their pixels,
 then reports the coverage on a season of another seed and density (12 dates).
-Prints the COEFFICIENTS to keep in backend/fusion/uncertainty.py.
+Prints each method's coefficients, to keep as ``uncertainty=`` on its entry in backend/fusion/methods.py.
 
     .venv/bin/python bench/bench_uncertainty.py [--size 300] [--dates 16]
 """
@@ -105,10 +105,9 @@ def main() -> int:
             found[method] = coefficients
             print(f"{method:8s} a, b, c = {coefficients}: on another season |error| ≤ σ for {coverage:.1%} "
                   f"(target 68 %), ≤ 2σ for {two:.1%} (95 %); RMSE {np.sqrt(np.mean(e2 ** 2)):.2f} K")
-    print("\nCOEFFICIENTS = {")
+    print("\nFor backend/fusion/methods.py:")
     for method, coefficients in found.items():
-        print(f'    "{method}": {coefficients},')
-    print("}")
+        print(f'    "{method}": uncertainty={coefficients},')
     return 0
 
 

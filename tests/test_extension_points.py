@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,104 @@ def test_listing_the_models_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert done.stdout.strip() == "False", done.stderr
+
+
+CHANGE = '''"""A contributor's fusion method: the fine reference plus MODIS's change, nothing else."""
+from dataclasses import dataclass
+
+from backend.fusion.methods import FusionMethod
+from backend.parameters import param
+
+
+@dataclass(frozen=True)
+class ChangeParams:
+    gain: float = param(1.0, "GAIN", "Share of MODIS's change passed on", 0.0, 2.0)
+    uncertainty: bool = param(False, "UNCERTAINTY", "Also write a per-pixel uncertainty raster")
+
+    def validate(self):
+        pass
+
+
+def _kernel(arrays, tile, params, state):
+    fine_t1, coarse_t1, coarse_t2 = arrays
+    return (fine_t1 + params.gain * (coarse_t2 - coarse_t1))[tile.inner]
+
+
+def method(name, uncertainty=None):
+    return FusionMethod(name, f"{name} (fine reference + MODIS change)", ChangeParams, lambda p: 1,
+                        lambda inputs, p, progress, cache: None, lambda p: 0, _kernel, label=name.upper(),
+                        help=f"{name.upper()}: the fine reference plus GAIN times MODIS's change.",
+                        uncertainty=uncertainty)
+'''
+
+
+@pytest.fixture()
+def change_methods(tmp_path, monkeypatch):
+    """Two methods from a temporary package: one without uncertainty coefficients, one with."""
+    from backend.fusion import methods
+
+    package = tmp_path / "contrib_fusion"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "change.py").write_text(CHANGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+    import contrib_fusion.change as change
+
+    yield methods.register(change.method("change")), methods.register(change.method("change2", (1.8, 0.1, 0.4)))
+    for name in [m for m in sys.modules if m.startswith("contrib_fusion")]:
+        del sys.modules[name]
+
+
+def test_a_fusion_method_added_as_one_module(change_methods, provider, tiny_patches, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    root = tiny_patches.parent
+    fine = sorted(str(p) for p in (root / "landsat").glob("*_filled.tif"))
+    coarse = sorted(str(p) for p in (root / "modis30").glob("*.tif"))
+    for alg_id in ("fuse", "fuse_series"):
+        algorithm = provider.algorithm(alg_id).create()
+        titles = algorithm.parameterDefinition("METHOD").options()
+        assert titles[-2:] == ["change (fine reference + MODIS change)", "change2 (fine reference + MODIS change)"]
+        assert titles[:3] == ["STARFM (one reference pair)", "ESTARFM (two reference pairs around the date)",
+                              "Trained deep model (ONNX file)"]  # saved models keep their METHOD numbers
+        assert algorithm.parameterDefinition("GAIN") is not None
+        assert "CHANGE: the fine reference plus GAIN times MODIS" in algorithm.shortHelpString()
+    params = {"METHOD": 3, "GAIN": 0.5, "FINE_T1": fine[0], "COARSE_T1": coarse[0], "COARSE_T2": coarse[1],
+              "OUTPUT": str(tmp_path / "fused.tif")}
+    res = processing.run("lst_fusion:fuse", params, feedback=QgsProcessingFeedback())
+    from backend.io.readers import read_lst
+
+    expected = read_lst(fine[0]).data + 0.5 * (read_lst(coarse[1]).data - read_lst(coarse[0]).data)
+    np.testing.assert_allclose(read_lst(res["OUTPUT"]).data, expected, atol=1e-4)
+    series = processing.run("lst_fusion:fuse_series", {"FINE_FILES": fine[:2], "COARSE_FILES": coarse[:3],
+                                                        "METHOD": 3, "LOAD_OUTPUTS": False,
+                                                        "OUTPUT_FOLDER": str(tmp_path / "season")},
+                            feedback=QgsProcessingFeedback())
+    assert series["DATE_COUNT"] == 1
+    # Without coefficients, UNCERTAINTY is refused before anything is written.
+    with pytest.raises(QgsProcessingException, match=r"UNCERTAINTY: CHANGE has no calibrated uncertainty model"):
+        processing.run("lst_fusion:fuse", {**params, "UNCERTAINTY": True, "OUTPUT": str(tmp_path / "u.tif")},
+                       feedback=QgsProcessingFeedback())
+    assert not list(tmp_path.glob("u*.tif"))
+    # With them, the σ raster is written beside the prediction.
+    res = processing.run("lst_fusion:fuse", {**params, "METHOD": 4, "UNCERTAINTY": True,
+                                             "OUTPUT": str(tmp_path / "u.tif")}, feedback=QgsProcessingFeedback())
+    assert Path(res["UNCERTAINTY"]).name == "u_uncertainty.tif"
+
+
+def test_a_parameter_the_method_does_not_use_is_reported(provider, tiny_patches, tmp_path):
+    import processing
+
+    root = tiny_patches.parent
+    fine = sorted(str(p) for p in (root / "landsat").glob("*_filled.tif"))
+    coarse = sorted(str(p) for p in (root / "modis30").glob("*.tif"))
+    feedback = QgsProcessingFeedback()
+    said: list[str] = []
+    feedback.pushWarning = said.append
+    processing.run("lst_fusion:fuse", {"METHOD": 0, "WINDOW": 11, "TILE": 128, "MIN_COARSE_CHANGE": 2.0,
+                                       "FINE_T1": fine[0], "COARSE_T1": coarse[0], "COARSE_T2": coarse[1],
+                                       "OUTPUT": str(tmp_path / "fused.tif")}, feedback=feedback)
+    assert "TILE is not a parameter of STARFM; its value was not used." in said
+    assert not any("MIN_COARSE_CHANGE" in w for w in said)  # left at its default: nothing to say

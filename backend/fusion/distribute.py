@@ -228,12 +228,20 @@ def collect(futures: Sequence[Any], labels: Sequence[str], progress: Progress | 
 
 
 def _check_workers(client: Any, alone_since: float | None, timeout: float, address: str) -> float | None:
-    """Raise :class:`ClusterLost` once the cluster has had no worker for ``timeout`` seconds."""
+    """Raise :class:`ClusterLost` once the cluster has had no live worker for ``timeout`` seconds.
+
+    A worker counts while its heartbeat is younger than ``timeout``: a machine that vanished without
+    closing its connection stays listed by the scheduler for minutes (its worker TTL)."""
+    def heartbeat_ages(dask_scheduler) -> list[float]:  # runs on the scheduler (pickled by value)
+        import time as clock
+
+        return [clock.time() - worker.last_seen for worker in dask_scheduler.workers.values()]
+
     try:
-        workers = client.nthreads()
+        ages = client.run_on_scheduler(heartbeat_ages)
     except Exception as exc:  # noqa: BLE001 - the scheduler itself went away
         raise ClusterLost(f"The Dask scheduler at {address} stopped answering ({type(exc).__name__}).") from exc
-    if workers:
+    if any(age < timeout for age in ages):
         return None
     now = time.monotonic()
     if alone_since is None:

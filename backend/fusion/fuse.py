@@ -29,8 +29,6 @@ from . import consistency, sensor_bias, uncertainty
 from .inputs import FusionInputs, load_fusion_inputs
 from .methods import FusionMethod, get
 
-METHODS = ("starfm", "estarfm", "onnx")
-
 
 @dataclass
 class FusionResult:
@@ -69,7 +67,7 @@ def fuse(
     spec, params = method_and_params(method, params)
     required = spec.references(params)
     inputs = load_fusion_inputs(pairs, coarse_target, required, bracket=required == 2, unit=unit,
-                                method=spec.title.split(" (")[0], progress=progress)
+                                method=spec.short, progress=progress)
     sources = [p for pair in pairs for p in pair] + [coarse_target]
     out_path = check_raster_output(out_path, sources, algorithm=algorithm)
     rasters = 1
@@ -96,13 +94,13 @@ def write_uncertainty(spec: FusionMethod, inputs: FusionInputs, path: Path, algo
     grid = inputs.grid
     the_plan = tiler.plan(grid, uncertainty.MARGIN, block_rows_for(grid.width, 96))
     with raster_output(path, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
-        dst.set_band_description(1, f"{spec.title.split(' (')[0]} uncertainty, 1 sigma (K)")
-        tiler.run(the_plan, input_readers(inputs), uncertainty.kernel(spec.name),
+        dst.set_band_description(1, f"{spec.short} uncertainty, 1 sigma (K)")
+        tiler.run(the_plan, input_readers(inputs), uncertainty.kernel(spec.uncertainty),
                   lambda block, window: dst.write(block, 1, window=window), "crop", progress)
         dst.update_tags(LST_FUSION_CONTENT="fusion_uncertainty", LST_UNIT="K", FUSION_METHOD=spec.name.upper(),
                         ACQUISITION_DATE=str(inputs.target_date), **output_tag(algorithm),
                         UNCERTAINTY_MODEL="sqrt(a^2 + (b |dC|)^2 + (c h)^2), a, b, c = "
-                                          + ", ".join(f"{x:g}" for x in uncertainty.COEFFICIENTS[spec.name]))
+                                          + ", ".join(f"{x:g}" for x in spec.uncertainty))
 
 
 def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
@@ -112,6 +110,9 @@ def method_and_params(method: str, params=None) -> tuple[FusionMethod, object]:
     if not isinstance(params, spec.params):
         raise InputError(f"{spec.title} takes {spec.params.__name__}, not {type(params).__name__}.")
     params.validate()
+    if getattr(params, "uncertainty", False) and spec.uncertainty is None:
+        raise InputError(f"UNCERTAINTY: {spec.short} has no calibrated uncertainty model (bench/bench_uncertainty.py "
+                         "fits one); turn UNCERTAINTY off for this method.")
     return spec, params
 
 
@@ -262,7 +263,7 @@ class Plausibility:
 def predictor_name(spec: FusionMethod, params) -> str:
     """The method, and the model file when it has one, as messages name them."""
     model = getattr(params, "path", "")
-    return spec.title.split(" (")[0] + (f" ({Path(model).name})" if model else "")
+    return spec.short + (f" ({Path(model).name})" if model else "")
 
 
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
@@ -329,7 +330,7 @@ def fuse_inputs(
     state = spec.prepare(inputs, params, progress, cache)
     adjust = adjustments(params, inputs, cache)
     the_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols, adjust)
-    progress.info(f"{spec.title.split(' (')[0]} on {inputs.grid.describe()}, predicting {inputs.target_date} from "
+    progress.info(f"{spec.short} on {inputs.grid.describe()}, predicting {inputs.target_date} from "
                   f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(the_plan)} tile(s)")
 
     def produce(write):

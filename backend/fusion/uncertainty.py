@@ -25,15 +25,8 @@ from scipy.ndimage import uniform_filter
 
 WINDOW = 5  # px, for the local heterogeneity of the fine reference
 MARGIN = WINDOW // 2
-# (a, b, c) per method with its default options, from bench/bench_uncertainty.py: fitted on two seasons
-# (seeds 21 and 23, 300² px, 16 and 8 dates), checked on a third (seed 22, 12 dates): |error| ≤ σ for
-# 67.7 % of pixels with STARFM, 68.3 % with the shipped STTFN, 65.7 % with ESTARFM. On a fourth (seed 31,
-# 240² px, 10 dates; tests/test_consistency.py): 65.1 %, 66.6 % and 59.8 % (the test asks 55-80 %).
-COEFFICIENTS: dict[str, tuple[float, float, float]] = {
-    "starfm": (1.813, 0.117, 0.469),
-    "estarfm": (1.699, 0.103, 0.371),
-    "onnx": (1.892, 0.071, 0.488),
-}
+# Each method's (a, b, c) is on its registry entry (backend/fusion/methods.py, FusionMethod.uncertainty),
+# fitted by bench/bench_uncertainty.py.
 
 
 def features(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +57,8 @@ def sigma(arrays: list[np.ndarray], coefficients: tuple[float, float, float]) ->
     return np.where(valid, out, np.nan).astype(np.float32)
 
 
-def kernel(method: str):
+def kernel(coefficients: tuple[float, float, float]):
     """A crop-mode tiler kernel writing σ for the tile (needs :data:`MARGIN` of context)."""
-    coefficients = COEFFICIENTS[method]
 
     def run(arrays, tile):
         return sigma(arrays, coefficients)[tile.inner]

@@ -54,9 +54,13 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
     def groupId(self) -> str:  # noqa: N802
         return self.GROUP
 
+    def help_text(self) -> str:
+        """The algorithm's own help (paragraphs separated by blank lines); registries may add to it."""
+        return self.HELP
+
     def shortHelpString(self) -> str:  # noqa: N802
         """The algorithm's help, then every parameter with its name for qgis_process and the modeler."""
-        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in self.HELP.split("\n\n") if p.strip())
+        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in self.help_text().split("\n\n") if p.strip())
         rows = []
         for param in self.parameterDefinitions():
             detail = html.escape(param.description())

@@ -28,7 +28,7 @@ from .base import (
     style_output,
 )
 from .gapfill import UNITS
-from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, output_label
+from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, methods_help, output_label
 
 
 class FuseAlgorithm(LSTAlgorithm):
@@ -51,6 +51,9 @@ class FuseAlgorithm(LSTAlgorithm):
         "seams. Pixels without valid inputs are left nodata and counted.\n\n"
         + OPTIONS_HELP
     )
+
+    def help_text(self) -> str:
+        return f"{self.HELP}\n\n{methods_help()}"
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("FINE_T1", "Fine LST at t1 (Landsat)"))
@@ -75,7 +78,7 @@ class FuseAlgorithm(LSTAlgorithm):
             from backend.errors import InputError
             from backend.fusion.fuse import fuse
 
-            spec, params = method_and_params(self, parameters, context)
+            spec, params = method_and_params(self, parameters, context, feedback)
             source = functools.partial(raster_source, self, parameters, context=context)
             pairs = [(source("FINE_T1"), source("COARSE_T1"))]
             fine3, coarse3 = source("FINE_T3"), source("COARSE_T3")

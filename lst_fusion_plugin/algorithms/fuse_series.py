@@ -24,7 +24,7 @@ from .base import (
     progress_from,
 )
 from .gapfill import UNITS
-from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, output_label
+from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, methods_help, output_label
 
 
 def _dates(alg, parameters, name: str, context) -> list:
@@ -61,6 +61,9 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
         + OPTIONS_HELP
     )
 
+    def help_text(self) -> str:
+        return f"{self.HELP}\n\n{methods_help()}"
+
     def initAlgorithm(self, config=None):  # noqa: N802
         add_folder_and_files(self, "FINE", "Fine LST series (Landsat)")
         add_folder_and_files(self, "COARSE", "Coarse LST series (MODIS on the Landsat grid)")
@@ -95,7 +98,7 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
             if not fine or not coarse:
                 raise InputError("Give the Landsat series (FINE or FINE_FILES) and the MODIS series (COARSE or "
                                  "COARSE_FILES).")
-            spec, params = method_and_params(self, parameters, context)
+            spec, params = method_and_params(self, parameters, context, feedback)
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = fuse_series(spec.name, fine, coarse, folder, params,
                                  dates=_dates(self, parameters, "DATES", context) or None,

@@ -112,12 +112,24 @@ def add_method_parameters(alg, extra_advanced=()) -> None:
     add_advanced(alg, [*advanced, *extra_advanced])
 
 
-def method_and_params(alg, parameters, context):
-    """The chosen registry entry and its parameter dataclass, from the algorithm's parameters."""
-    from backend.parameters import build
+def method_and_params(alg, parameters, context, feedback=None):
+    """The chosen registry entry and its parameter dataclass, from the algorithm's parameters; a parameter
+    of another method given a value of its own is reported in ``feedback``, never dropped silently."""
+    from backend.parameters import build, exposed
 
     spec = methods()[alg.parameterAsEnum(parameters, "METHOD", context)]
+    own = {info.name for _, info in exposed(spec.params)}
+    others = [(field, info) for field, info in exposed_parameters() if info.name not in own and info.name in parameters]
+    given = parameter_values(alg, parameters, context, others)
+    for field, info in others:
+        if info.name in given and given[info.name] != field.default and feedback is not None:
+            feedback.pushWarning(f"{info.name} is not a parameter of {spec.short}; its value was not used.")
     return spec, build(spec.params, parameter_values(alg, parameters, context, exposed_parameters()))
+
+
+def methods_help() -> str:
+    """Each registered method's paragraph, for the help of the fusion algorithms."""
+    return "\n\n".join(m.help for m in methods() if m.help)
 
 
 def parameter_values(alg, parameters, context, fields) -> dict:
@@ -145,4 +157,4 @@ def output_label(spec, params) -> str:
     """What a fused layer's name says about its method: the method, or the model file's name."""
     from pathlib import Path
 
-    return Path(params.path).stem if hasattr(params, "path") else spec.name.upper()
+    return Path(params.path).stem if getattr(params, "path", "") else spec.name.upper()
