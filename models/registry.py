@@ -29,6 +29,7 @@ class ModelSpec:
     paper: str
     module: str
     citation: str = ""  # short, for choices: "Tan et al., 2019"
+    summary: str = ""  # one sentence for Train's help
     version: str = "1.0"
 
     def _code(self) -> ModuleType:
@@ -52,10 +53,11 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "edcstfn": ModelSpec("edcstfn", "EDCSTFN", "Tan et al. (2019), Remote Sensing 11(24), 2898", "models.edcstfn",
-                         "Tan et al., 2019"),
-    "sttfn": ModelSpec("sttfn", "STTFN", "Yin et al. (2020), IEEE TGRS 59(2)", "models.sttfn", "Yin et al., 2020"),
+                         "Tan et al., 2019", "compound loss (MSE + feature + MS-SSIM)."),
+    "sttfn": ModelSpec("sttfn", "STTFN", "Yin et al. (2020), IEEE TGRS 59(2)", "models.sttfn", "Yin et al., 2020",
+                       "multi-scale CNN for LST, MSE."),
     "mlffgan": ModelSpec("mlffgan", "MLFF-GAN", "Song et al. (2022), IEEE TGRS 60", "models.mlffgan",
-                         "Song et al., 2022"),
+                         "Song et al., 2022", "generator with AdaIN and attention + PatchGAN discriminator."),
 }
 
 

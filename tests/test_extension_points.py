@@ -61,7 +61,7 @@ def tinynet(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
     yield registry.register(registry.ModelSpec("tinynet", "TinyNet", "LST Fusion's tests", "contrib.tinynet",
-                                               "a contributor, 2026"))
+                                               "a contributor, 2026", "one convolution on the change."))
     for name in [m for m in sys.modules if m.startswith("contrib")]:
         del sys.modules[name]
 
@@ -78,6 +78,7 @@ def test_a_network_added_as_one_module_trains_resumes_exports_and_fuses(tinynet,
     options = algorithm.parameterDefinition("MODEL").options()
     assert options[-1] == "TinyNet (a contributor, 2026)" and options[:3] == [
         "EDCSTFN (Tan et al., 2019)", "STTFN (Yin et al., 2020)", "MLFF-GAN (Song et al., 2022)"]
+    assert "TinyNet: one convolution on the change." in algorithm.shortHelpString()
     params = {"DATASET": str(tiny_patches), "MODEL": len(options) - 1, "EPOCHS": 1, "BATCH_SIZE": 4,
               "MAX_BATCHES": 3, "OUTPUT_FOLDER": str(tmp_path / "run")}
     first = processing.run("lst_fusion:train", params, feedback=QgsProcessingFeedback())

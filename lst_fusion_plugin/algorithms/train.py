@@ -36,13 +36,18 @@ class TrainAlgorithm(LSTAlgorithm):
         "Trains a deep spatio-temporal fusion network on a patch dataset (Build training patches) and "
         "exports it to ONNX with its model card (inputs, normalisation, units, training dates, validation "
         "metrics) embedded.\n\n"
-        "EDCSTFN: compound loss (MSE + feature + MS-SSIM). STTFN: multi-scale CNN for LST, MSE. MLFF-GAN: "
-        "generator with AdaIN and attention + PatchGAN discriminator.\n\n"
         "Uses a CUDA GPU when present, else all CPU cores. A checkpoint is written after every epoch; "
         "RESUME continues an interrupted run exactly. CLOUD_AWARE ignores target pixels that were "
         "gap-filled instead of observed. Cancelling stops between batches and keeps the last checkpoint. "
         "The HTML report shows the loss curves and validation RMSE."
     )
+
+    def help_text(self) -> str:
+        from models import registry
+
+        models = " ".join(f"{spec.title}: {spec.summary}" for spec in registry.MODELS.values() if spec.summary)
+        head, _, rest = self.HELP.partition("\n\n")
+        return f"{head}\n\n{models}\n\n{rest}"
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(
