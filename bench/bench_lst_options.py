@@ -63,9 +63,9 @@ def gap_fill_methods(root: Path) -> dict[str, float]:
     import numpy as np
     import rasterio
 
+    from backend.io.fill_flags import NODATA, OBSERVED
     from backend.io.readers import read_lst
     from backend.preprocess.gapfill import METHODS as FILLS
-    from backend.preprocess.gapfill import NODATA, OBSERVED
 
     manifest = json.loads((root / "sample" / "manifest.json").read_text())
     truth = {rec["date"]: root / "sample" / rec["truth"] for rec in manifest["dates"]}

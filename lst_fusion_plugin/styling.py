@@ -102,7 +102,7 @@ def apply_flag_style(layer: QgsMapLayer, unit: str = "", value_range=None) -> bo
     """One labelled colour per gap-fill flag (observed, filled in time / in space / from MODIS, nodata)."""
     if not _is_raster(layer):
         return False
-    from backend.preprocess.gapfill import FLAG_MEANING
+    from backend.io.fill_flags import FLAG_MEANING
 
     classes = [QgsPalettedRasterRenderer.Class(value, QColor(FLAG_COLOURS.get(meaning, "#ff00ff")), meaning)
                for value, meaning in FLAG_MEANING.items()]

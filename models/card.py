@@ -1,6 +1,7 @@
 """The model card: one typed record of what an exported model is and how to feed it.
 
-It is embedded in the ONNX file (metadata key ``lst_fusion_model_card``) and parsed and
+It is embedded in the ONNX file (metadata key ``lst_fusion_model_card``), sealed with the graph by one
+checksum (:func:`set_card`), and read back (:func:`read_card`), parsed and
 validated once, so inference never guesses a layout or a normalisation.
 """
 
@@ -58,3 +59,67 @@ class ModelCard:
         data = {k: v for k, v in data.items() if k in known}
         data["roles"] = tuple(data["roles"])
         return cls(**data)
+
+
+DIGEST_KEY = "lst_fusion_sha256"
+LEGACY_DIGEST_KEY = "lst_fusion_weights_sha256"  # 0.2: weights and nodes only, not the card
+
+
+def model_digest(proto, card_text: str) -> str:
+    """SHA-256 of the graph (weights, nodes, inputs and outputs) and of the whole model card (roles and
+    their order, units, normalisation): a later change to either shows."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for tensor in sorted(proto.graph.initializer, key=lambda t: t.name):
+        digest.update(tensor.name.encode())
+        digest.update(tensor.SerializeToString())
+    for part in (*proto.graph.node, *proto.graph.input, *proto.graph.output):
+        digest.update(part.SerializeToString())
+    digest.update(b"card\0" + card_text.encode())
+    return digest.hexdigest()
+
+
+def set_card(proto, card_text: str) -> None:
+    """Put ``card_text`` in ``proto``'s metadata with the checksum that seals card and graph together
+    (the exporter's step, and that of a maintainer adding test metrics to a shipped card)."""
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key not in (CARD_KEY, DIGEST_KEY, LEGACY_DIGEST_KEY)]
+    del proto.metadata_props[:]
+    for key, value in (*kept, (CARD_KEY, card_text), (DIGEST_KEY, model_digest(proto, card_text))):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+class CardError(ValueError):
+    """An ONNX file that is not a usable LST Fusion model; the message names the file and what to do."""
+
+
+def read_card(path) -> ModelCard:
+    """The validated card of an LST Fusion ONNX model, its checksum verified (onnx, not torch, is needed)."""
+    from pathlib import Path
+
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise CardError(f"{p}: model file not found.")
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValidationError, OSError...
+        raise CardError(f"{p.name}: not a readable ONNX model ({type(exc).__name__}: {exc}). "
+                        "Export it again with 'Train STF model'.") from exc
+    props = {e.key: e.value for e in proto.metadata_props}
+    if CARD_KEY not in props:
+        raise CardError(f"{p.name}: an ONNX model without an LST Fusion model card; it cannot be used for fusion.")
+    if DIGEST_KEY not in props and LEGACY_DIGEST_KEY in props:
+        raise CardError(f"{p.name}: exported by LST Fusion 0.2, whose checksum does not cover the model card, so "
+                        "an edited card would go unnoticed; it is not loaded. Export it again with 'Train STF "
+                        "model'.")
+    if props.get(DIGEST_KEY) != model_digest(proto, props[CARD_KEY]):
+        raise CardError(f"{p.name}: its weights, graph or model card were modified after export (checksum "
+                        "mismatch); it is not loaded. Use the file 'Train STF model' wrote.")
+    try:
+        return ModelCard.from_json(props[CARD_KEY])
+    except ValueError as exc:
+        raise CardError(f"{p.name}: {exc}.") from exc

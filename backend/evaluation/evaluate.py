@@ -29,12 +29,12 @@ import rasterio
 
 from ..errors import EmptyDataError, InputError
 from ..io.dates import date_from_name, file_name, parse_date
+from ..io.fill_flags import FLAG_MEANING, NODATA, OBSERVED, flags_path_for
 from ..io.grid import Grid, coarse_pixel_m
 from ..io.outputs import check_output_size, output_folder
 from ..io.series import SeriesItem, describe, find_lst_files, load_series
 from ..io.writers import lst_profile, raster_output, verify_raster
 from ..parameters import param
-from ..preprocess.gapfill import FLAG_MEANING, NODATA, OBSERVED, flags_path_for
 from ..progress import Progress, ensure
 from . import metrics as m
 

@@ -82,9 +82,12 @@ class OnnxParams:
 
 @functools.lru_cache(maxsize=8)
 def _card(path: str, mtime: float):
-    from ..training.onnx_export import read_model_card
+    from models.card import CardError, read_card
 
-    return read_model_card(path)
+    try:
+        return read_card(path)
+    except CardError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def model_card(path: str | os.PathLike):

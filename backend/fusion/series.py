@@ -27,11 +27,11 @@ from ..errors import InputError
 from ..io import tiler
 from ..io.atomic import atomic_path, remove_path
 from ..io.outputs import FolderCommit, check_output_folder, check_output_size, output_folder
+from ..io.pairs import Pair, pair_by_date
 from ..io.readers import normalise_unit
 from ..io.record import verified_record
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..io.writers import unit_suffix
-from ..preprocess.patches import Pair, pair_by_date
 from ..progress import Progress, ensure
 from .distribute import client_for, collect, prepare_workers, run_locally
 from .fuse import (

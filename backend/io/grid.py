@@ -46,9 +46,9 @@ class Grid:
     @classmethod
     def of(cls, path: str) -> Grid:
         """The grid of a raster file (or GDAL subdataset)."""
-        from .readers import _open
+        from .readers import open_raster
 
-        with _open(path) as src:
+        with open_raster(path) as src:
             if src.crs is None:
                 raise InputError(f"{path}: has no coordinate reference system.")
             return cls(src.crs, src.transform, src.width, src.height)

@@ -46,7 +46,7 @@ UNITS = {"k": "K", "kelvin": "K", "c": "C", "°c": "C", "celsius": "C", "degc": 
 _MODIS_QC_LAYER = {"LST_Day_1km": "QC_Day", "LST_Night_1km": "QC_Night", "LST_1KM": "QC"}
 
 
-def _open(path: str | Path):
+def open_raster(path: str | Path):
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
@@ -82,7 +82,7 @@ class _Band:
 
 def _load(path: str | Path, band: int = 1, window: Window | None = None) -> _Band:
     """Read one band (or a window of it), turning GDAL's open and read failures into InputError."""
-    src = _open(path)
+    src = open_raster(path)
     with src:
         if band < 1 or band > src.count:
             raise InputError(f"{path}: has {src.count} band(s), band {band} was asked for.")
@@ -124,7 +124,7 @@ def _hdf_subdataset(path: str, layer: str) -> str | None:
     with warnings.catch_warnings():
         # An HDF container has no geotransform of its own; its subdatasets do.
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        src = _open(path)
+        src = open_raster(path)
     with src:
         for sds in src.subdatasets:
             if sds.split(":")[-1] == layer:
@@ -132,7 +132,7 @@ def _hdf_subdataset(path: str, layer: str) -> str | None:
     return None
 
 
-def _modis_sources(path: str, layer: str, qc_path: str | None) -> tuple[str, str | None, str]:
+def modis_sources(path: str, layer: str, qc_path: str | None) -> tuple[str, str | None, str]:
     """The LST band, its QC band and the layer name, for HDF4 files, subdatasets or GeoTIFF exports.
 
     MOD21 products have a single ``LST_1KM`` layer (day or night is in the product
@@ -210,7 +210,7 @@ def read_modis(
     """
     progress = ensure(progress)
     path = str(path)
-    lst_src, qc_src, layer = _modis_sources(path, layer, str(qc_path) if qc_path else None)
+    lst_src, qc_src, layer = modis_sources(path, layer, str(qc_path) if qc_path else None)
     lst = _load(lst_src, window=window)
     raw, tags, crs, transform = lst.data, lst.tags, lst.crs, lst.transform
     if not np.issubdtype(raw.dtype, np.integer):
@@ -462,7 +462,7 @@ def detect_product(path: str | Path) -> str:
         return "modis"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        src = _open(name)
+        src = open_raster(name)
     with src:
         tags = src.tags()
         dtype = src.dtypes[0] if src.count else ""

@@ -19,7 +19,7 @@ from ..errors import CompanionFileError, InputError, UnknownProductError
 from ..progress import Progress, ensure
 from .dates import file_name
 from .grid import Grid
-from .readers import _modis_sources, detect_product, read_lst
+from .readers import detect_product, modis_sources, read_lst
 
 SENSORS = ("auto", "landsat", "modis")
 MISSING_QUALITY = ("refuse", "warn")  # what to do with a MODIS/Landsat product whose QC/QA file is absent
@@ -53,7 +53,7 @@ _SILENT = Progress(on_warning=lambda message: None)
 def lst_grid(path: str, product: str) -> Grid:
     """The grid of the LST band itself (for HDF files, of its LST subdataset)."""
     if product == "modis" and not path.startswith("HDF4") and Path(path).suffix.lower() in _RASTER_SUFFIXES[2:]:
-        path = _modis_sources(path, "LST_Day_1km", None)[0]
+        path = modis_sources(path, "LST_Day_1km", None)[0]
     return Grid.of(path)
 
 

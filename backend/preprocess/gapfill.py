@@ -39,6 +39,16 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter
 
 from ..errors import InputError
 from ..io.dates import file_name
+from ..io.fill_flags import (  # noqa: F401 - also re-exported: the flags are this stage's output
+    FILLED_SUFFIX,
+    FLAG_MEANING,
+    GUIDED,
+    NODATA,
+    OBSERVED,
+    SPATIAL,
+    TEMPORAL,
+    flags_path_for,
+)
 from ..io.grid import block_rows_for
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_folder, check_output_size, output_folder
@@ -56,9 +66,6 @@ from ..io.writers import (
 from ..progress import Progress, ensure
 
 METHODS = ("temporal_then_spatial", "temporal", "spatial", "modis_guided")
-OBSERVED, TEMPORAL, SPATIAL, GUIDED, NODATA = 0, 1, 2, 3, 255
-FLAG_MEANING = {OBSERVED: "observed", TEMPORAL: "filled in time", SPATIAL: "filled in space",
-                GUIDED: "filled from another date plus MODIS's change", NODATA: "nodata"}
 MIN_SUPPORT = 0.02  # weighted fraction of valid neighbours needed at a scale
 
 
@@ -162,17 +169,6 @@ def _cloud_mask(item: SeriesItem) -> str:
     if item.quality.startswith("HDF4"):
         return item.quality.rsplit(":", 1)[-1]  # the QC layer inside the HDF file
     return Path(item.quality).name
-
-
-FILLED_SUFFIX, FLAGS_SUFFIX = "_filled.tif", "_fillflags.tif"
-
-
-def flags_path_for(filled: str | os.PathLike) -> Path | None:
-    """The flags sidecar the gap-filler wrote next to ``filled``, or None if it is not a gap-filled raster."""
-    path = Path(filled)
-    if not path.name.endswith(FILLED_SUFFIX):
-        return None
-    return path.with_name(path.name[: -len(FILLED_SUFFIX)] + FLAGS_SUFFIX)
 
 
 def _output_stem(item: SeriesItem) -> str:

@@ -24,21 +24,15 @@ import rasterio
 
 from .. import __version__
 from ..errors import InputError
+from ..io.fill_flags import flags_path_for
 from ..io.grid import block_rows_for
 from ..io.outputs import check_output_folder, check_output_size, output_folder
+from ..io.pairs import pair_by_date
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..progress import Progress, ensure
-from .gapfill import flags_path_for
 
 SPLITS = ("train", "val", "test")
 COARSE, FINE = 0, 1
-
-
-@dataclass(frozen=True)
-class Pair:
-    date: dt.date
-    fine: SeriesItem
-    coarse: SeriesItem
 
 
 @dataclass(frozen=True)
@@ -50,30 +44,6 @@ class Triplet:
 
     def members(self) -> tuple[int, ...]:
         return (*self.refs, self.target)
-
-
-def pair_by_date(fine: list[SeriesItem], coarse: list[SeriesItem], tolerance_days: int = 0) -> list[Pair]:
-    """Pair each fine date with the closest coarse date within ``tolerance_days`` (each used once)."""
-    if tolerance_days < 0:
-        raise InputError(f"DATE_TOLERANCE must be 0 or more days, got {tolerance_days}.")
-    candidates = sorted(
-        (abs((c.date - f.date).days), i, j)
-        for i, f in enumerate(fine) for j, c in enumerate(coarse)
-        if abs((c.date - f.date).days) <= tolerance_days
-    )
-    used_f, used_c, pairs = set(), set(), []
-    for _, i, j in candidates:
-        if i not in used_f and j not in used_c:
-            used_f.add(i)
-            used_c.add(j)
-            pairs.append(Pair(fine[i].date, fine[i], coarse[j]))
-    if not pairs:
-        raise InputError(
-            f"No date in common between the fine series ({fine[0].date} .. {fine[-1].date}, {len(fine)} dates) "
-            f"and the coarse series ({coarse[0].date} .. {coarse[-1].date}, {len(coarse)} dates) "
-            f"within {tolerance_days} day(s). Raise DATE_TOLERANCE or check the inputs."
-        )
-    return sorted(pairs, key=lambda p: p.date)
 
 
 def make_triplets(n_pairs: int, references: int = 1) -> list[Triplet]:

@@ -14,39 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from models.card import DIGEST_KEY, LEGACY_DIGEST_KEY, model_digest, set_card  # noqa: F401 - re-exported
+
 from ..errors import InputError, LSTFusionError
 from ..io.atomic import atomic_path
 
 OPSET = 17
-DIGEST_KEY = "lst_fusion_sha256"
-LEGACY_DIGEST_KEY = "lst_fusion_weights_sha256"  # 0.2: weights and nodes only, not the card
-
-
-def model_digest(proto, card_text: str) -> str:
-    """SHA-256 of the graph (weights, nodes, inputs and outputs) and of the whole model card (roles and
-    their order, units, normalisation): a later change to either shows."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for tensor in sorted(proto.graph.initializer, key=lambda t: t.name):
-        digest.update(tensor.name.encode())
-        digest.update(tensor.SerializeToString())
-    for part in (*proto.graph.node, *proto.graph.input, *proto.graph.output):
-        digest.update(part.SerializeToString())
-    digest.update(b"card\0" + card_text.encode())
-    return digest.hexdigest()
-
-
-def set_card(proto, card_text: str) -> None:
-    """Put ``card_text`` in ``proto``'s metadata with the checksum that seals card and graph together
-    (the exporter's step, and that of a maintainer adding test metrics to a shipped card)."""
-    from models.card import CARD_KEY
-
-    kept = [(e.key, e.value) for e in proto.metadata_props if e.key not in (CARD_KEY, DIGEST_KEY, LEGACY_DIGEST_KEY)]
-    del proto.metadata_props[:]
-    for key, value in (*kept, (CARD_KEY, card_text), (DIGEST_KEY, model_digest(proto, card_text))):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 class ExportError(LSTFusionError):
@@ -105,31 +78,10 @@ def export_onnx(model, card, out_path: str | os.PathLike, sample_size: int = 64,
 
 
 def read_model_card(path: str | os.PathLike):
-    """The validated card of an LST Fusion ONNX model; InputError for anything else."""
-    import onnx
+    """The validated card of an LST Fusion ONNX model (models/card.py); InputError for anything else."""
+    from models.card import CardError, read_card
 
-    from models.card import CARD_KEY, ModelCard
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: model file not found.")
     try:
-        proto = onnx.load(str(p), load_external_data=False)
-        onnx.checker.check_model(proto)
-    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValidationError, OSError...
-        raise InputError(f"{p.name}: not a readable ONNX model ({type(exc).__name__}: {exc}). "
-                         "Export it again with 'Train STF model'.") from exc
-    props = {e.key: e.value for e in proto.metadata_props}
-    if CARD_KEY not in props:
-        raise InputError(f"{p.name}: an ONNX model without an LST Fusion model card; it cannot be used for fusion.")
-    if DIGEST_KEY not in props and LEGACY_DIGEST_KEY in props:
-        raise InputError(f"{p.name}: exported by LST Fusion 0.2, whose checksum does not cover the model card, so "
-                         "an edited card would go unnoticed; it is not loaded. Export it again with 'Train STF "
-                         "model'.")
-    if props.get(DIGEST_KEY) != model_digest(proto, props[CARD_KEY]):
-        raise InputError(f"{p.name}: its weights, graph or model card were modified after export (checksum "
-                         "mismatch); it is not loaded. Use the file 'Train STF model' wrote.")
-    try:
-        return ModelCard.from_json(props[CARD_KEY])
-    except ValueError as exc:
-        raise InputError(f"{p.name}: {exc}.") from exc
+        return read_card(path)
+    except CardError as exc:
+        raise InputError(str(exc)) from exc
