@@ -317,7 +317,7 @@ CASES = {
         r"DATES: The date 2020-06-31 does not exist: June 2020 has 30 days"),
     "fuse-fine-in-another-crs": Case(
         "fuse", lambda w: w.fuse_params(FINE_T1=str(w.root / "other_crs_20200501.tif")),
-        r"FINE_T1: other_crs_20200501.tif is not on the grid of the other inputs \(.*EPSG:32630"),
+        r"FINE_T1: other_crs_20200501.tif is not on the fine grid the other inputs share \(.*EPSG:32630"),
     "series-every-date-paired": Case(
         "fuse_series", lambda w: {"FINE": str(w.landsat), "COARSE": str(w.modis30), "OUTPUT_FOLDER": str(w.root / "s")},
         r"Nothing to predict: 6 MODIS date\(s\), 6 with Landsat.* set INCLUDE_PAIRED to predict those dates"),

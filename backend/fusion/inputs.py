@@ -75,8 +75,9 @@ def load_fusion_inputs(
     for name, item in named:
         if not item.grid.same_as(grid):
             raise InputError(
-                f"{name}: {file_name(item.path)} is not on the grid of the other inputs ({item.grid.describe()} vs "
-                f"{grid.describe()}). Resample it onto the Landsat grid first (Resample to a reference grid)."
+                f"{name}: {file_name(item.path)} is not on the fine grid the other inputs share "
+                f"({item.grid.describe()} vs {grid.describe()}). Resample it onto the Landsat grid first (Resample "
+                "to a reference grid)."
             )
     for fine, coarse in items:
         if abs((fine.date - coarse.date).days) > 1:
