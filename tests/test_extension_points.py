@@ -50,20 +50,26 @@ RECIPE = Recipe(_loss, learning_rate=5e-3)
 
 
 @pytest.fixture()
-def tinynet(tmp_path, monkeypatch):
-    """TinyNet in a temporary package outside the project, registered with one call."""
-    from models import registry
-
+def contrib(tmp_path, monkeypatch):
+    """write(module, source): a module of a temporary package ``contrib`` outside the project, importable."""
     package = tmp_path / "contrib"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "tinynet.py").write_text(TINYNET)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
-    yield registry.register(registry.ModelSpec("tinynet", "TinyNet", "LST Fusion's tests", "contrib.tinynet",
-                                               "a contributor, 2026", "one convolution on the change."))
-    for name in [m for m in sys.modules if m.startswith("contrib")]:
+    yield lambda module, source: (package / f"{module}.py").write_text(source)
+    for name in [m for m in sys.modules if m == "contrib" or m.startswith("contrib.")]:
         del sys.modules[name]
+
+
+@pytest.fixture()
+def tinynet(contrib, monkeypatch):
+    """TinyNet in the contributor's package, registered with one call."""
+    from models import registry
+
+    contrib("tinynet", TINYNET)
+    monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
+    return registry.register(registry.ModelSpec("tinynet", "TinyNet", "LST Fusion's tests", "contrib.tinynet",
+                                                "a contributor, 2026", "one convolution on the change."))
 
 
 def test_a_network_added_as_one_module_trains_resumes_exports_and_fuses(tinynet, provider, tiny_patches, tmp_path):
@@ -136,21 +142,16 @@ def method(name, uncertainty=None):
 
 
 @pytest.fixture()
-def change_methods(tmp_path, monkeypatch):
-    """Two methods from a temporary package: one without uncertainty coefficients, one with."""
+def change_methods(contrib, monkeypatch):
+    """Two methods from the contributor's package: one without uncertainty coefficients, one with."""
+    import importlib
+
     from backend.fusion import methods
 
-    package = tmp_path / "contrib_fusion"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "change.py").write_text(CHANGE)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    contrib("change", CHANGE)
     monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
-    import contrib_fusion.change as change
-
-    yield methods.register(change.method("change")), methods.register(change.method("change2", (1.8, 0.1, 0.4)))
-    for name in [m for m in sys.modules if m.startswith("contrib_fusion")]:
-        del sys.modules[name]
+    change = importlib.import_module("contrib.change")
+    return methods.register(change.method("change")), methods.register(change.method("change2", (1.8, 0.1, 0.4)))
 
 
 def test_a_fusion_method_added_as_one_module(change_methods, provider, tiny_patches, tmp_path):
