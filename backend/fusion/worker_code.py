@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -51,7 +52,12 @@ def install(directory: str, archive: bytes, version: str, digest: str) -> None:
         partial = f"{target}.{os.getpid()}.part"
         with zipfile.ZipFile(io.BytesIO(archive)) as unpacked:
             unpacked.extractall(partial)
-        os.replace(partial, target)
+        try:
+            os.replace(partial, target)
+        except OSError:  # another process of this worker unpacked the same archive first
+            if not os.path.isdir(target):
+                raise
+            shutil.rmtree(partial, ignore_errors=True)  # our own unpacked copy, not needed
     for name in [m for m in sys.modules if m.split(".")[0] in PACKAGES]:
         del sys.modules[name]  # another version imported before: load ours instead
     sys.path.insert(0, target)
