@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..io.fill_flags import flags_path_for
 from ..io.grid import block_rows_for
 from ..io.outputs import check_output_folder, check_output_size, output_folder
-from ..io.pairs import pair_by_date
+from ..io.pairs import Pair, pair_by_date  # noqa: F401 - Pair re-exported: patches are built from pairs
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..progress import Progress, ensure
 
