@@ -206,3 +206,23 @@ def test_a_parameter_the_method_does_not_use_is_reported(provider, tiny_patches,
                                        "OUTPUT": str(tmp_path / "fused.tif")}, feedback=feedback)
     assert "TILE is not a parameter of STARFM; its value was not used." in said
     assert not any("MIN_COARSE_CHANGE" in w for w in said)  # left at its default: nothing to say
+
+
+def test_no_method_or_model_name_is_compared_outside_the_registries():
+    """Everything keyed by a method or a model lives on its registry entry: no code compares a registered
+    name, or keys a table by one, anywhere else in backend/, models/ or the plugin."""
+    import re
+
+    from backend.fusion.methods import METHODS
+    from models.registry import MODELS
+
+    repo = Path(__file__).resolve().parents[1]
+    names = "|".join(sorted({*METHODS, *MODELS}))
+    pattern = re.compile(rf"""(==|!=|\bin)\s*\(?["']({names})["']|["']({names})["']\s*(==|!=|:(?!\S))""")
+    registries = {repo / "backend" / "fusion" / "methods.py", repo / "models" / "registry.py"}
+    found = [f"{path.relative_to(repo)}:{n}: {line.strip()}"
+             for folder in ("backend", "models", "lst_fusion_plugin") for path in sorted((repo / folder).rglob("*.py"))
+             if path not in registries
+             for n, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
+    assert found == [], "\n".join(found)
+    assert pattern.search('if spec.name == "edcstfn":') and pattern.search('LR = {"mlffgan": 2e-4}')
