@@ -326,6 +326,122 @@ def _evaluate(trainer: _Trainer, batches: _Batches, batch_size: int, fine_std: f
     return float(np.mean(losses)), float(np.sqrt(sq / count)) * fine_std
 
 
+@dataclass
+class _RunState:
+    """Where a run stands: the epochs done, the best one, epochs without improvement."""
+
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": 0, "rmse": None})
+    stale: int = 0
+    start_epoch: int = 0
+
+
+def _open_datasets(dataset_dir, spec, progress: Progress):
+    """The training and validation splits, with the dataset's manifest and reference count, checked."""
+    train_set = PatchDataset(dataset_dir, "train")
+    val_set = PatchDataset(dataset_dir, "val")
+    references = int(train_set.manifest["references"])
+    try:
+        spec.contract(references)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if len(train_set) == 0:
+        raise InputError(f"{dataset_dir}: the training split holds no patch.")
+    if len(val_set) == 0:
+        progress.warn(f"{dataset_dir}: no validation patches, so the best epoch is chosen by the training loss "
+                      "and no validation RMSE is reported (VAL_RMSE is NaN). Build the patches with "
+                      "VAL_FRACTION > 0 to measure the model on dates it did not learn from.")
+    return train_set, val_set, references
+
+
+def _claim_run_folder(out_dir, dataset_dir, files: list[str], resume: bool) -> Path:
+    """The output folder, claimed for the files a run writes in place; refused when RESUME and the
+    folder disagree."""
+    out = check_output_folder(out_dir, "train", [dataset_dir])
+    last = out / "checkpoints" / "last.pt"
+    if resume and not last.exists():
+        raise InputError(f"Nothing to resume in {out}: no checkpoints/last.pt. Start without RESUME.")
+    if not resume and last.exists():
+        raise InputError(f"{out} already holds a training run; set RESUME to continue it or choose a new folder.")
+    claim_folder(out, "train", files, [dataset_dir])
+    with write_errors(last.parent):
+        last.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _resumed(trainer, last: Path, spec, dataset_dir, progress: Progress) -> _RunState:
+    """The state of the run saved in ``last``, loaded into ``trainer`` (RNG included, so the result is exact)."""
+    state = load_checkpoint(last)
+    if state["model_name"] != spec.name or state["dataset"] != str(Path(dataset_dir).resolve()):
+        raise InputError(f"{last} was trained with {state['model_name']} on {state['dataset']}; "
+                         "resume it with the same model and dataset, or start a new folder.")
+    trainer.load(state["trainer"])
+    _set_rng_state(state["rng"])
+    progress.info(f"Resuming {spec.title} after epoch {state['cursor']['epoch']}")
+    return _RunState(state["history"], state["best"], state["stale_epochs"], state["cursor"]["epoch"])
+
+
+def _pretrain(trainer, batches, config: TrainConfig, per_epoch: int, device, progress: Progress) -> None:
+    """The recipe's pretraining (EDCSTFN's feature autoencoder), before the first epoch of a new run."""
+    rng = np.random.default_rng([config.seed, 10_000])
+    for _ in range(config.pretrain_epochs):
+        order = rng.permutation(len(batches))
+        for b in range(per_epoch):
+            x, _, _ = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size], None, device)
+            trainer.pretrain_step(x)
+            progress.check()
+    progress.info(f"{trainer.spec.title}: pretraining done ({config.pretrain_epochs} epoch(s))")
+
+
+def _train_epoch(trainer, batches, config: TrainConfig, epoch: int, per_epoch: int, device, first_loss,
+                 last: Path, progress: Progress) -> list[float]:
+    """One epoch's batches (order and augmentation drawn from the seed and the epoch)."""
+    total = config.epochs * per_epoch
+    rng = np.random.default_rng([config.seed, epoch])
+    order = rng.permutation(len(batches))
+    losses = []
+    for b in range(per_epoch):
+        progress.check()  # between batches: the last checkpoint stays intact
+        x, y, m = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size],
+                                rng if config.augment else None, device)
+        loss = trainer.step(x, y, m)
+        _check_loss(loss, first_loss if first_loss is not None else (losses[0] if losses else None), epoch, b, last)
+        losses.append(loss)
+        progress.update((epoch * per_epoch + b + 1) / total)
+    return losses
+
+
+def _export(trainer, spec, manifest: dict, config: TrainConfig, run: _RunState, device, dataset_dir,
+            out: Path) -> tuple[Path, Path]:
+    """The best epoch exported to ONNX with its model card, and the HTML report."""
+    from models import registry
+    from models.card import ModelCard
+    from models.contract import KelvinModel, Normalise
+
+    from .onnx_export import export_onnx
+    from .report import write_report
+
+    contract = trainer.contract
+    stats = manifest["normalisation"]
+    kelvin = KelvinModel(trainer.net.network, Normalise(contract, stats)).cpu().eval()
+    train_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "train"})
+    val_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "val"})
+    card = ModelCard(
+        model=spec.name, title=spec.title, paper=spec.paper, model_version=spec.version,
+        package_version=__version__, roles=contract.roles, size_multiple=contract.size_multiple, units="K",
+        normalisation={k: {"mean": v["mean"], "std": v["std"]} for k, v in stats.items() if k in ("fine", "coarse")},
+        parameters=registry.parameter_count(trainer.net),
+        training={"dataset": Path(dataset_dir).name, "train_dates": train_dates, "validation_dates": val_dates,
+                  "grid": manifest["grid"], "epochs": len(run.history), "best_epoch": run.best["epoch"],
+                  "cloud_aware": config.cloud_aware, "seed": config.seed, "batch_size": config.batch_size,
+                  "level_shift_k": config.level_shift_k, "notes": config.notes,
+                  "device": device.type, "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+        validation={"rmse_k": run.best["rmse"] if val_dates else None, "history": run.history},
+    )
+    onnx_path = export_onnx(kelvin, card, out / f"{spec.name}.onnx")
+    return onnx_path, write_report(out / "report.html", card, run.history, config)
+
+
 def train(
     dataset_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -337,137 +453,60 @@ def train(
     import torch
 
     from models import registry
-    from models.card import ModelCard
-    from models.contract import KelvinModel, Normalise
-
-    from .onnx_export import export_onnx
-    from .report import write_report
 
     config = config or TrainConfig()
     config.validate()
     progress = ensure(progress)
     spec = registry.get(config.model)
-    train_set = PatchDataset(dataset_dir, "train")
-    val_set = PatchDataset(dataset_dir, "val")
+    train_set, val_set, references = _open_datasets(dataset_dir, spec, progress)
     manifest = train_set.manifest
-    references = int(manifest["references"])
-    try:
-        spec.contract(references)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
-    if len(train_set) == 0:
-        raise InputError(f"{dataset_dir}: the training split holds no patch.")
-    if len(val_set) == 0:
-        progress.warn(f"{dataset_dir}: no validation patches, so the best epoch is chosen by the training loss "
-                      "and no validation RMSE is reported (VAL_RMSE is NaN). Build the patches with "
-                      "VAL_FRACTION > 0 to measure the model on dates it did not learn from.")
     files = ["checkpoints/last.pt", "checkpoints/best.pt", "history.json", f"{spec.name}.onnx", "report.html"]
-    out = check_output_folder(out_dir, "train", [dataset_dir])
+    out = _claim_run_folder(out_dir, dataset_dir, files, resume)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.pt"
-    if resume and not last.exists():
-        raise InputError(f"Nothing to resume in {out}: no checkpoints/last.pt. Start without RESUME.")
-    if not resume and last.exists():
-        raise InputError(f"{out} already holds a training run; set RESUME to continue it or choose a new folder.")
-    claim_folder(out, "train", files, [dataset_dir])
-    with write_errors(ckpt_dir):
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
     device = _device(config.device)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     _seed_everything(config.seed)
     trainer = _Trainer(spec, references, config, device, manifest)
-    contract = trainer.contract
-    batches = _Batches(train_set, contract.roles, config.cloud_aware, config.level_shift_k)
-    val_batches = _Batches(val_set, contract.roles, config.cloud_aware)
+    batches = _Batches(train_set, trainer.contract.roles, config.cloud_aware, config.level_shift_k)
+    val_batches = _Batches(val_set, trainer.contract.roles, config.cloud_aware)
     fine_std = float(manifest["normalisation"]["fine"]["std"])
-    history: list[dict] = []
-    start_epoch, best, stale = 0, {"epoch": 0, "rmse": None}, 0
-    if resume:
-        state = load_checkpoint(last)
-        if state["model_name"] != spec.name or state["dataset"] != str(Path(dataset_dir).resolve()):
-            raise InputError(f"{last} was trained with {state['model_name']} on {state['dataset']}; "
-                             "resume it with the same model and dataset, or start a new folder.")
-        trainer.load(state["trainer"])
-        _set_rng_state(state["rng"])
-        history, best, stale = state["history"], state["best"], state["stale_epochs"]
-        start_epoch = state["cursor"]["epoch"]
-        progress.info(f"Resuming {spec.title} after epoch {start_epoch}")
-    first_loss = history[0]["train_loss"] if history else None
+    run = _resumed(trainer, last, spec, dataset_dir, progress) if resume else _RunState()
     per_epoch = -(-len(batches) // config.batch_size)
     if config.max_batches:
         per_epoch = min(per_epoch, config.max_batches)
-    total = config.epochs * per_epoch
-    if spec.recipe.pretrain is not None and start_epoch == 0 and not resume:
-        rng = np.random.default_rng([config.seed, 10_000])
-        for _ in range(config.pretrain_epochs):
-            order = rng.permutation(len(batches))
-            for b in range(per_epoch):
-                x, _, _ = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size], None, device)
-                trainer.pretrain_step(x)
-                progress.check()
-        progress.info(f"{spec.title}: pretraining done ({config.pretrain_epochs} epoch(s))")
-    for epoch in range(start_epoch, config.epochs):
-        rng = np.random.default_rng([config.seed, epoch])
-        order = rng.permutation(len(batches))
-        losses = []
-        for b in range(per_epoch):
-            progress.check()  # between batches: the last checkpoint stays intact
-            x, y, m = batches.batch(order[b * config.batch_size:(b + 1) * config.batch_size],
-                                    rng if config.augment else None, device)
-            loss = trainer.step(x, y, m)
-            _check_loss(loss, first_loss, epoch, b, last)
-            first_loss = loss if first_loss is None else first_loss
-            losses.append(loss)
-            progress.update((epoch * per_epoch + b + 1) / total)
+    if spec.recipe.pretrain is not None and run.start_epoch == 0 and not resume:
+        _pretrain(trainer, batches, config, per_epoch, device, progress)
+    for epoch in range(run.start_epoch, config.epochs):
+        first_loss = run.history[0]["train_loss"] if run.history else None
+        losses = _train_epoch(trainer, batches, config, epoch, per_epoch, device, first_loss, last, progress)
         val_loss, val_rmse = _evaluate(trainer, val_batches, config.batch_size, fine_std, config.max_batches)
-        monitor = val_loss if val_loss is not None else float(np.mean(losses))
-        trainer.scheduler.step(monitor)
+        trainer.scheduler.step(val_loss if val_loss is not None else float(np.mean(losses)))
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                   "val_rmse_k": val_rmse, "lr": trainer.optimizer.param_groups[0]["lr"]}
-        history.append(record)
+        run.history.append(record)
         score = val_rmse if val_rmse is not None else record["train_loss"]
-        improved = best["rmse"] is None or score < best["rmse"]
-        if improved:
-            best, stale = {"epoch": epoch + 1, "rmse": score}, 0
-        else:
-            stale += 1
+        improved = run.best["rmse"] is None or score < run.best["rmse"]
+        run.best, run.stale = ({"epoch": epoch + 1, "rmse": score}, 0) if improved else (run.best, run.stale + 1)
         state = {"format": CHECKPOINT_FORMAT, "version": __version__, "model_name": spec.name,
                  "references": references, "dataset": str(Path(dataset_dir).resolve()),
                  "config": asdict(config), "trainer": trainer.state(), "rng": _rng_state(),
-                 "history": history, "best": best, "stale_epochs": stale,
+                 "history": run.history, "best": run.best, "stale_epochs": run.stale,
                  "cursor": {"epoch": epoch + 1, "batch": 0}}
         _save_checkpoint(last, state)
         if improved:
             _save_checkpoint(ckpt_dir / "best.pt", state)
         progress.info(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}"
                       + (f", validation RMSE {val_rmse:.2f} K" if val_rmse is not None else ""))
-        if stale >= config.patience:
-            progress.info(f"Early stop: no improvement for {stale} epochs")
+        if run.stale >= config.patience:
+            progress.info(f"Early stop: no improvement for {run.stale} epochs")
             break
     with atomic_path(out / "history.json") as tmp:
-        tmp.write_text(json.dumps(history, indent=2))
-    best_state = load_checkpoint(ckpt_dir / "best.pt")
-    trainer.load(best_state["trainer"])
-    stats = manifest["normalisation"]
-    kelvin = KelvinModel(trainer.net.network, Normalise(contract, stats)).cpu().eval()
-    train_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "train"})
-    val_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "val"})
-    card = ModelCard(
-        model=spec.name, title=spec.title, paper=spec.paper, model_version=spec.version,
-        package_version=__version__, roles=contract.roles, size_multiple=contract.size_multiple, units="K",
-        normalisation={k: {"mean": v["mean"], "std": v["std"]} for k, v in stats.items() if k in ("fine", "coarse")},
-        parameters=registry.parameter_count(trainer.net),
-        training={"dataset": Path(dataset_dir).name, "train_dates": train_dates, "validation_dates": val_dates,
-                  "grid": manifest["grid"], "epochs": len(history), "best_epoch": best["epoch"],
-                  "cloud_aware": config.cloud_aware, "seed": config.seed, "batch_size": config.batch_size,
-                  "level_shift_k": config.level_shift_k, "notes": config.notes,
-                  "device": device.type, "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
-        validation={"rmse_k": best["rmse"] if val_dates else None, "history": history},
-    )
-    onnx_path = export_onnx(kelvin, card, out / f"{spec.name}.onnx")
-    report = write_report(out / "report.html", card, history, config)
+        tmp.write_text(json.dumps(run.history, indent=2))
+    trainer.load(load_checkpoint(ckpt_dir / "best.pt")["trainer"])
+    onnx_path, report = _export(trainer, spec, manifest, config, run, device, dataset_dir, out)
     with write_errors(out):
         write_record(out, "train", digests(out, files))
-    return TrainResult(onnx_path, ckpt_dir, report, history, best["epoch"], best["rmse"] if val_dates else None)
-
+    best_rmse = run.best["rmse"] if any(t["split"] == "val" for t in manifest["triplets"]) else None
+    return TrainResult(onnx_path, ckpt_dir, report, run.history, run.best["epoch"], best_rmse)
