@@ -248,6 +248,133 @@ def _guides(guide, items: list[SeriesItem], unit: str | None, progress: Progress
     return out
 
 
+def _check_options(method: str, max_gap_days: float, max_distance_px: float, min_valid_fraction: float,
+                   guide) -> None:
+    if method not in METHODS:
+        raise InputError(f"Unknown gap-fill method {method!r}: choose one of {', '.join(METHODS)}.")
+    if max_gap_days <= 0 or max_distance_px <= 0:
+        raise InputError(f"MAX_GAP_DAYS ({max_gap_days:g}) and MAX_DISTANCE_PX ({max_distance_px:g}) must be "
+                         "positive (at least 1).")
+    if not 0 <= min_valid_fraction <= 1:
+        raise InputError(f"MIN_VALID_FRACTION must lie between 0 and 1, got {min_valid_fraction:g}.")
+    if (method == "modis_guided") != bool(guide):
+        raise InputError("GUIDE: the MODIS-guided method needs the MODIS series on the Landsat grid (Resample "
+                         "to a reference grid), and only it uses one." if not guide else
+                         f"GUIDE is used by the MODIS-guided method only; choose it, or leave GUIDE empty "
+                         f"(method {method!r} was chosen).")
+
+
+@dataclass
+class _FirstPass:
+    """What the pass over all dates leaves: per date a staging raster (observed, interpolated), the
+    per-pixel climatology, and per date the valid pixels and the mean interpolation residual."""
+
+    stage_files: list[Path]
+    climatology: Path
+    observed_count: np.ndarray
+    mean_residual: np.ndarray
+
+
+def _first_pass(items: list[SeriesItem], guides, days: np.ndarray, temporal: bool, max_gap_days: float,
+                rows: int, stage: Path, profile: dict, progress: Progress) -> _FirstPass:
+    """Read every date block by block: the climatology, the temporal (or MODIS-guided) interpolation and
+    its residual at observed pixels, staged to disk so the spatial pass reads one date at a time."""
+    n = len(items)
+    grid = items[0].grid
+    observed_count = np.zeros(n, np.int64)
+    residual_sum, residual_count = np.zeros(n), np.zeros(n, np.int64)
+    stage_files = [stage / f"{k}.tif" for k in range(n)]
+    climatology_file = stage / "climatology.tif"
+    blocks = list(grid.row_blocks(rows))
+    stage_ds = [rasterio.open(f, "w", **{**profile, "count": 2}) for f in stage_files]
+    try:
+        with rasterio.open(climatology_file, "w", **profile) as clim_ds:
+            for b, (window, _, _) in enumerate(blocks):
+                stack = np.stack([it.read(window).data for it in items])
+                valid = np.isfinite(stack)
+                observed_count += valid.sum(axis=(1, 2))
+                count = valid.sum(axis=0)
+                clim = np.where(count > 0, np.where(valid, stack, 0).sum(axis=0) / np.maximum(count, 1), np.nan)
+                clim_ds.write(clim.astype(np.float32), 1, window=window)
+                if guides is not None:
+                    guide_stack = np.stack([g.read(window).data if g is not None else
+                                            np.full(stack.shape[1:], np.nan, np.float32) for g in guides])
+                    interp = guided_prediction(stack, guide_stack, days)
+                else:
+                    interp = temporal_interpolation(stack, days, max_gap_days) if temporal else stack
+                if temporal:
+                    residual = stack - interp
+                    both = np.isfinite(residual)
+                    residual_sum += np.where(both, residual, 0).sum(axis=(1, 2))
+                    residual_count += both.sum(axis=(1, 2))
+                for k, ds in enumerate(stage_ds):
+                    ds.write(np.stack([stack[k], interp[k]]), window=window)
+                progress.update(0.5 * (b + 1) / len(blocks))
+    finally:
+        for ds in stage_ds:
+            ds.close()
+    for f in [*stage_files, climatology_file]:
+        verify_raster(f)
+    return _FirstPass(stage_files, climatology_file, observed_count, residual_sum / np.maximum(residual_count, 1))
+
+
+def _check_coverage(items: list[SeriesItem], observed_count: np.ndarray, total: int, temporal: bool,
+                    min_valid_fraction: float, progress: Progress) -> None:
+    """Dates without a valid pixel, or under MIN_VALID_FRACTION, named before anything is written."""
+    for item, count in zip(items, observed_count):
+        if count == 0 and not temporal:
+            raise InputError(f"{item.date} ({file_name(item.path)}) has no valid pixel, and spatial filling "
+                             "needs some. Remove that date, or use a temporal method.")
+        if count == 0:
+            progress.warn(f"{item.date} ({file_name(item.path)}) has no valid pixel: it is filled only "
+                          "from the dates around it.")
+    too_sparse = [(it, c / total) for it, c in zip(items, observed_count) if c / total < min_valid_fraction]
+    if too_sparse:
+        listing = "; ".join(f"{it.date} ({Path(it.path).name}): {f:.1%}" for it, f in too_sparse)
+        raise InputError(
+            f"{len(too_sparse)} date(s) have less valid data than MIN_VALID_FRACTION "
+            f"{min_valid_fraction:.0%}: {listing}. Remove them from the series or lower the threshold."
+        )
+
+
+def _write_date(item: SeriesItem, stage_file: Path, first: _FirstPass, mean_residual: float, target: Path,
+                options: dict, profile: dict, rows: int, halo: int, out_unit: str) -> np.ndarray:
+    """The second pass of one date: spatial filling block by block (with a halo), the filled raster and
+    its flags written; returns the tally of flag codes."""
+    grid = item.grid
+    flags_path = flags_path_for(target)
+    flag_profile = {**profile, "dtype": "uint8", "nodata": None, "predictor": 2}
+    meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, item.date, item.product, item.sensor,
+                     item.path)
+    tags = {**lst_tags(meta, out_unit, "gap_fill"), "GAPFILL_METHOD": options["method"],
+            "GAPFILL_MAX_GAP_DAYS": str(options["max_gap_days"]),
+            "GAPFILL_MAX_DISTANCE_PX": str(options["max_distance_px"])}
+    temporal = options["method"] != "spatial"
+    tally = np.zeros(256, np.int64)
+    with rasterio.open(stage_file) as src, rasterio.open(first.climatology) as clim_src, \
+            raster_output(target, **profile) as dst, raster_output(flags_path, **flag_profile) as fdst, \
+            _prior_flags(item) as prior:
+        dst.update_tags(**tags)
+        describe_lst_band(dst, out_unit)
+        fdst.update_tags(LST_FUSION_CONTENT="fill_flags", ACQUISITION_DATE=item.date.isoformat(),
+                         FLAG_VALUES=", ".join(f"{v}={m}" for v, m in FLAG_MEANING.items()))
+        for window, haloed, inner in grid.row_blocks(rows, halo):
+            values, flags = _fill_date(
+                src.read(1, window=haloed), src.read(2, window=haloed) if temporal else None,
+                clim_src.read(1, window=haloed), options["method"], options["max_distance_px"],
+                options["fill_never_observed"], mean_residual)
+            flags = flags[inner]
+            if prior is not None:
+                # A pixel an earlier gap-fill made is still filled, not observed.
+                earlier = prior.read(1, window=window)
+                carried = (flags == OBSERVED) & (earlier != OBSERVED) & (earlier != NODATA)
+                flags[carried] = earlier[carried]
+            dst.write(from_kelvin(values[inner], out_unit), 1, window=window)
+            fdst.write(flags, 1, window=window)
+            tally += np.bincount(flags.ravel(), minlength=256)
+    return tally
+
+
 def gap_fill_series(
     inputs: list[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -276,19 +403,8 @@ def gap_fill_series(
     """
     progress = ensure(progress)
     out_unit = normalise_unit(out_unit) or "K"
-    if method not in METHODS:
-        raise InputError(f"Unknown gap-fill method {method!r}: choose one of {', '.join(METHODS)}.")
-    if max_gap_days <= 0 or max_distance_px <= 0:
-        raise InputError(f"MAX_GAP_DAYS ({max_gap_days:g}) and MAX_DISTANCE_PX ({max_distance_px:g}) must be "
-                         "positive (at least 1).")
-    if not 0 <= min_valid_fraction <= 1:
-        raise InputError(f"MIN_VALID_FRACTION must lie between 0 and 1, got {min_valid_fraction:g}.")
+    _check_options(method, max_gap_days, max_distance_px, min_valid_fraction, guide)
     temporal = method != "spatial"
-    if (method == "modis_guided") != bool(guide):
-        raise InputError("GUIDE: the MODIS-guided method needs the MODIS series on the Landsat grid (Resample "
-                         "to a reference grid), and only it uses one." if not guide else
-                         f"GUIDE is used by the MODIS-guided method only; choose it, or leave GUIDE empty "
-                         f"(method {method!r} was chosen).")
     check_output_folder(out_dir, "gap_fill", [*inputs, *(guide or [])])
     items = load_series(inputs, sensor=sensor, unit=unit, min_dates=2 if temporal else 1, progress=progress,
                         missing_quality=missing_quality)
@@ -301,6 +417,8 @@ def gap_fill_series(
     halo = 3 * int(math.ceil(max_distance_px))
     rows_a = block_rows or block_rows_for(grid.width, n * (72 if guide else 48))
     rows_b = block_rows or block_rows_for(grid.width, 96)
+    options = {"method": method, "max_gap_days": max_gap_days, "max_distance_px": max_distance_px,
+               "fill_never_observed": fill_never_observed}
     progress.info(f"Gap-filling {n} {items[0].sensor} dates on {grid.describe()} with {method}")
     with output_folder(out_dir, "gap_fill", [*inputs, *(i.path for i in items)]) as tmp:
         # Per date: the filled raster, its flags, and a two-band staging raster; plus the climatology.
@@ -308,93 +426,18 @@ def gap_fill_series(
         stage = tmp / ".stage"
         stage.mkdir()
         profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
-        flag_profile = {**profile, "dtype": "uint8", "nodata": None, "predictor": 2}
-        observed_count = np.zeros(n, np.int64)
-        residual_sum, residual_count = np.zeros(n), np.zeros(n, np.int64)
-        stage_files = [stage / f"{k}.tif" for k in range(n)]
-        climatology_file = stage / "climatology.tif"
-        blocks = list(grid.row_blocks(rows_a))
-        stage_ds = [rasterio.open(f, "w", **{**profile, "count": 2}) for f in stage_files]
-        try:
-            with rasterio.open(climatology_file, "w", **profile) as clim_ds:
-                for b, (window, _, _) in enumerate(blocks):
-                    stack = np.stack([it.read(window).data for it in items])
-                    valid = np.isfinite(stack)
-                    observed_count += valid.sum(axis=(1, 2))
-                    count = valid.sum(axis=0)
-                    clim = np.where(count > 0, np.where(valid, stack, 0).sum(axis=0) / np.maximum(count, 1), np.nan)
-                    clim_ds.write(clim.astype(np.float32), 1, window=window)
-                    if guides is not None:
-                        guide_stack = np.stack([g.read(window).data if g is not None else
-                                                np.full(stack.shape[1:], np.nan, np.float32) for g in guides])
-                        interp = guided_prediction(stack, guide_stack, days)
-                    else:
-                        interp = temporal_interpolation(stack, days, max_gap_days) if temporal else stack
-                    if temporal:
-                        residual = stack - interp
-                        both = np.isfinite(residual)
-                        residual_sum += np.where(both, residual, 0).sum(axis=(1, 2))
-                        residual_count += both.sum(axis=(1, 2))
-                    for k, ds in enumerate(stage_ds):
-                        ds.write(np.stack([stack[k], interp[k]]), window=window)
-                    progress.update(0.5 * (b + 1) / len(blocks))
-        finally:
-            for ds in stage_ds:
-                ds.close()
-        for f in [*stage_files, climatology_file]:
-            verify_raster(f)
+        first = _first_pass(items, guides, days, temporal, max_gap_days, rows_a, stage, profile, progress)
         total = grid.width * grid.height
-        observed = observed_count / total
-        for item, count in zip(items, observed_count):
-            if count == 0 and not temporal:
-                raise InputError(f"{item.date} ({file_name(item.path)}) has no valid pixel, and spatial filling "
-                                 "needs some. Remove that date, or use a temporal method.")
-            if count == 0:
-                progress.warn(f"{item.date} ({file_name(item.path)}) has no valid pixel: it is filled only "
-                              "from the dates around it.")
-        too_sparse = [(it, f) for it, f in zip(items, observed) if f < min_valid_fraction]
-        if too_sparse:
-            listing = "; ".join(f"{it.date} ({Path(it.path).name}): {f:.1%}" for it, f in too_sparse)
-            raise InputError(
-                f"{len(too_sparse)} date(s) have less valid data than MIN_VALID_FRACTION "
-                f"{min_valid_fraction:.0%}: {listing}. Remove them from the series or lower the threshold."
-            )
-        mean_residual = residual_sum / np.maximum(residual_count, 1)
+        _check_coverage(items, first.observed_count, total, temporal, min_valid_fraction, progress)
         reports = []
         for k, item in enumerate(items):
-            stem = _output_stem(item)
-            target = tmp / f"{stem}{unit_suffix(out_unit)}{FILLED_SUFFIX}"
-            flags_path = flags_path_for(target)
-            meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, item.date,
-                             item.product, item.sensor, item.path)
-            tags = {**lst_tags(meta, out_unit, "gap_fill"), "GAPFILL_METHOD": method,
-                    "GAPFILL_MAX_GAP_DAYS": str(max_gap_days), "GAPFILL_MAX_DISTANCE_PX": str(max_distance_px)}
-            tally = np.zeros(256, np.int64)
-            with rasterio.open(stage_files[k]) as src, rasterio.open(climatology_file) as clim_src, \
-                    raster_output(target, **profile) as dst, raster_output(flags_path, **flag_profile) as fdst, \
-                    _prior_flags(item) as prior:
-                dst.update_tags(**tags)
-                describe_lst_band(dst, out_unit)
-                fdst.update_tags(LST_FUSION_CONTENT="fill_flags", ACQUISITION_DATE=item.date.isoformat(),
-                                 FLAG_VALUES=", ".join(f"{v}={m}" for v, m in FLAG_MEANING.items()))
-                for window, haloed, inner in grid.row_blocks(rows_b, halo):
-                    values, flags = _fill_date(
-                        src.read(1, window=haloed), src.read(2, window=haloed) if temporal else None,
-                        clim_src.read(1, window=haloed), method, max_distance_px, fill_never_observed,
-                        float(mean_residual[k]))
-                    flags = flags[inner]
-                    if prior is not None:
-                        # A pixel an earlier gap-fill made is still filled, not observed.
-                        earlier = prior.read(1, window=window)
-                        carried = (flags == OBSERVED) & (earlier != OBSERVED) & (earlier != NODATA)
-                        flags[carried] = earlier[carried]
-                    dst.write(from_kelvin(values[inner], out_unit), 1, window=window)
-                    fdst.write(flags, 1, window=window)
-                    tally += np.bincount(flags.ravel(), minlength=256)
+            target = tmp / f"{_output_stem(item)}{unit_suffix(out_unit)}{FILLED_SUFFIX}"
+            tally = _write_date(item, first.stage_files[k], first, float(first.mean_residual[k]), target, options,
+                                profile, rows_b, halo, out_unit)
             fractions = {name: round(float(tally[v]) / total, 6) for v, name in
                          ((OBSERVED, "observed"), (TEMPORAL, "temporal"), (SPATIAL, "spatial"), (GUIDED, "guided"),
                           (NODATA, "nodata"))}
-            reports.append(DateReport(item.date.isoformat(), item.path, target.name, flags_path.name,
+            reports.append(DateReport(item.date.isoformat(), item.path, target.name, flags_path_for(target).name,
                                       fractions["observed"], fractions["temporal"], fractions["spatial"],
                                       fractions["guided"], fractions["nodata"], _cloud_mask(item)))
             unmasked = " (clouds NOT masked: no quality file)" if reports[-1].cloud_mask == "none" else ""
