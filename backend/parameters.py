@@ -8,8 +8,13 @@ the dataclass the backend function takes.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+# What a front end shows for a field, when its default's type does not say it (see ParamInfo.kind).
+KINDS = ("", "file", "folder", "text", "date", "dates", "crs")
 
 
 @dataclass(frozen=True)
@@ -20,16 +25,37 @@ class ParamInfo:
     maximum: float | None = None
     advanced: bool = False
     file_filter: str = ""  # for path parameters
-    options: tuple[str, ...] = ()  # for a choice among values (the first is the default)
+    options: tuple[Any, ...] = ()  # for a choice among values
     option_labels: tuple[str, ...] = ()
+    # A choice whose values come from a registry at run time (e.g. the models): () -> ((value, label), …).
+    choices: Callable[[], tuple[tuple[Any, str], ...]] | None = None
+    # '' infers it from the default (bool, int, float, a str path); else one of KINDS: 'text' a free string,
+    # 'date' one date, 'dates' a comma-separated list (None when empty), 'crs' a CRS as text.
+    kind: str = ""
+    # A number whose 'not set' (None) is shown as this value, e.g. 0 for "the model's own default".
+    none_as: float | None = None
+    optional: bool = False
+    # A choice offered by its values' names (Processing's static strings), for choices a registry grows:
+    # a name keeps meaning the same entry when entries are added. Indices are still accepted.
+    static: bool = False
+
+    def choice_list(self) -> tuple[tuple[Any, str], ...]:
+        """(value, label) of a choice parameter, in the order its indices keep."""
+        if self.choices is not None:
+            return tuple(self.choices())
+        return tuple(zip(self.options, self.option_labels))
 
 
 def param(default: Any, name: str, label: str, minimum: float | None = None, maximum: float | None = None,
-          advanced: bool = False, file_filter: str = "", options: tuple[str, ...] = (),
-          option_labels: tuple[str, ...] = ()) -> Any:
+          advanced: bool = False, file_filter: str = "", options: tuple[Any, ...] = (),
+          option_labels: tuple[str, ...] = (), choices: Callable | None = None, kind: str = "",
+          none_as: float | None = None, optional: bool = False, static: bool = False) -> Any:
     """A dataclass field exposed to users as ``name``."""
+    if kind not in KINDS:
+        raise ValueError(f"{name}: kind must be one of {KINDS}, not {kind!r}")
     info = ParamInfo(name, label, minimum, maximum, advanced, file_filter, tuple(options),
-                     tuple(option_labels or options))
+                     tuple(option_labels or (str(o) for o in options)), choices, kind, none_as, optional,
+                     static)
     return dataclasses.field(default=default, metadata={"param": info})
 
 
@@ -42,3 +68,79 @@ def build(cls: type, values: dict[str, Any]):
     """An instance of ``cls`` from values keyed by parameter name (missing ones keep their defaults)."""
     kwargs = {f.name: values[info.name] for f, info in exposed(cls) if info.name in values}
     return cls(**kwargs)
+
+
+def with_overrides(cls: type, params: Any, overrides: dict[str, Any]):
+    """``params`` (or ``cls``'s defaults) with keyword ``overrides`` by field name: stage functions take a
+    parameter dataclass and still accept its fields as keywords, so scripts read naturally."""
+    params = params if params is not None else cls()
+    if not isinstance(params, cls):
+        raise TypeError(f"params must be a {cls.__name__}, not {type(params).__name__} {params!r} (give the "
+                        f"fields as keywords, e.g. {dataclasses.fields(cls)[0].name}=...)")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)} (fields of {cls.__name__}: "
+                        f"{', '.join(sorted(names))})")
+    return dataclasses.replace(params, **overrides) if overrides else params
+
+
+def kind_of(field: dataclasses.Field, info: ParamInfo) -> str:
+    """What kind of parameter ``field`` is: 'choice', 'bool', 'int', 'float' or one of KINDS."""
+    if info.options or info.choices is not None:
+        return "choice"
+    if info.kind:
+        return info.kind
+    default = field.default
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, dt.date):
+        return "date"
+    if default is None and info.none_as is not None:
+        return "int" if isinstance(info.none_as, int) else "float"
+    return "file"
+
+
+def parse_dates(name: str, text: str) -> list[dt.date] | None:
+    """Dates given as 'YYYY-MM-DD, …' (commas or semicolons) for parameter ``name``; None when empty."""
+    from .errors import InputError
+    from .io.dates import parse_date
+
+    try:
+        dates = [parse_date(t) for t in (text or "").replace(";", ",").split(",") if t.strip()]
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}") from exc
+    return dates or None
+
+
+def from_text(field: dataclasses.Field, info: ParamInfo, text: str) -> Any:
+    """The value of a text-entered parameter (a date, dates, free text) as the dataclass holds it."""
+    from .errors import InputError
+    from .io.dates import parse_date
+
+    kind = kind_of(field, info)
+    if kind == "dates":
+        return parse_dates(info.name, text)
+    if kind == "date":
+        if not (text or "").strip():
+            return field.default
+        try:
+            return parse_date(text.strip())
+        except ValueError as exc:
+            raise InputError(f"{info.name}: {exc}") from exc
+    return text.strip() if (text or "").strip() else field.default
+
+
+def as_text(value: Any) -> str:
+    """How a default shows in a text parameter."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return ", ".join(as_text(v) for v in value)
+    return str(value)

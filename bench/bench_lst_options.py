@@ -74,7 +74,7 @@ def gap_fill_methods(root: Path) -> dict[str, float]:
         out = root / f"gapfill_{method}"
         guide = [root / "modis30"] if method == "modis_guided" else None
         report = json.loads(gap_fill_series([root / "sample"], out, method=method, sensor="landsat", guide=guide,
-                                            fill_never_observed=True, progress=QUIET).read_text())
+                                            fill_never_observed=True, progress=QUIET).report.read_text())
         errors = []
         for d in report["dates"]:
             with rasterio.open(out / d["flags"]) as src:

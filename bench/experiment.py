@@ -100,7 +100,7 @@ def main() -> int:
     t = time.perf_counter()
     spec = SampleSpec(width=p.size, height=p.size, n_dates=p.dates, start=p.start, end=p.end, cloudiness=0.25,
                       seed=args.seed)
-    manifest = json.loads(generate_sample_dataset(root / "sample", spec).read_text())
+    manifest = json.loads(generate_sample_dataset(root / "sample", spec).manifest.read_text())
     gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True, progress=quiet)
     resample_series([root / "modis"], root / "modis30", reference_grid(root / "sample" / "truth"))
     gap_fill_series([root / "sample"], root / "landsat", sensor="landsat", method="modis_guided",

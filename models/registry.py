@@ -73,6 +73,11 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def choices() -> tuple[tuple[str, str], ...]:
+    """(name, label) of every model, in registration order: the indices saved models and scripts use."""
+    return tuple((name, spec.label) for name, spec in MODELS.items())
+
+
 def get(name: str) -> ModelSpec:
     key = _key(name)
     if key not in MODELS:

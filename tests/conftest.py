@@ -35,7 +35,7 @@ def sample_dataset(tmp_path_factory) -> tuple[Path, dict]:
     """A small cloudy sample series: (folder, manifest)."""
     out = tmp_path_factory.mktemp("sample") / "orleans"
     spec = SampleSpec(width=120, height=100, n_dates=4, cloudiness=0.4, seed=7)
-    manifest = generate_sample_dataset(out, spec)
+    manifest = generate_sample_dataset(out, spec).manifest
     return out, json.loads(manifest.read_text())
 
 

@@ -129,7 +129,7 @@ def test_difficult_dates_and_gap_filled_reference(fused, tmp_path):
     """Against gap-filled Landsat (flags found beside it), with every change counted as difficult."""
     root, out = fused
     result = evaluate([out / "starfm"], [root / "landsat"], tmp_path / "eval", coarse=[root / "modis30"],
-                      params=EvaluateParams(difficult_change_k=0.0, unit="C", map_dates=1))
+                      params=EvaluateParams(difficult_change_k=0.0, metric_unit="C", map_dates=1))
     record = json.loads(result.json.read_text())
     assert all(d["difficult"] for d in record["dates"] if d["change_k"] is not None)
     assert all(d["flags"] and d["flags"].endswith("_fillflags.tif") for d in record["dates"])
@@ -272,9 +272,9 @@ def test_sample_data_declares_difficult_dates_and_evaluation_reports_them(tmp_pa
 
     spec = dict(width=48, height=48, n_dates=8, start=dt.date(2020, 3, 1), end=dt.date(2020, 10, 30), seed=11)
     hard = json.loads(generate_sample_dataset(tmp_path / "hard", SampleSpec(**spec, difficult_fraction=0.5))
-                      .read_text())
+                      .manifest.read_text())
     calm = json.loads(generate_sample_dataset(tmp_path / "calm", SampleSpec(**spec, difficult_fraction=0.0))
-                      .read_text())
+                      .manifest.read_text())
     declared = hard["difficult_dates"]
     assert len(declared) == 3 and not calm["difficult_dates"]
     assert hard["dates"][0]["date"] not in declared and hard["dates"][-1]["date"] not in declared

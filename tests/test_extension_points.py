@@ -81,16 +81,18 @@ def test_a_network_added_as_one_module_trains_resumes_exports_and_fuses(tinynet,
     from backend.training.onnx_export import read_model_card
 
     algorithm = provider.algorithm("train").create()
-    options = algorithm.parameterDefinition("MODEL").options()
-    assert options[-1] == "TinyNet (a contributor, 2026)" and options[:3] == [
-        "EDCSTFN (Tan et al., 2019)", "STTFN (Yin et al., 2020)", "MLFF-GAN (Song et al., 2022)"]
+    model = algorithm.parameterDefinition("MODEL")
+    options = model.options()  # static strings: the registry's names, the newest last
+    assert options[-1] == "tinynet" and options[:3] == ["edcstfn", "sttfn", "mlffgan"]
+    assert "tinynet: TinyNet (a contributor, 2026)" in model.help()
     assert "TinyNet: one convolution on the change." in algorithm.shortHelpString()
-    params = {"DATASET": str(tiny_patches), "MODEL": len(options) - 1, "EPOCHS": 1, "BATCH_SIZE": 4,
+    params = {"DATASET": str(tiny_patches), "MODEL": "tinynet", "EPOCHS": 1, "BATCH_SIZE": 4,
               "MAX_BATCHES": 3, "OUTPUT_FOLDER": str(tmp_path / "run")}
     first = processing.run("lst_fusion:train", params, feedback=QgsProcessingFeedback())
     assert read_model_card(first["ONNX"]).training["epochs"] == 1
-    resumed = processing.run("lst_fusion:train", {**params, "EPOCHS": 2, "RESUME": True},
-                             feedback=QgsProcessingFeedback())
+    # by index, as saved models and scripts of earlier versions choose
+    resumed = processing.run("lst_fusion:train", {**params, "MODEL": len(options) - 1, "EPOCHS": 2,
+                                                  "RESUME": True}, feedback=QgsProcessingFeedback())
     card = read_model_card(resumed["ONNX"])
     assert card.model == "tinynet" and card.title == "TinyNet" and card.training["epochs"] == 2
     root = tiny_patches.parent
@@ -129,8 +131,8 @@ class ChangeParams:
 
 
 def _kernel(arrays, tile, params, state):
-    fine_t1, coarse_t1, coarse_t2 = arrays
-    return (fine_t1 + params.gain * (coarse_t2 - coarse_t1))[tile.inner]
+    change = arrays["coarse_t2"] - arrays["coarse_t1"]
+    return (arrays["fine_t1"] + params.gain * change)[tile.inner]
 
 
 def method(name, uncertainty=None):
@@ -163,13 +165,13 @@ def test_a_fusion_method_added_as_one_module(change_methods, provider, tiny_patc
     coarse = sorted(str(p) for p in (root / "modis30").glob("*.tif"))
     for alg_id in ("fuse", "fuse_series"):
         algorithm = provider.algorithm(alg_id).create()
-        titles = algorithm.parameterDefinition("METHOD").options()
-        assert titles[-2:] == ["change (fine reference + MODIS change)", "change2 (fine reference + MODIS change)"]
-        assert titles[:3] == ["STARFM (one reference pair)", "ESTARFM (two reference pairs around the date)",
-                              "Trained deep model (ONNX file)"]  # saved models keep their METHOD numbers
+        method = algorithm.parameterDefinition("METHOD")
+        assert method.options()[-2:] == ["change", "change2"]  # by name (static strings), the newest last
+        assert method.options()[:3] == ["starfm", "estarfm", "onnx"]  # saved models keep their METHOD numbers
+        assert "change2: change2 (fine reference + MODIS change)" in method.help()
         assert algorithm.parameterDefinition("GAIN") is not None
         assert "CHANGE: the fine reference plus GAIN times MODIS" in algorithm.shortHelpString()
-    params = {"METHOD": 3, "GAIN": 0.5, "FINE_T1": fine[0], "COARSE_T1": coarse[0], "COARSE_T2": coarse[1],
+    params = {"METHOD": "change", "GAIN": 0.5, "FINE_T1": fine[0], "COARSE_T1": coarse[0], "COARSE_T2": coarse[1],
               "OUTPUT": str(tmp_path / "fused.tif")}
     res = processing.run("lst_fusion:fuse", params, feedback=QgsProcessingFeedback())
     from backend.io.readers import read_lst
@@ -187,7 +189,7 @@ def test_a_fusion_method_added_as_one_module(change_methods, provider, tiny_patc
                        feedback=QgsProcessingFeedback())
     assert not list(tmp_path.glob("u*.tif"))
     # With them, the σ raster is written beside the prediction.
-    res = processing.run("lst_fusion:fuse", {**params, "METHOD": 4, "UNCERTAINTY": True,
+    res = processing.run("lst_fusion:fuse", {**params, "METHOD": "change2", "UNCERTAINTY": True,
                                              "OUTPUT": str(tmp_path / "u.tif")}, feedback=QgsProcessingFeedback())
     assert Path(res["UNCERTAINTY"]).name == "u_uncertainty.tif"
 

@@ -69,7 +69,7 @@ def cloudy_season(tmp_path_factory):
     spec = SampleSpec(width=240, height=200, n_dates=12, start=dt.date(2020, 4, 1), end=dt.date(2020, 9, 30),
                       cloudiness=0.35, seed=2)
     root = tmp_path_factory.mktemp("season")
-    manifest = generate_sample_dataset(root / "sample", spec)
+    manifest = generate_sample_dataset(root / "sample", spec).manifest
     return root, json.loads(manifest.read_text())
 
 
@@ -97,7 +97,7 @@ def _score(folder, report, sample, manifest):
 def test_filled_pixels_beat_the_image_mean(cloudy_season, tmp_path, record_property, capsys):
     root, manifest = cloudy_season
     report_path = gap_fill_series([root / "sample"], tmp_path / "filled", sensor="landsat")
-    report = json.loads(report_path.read_text())
+    report = json.loads(report_path.report.read_text())
     assert len(report["dates"]) == 12
     for d in report["dates"]:
         total = d["observed_fraction"] + d["temporal_fraction"] + d["spatial_fraction"] + d["nodata_fraction"]
@@ -117,8 +117,8 @@ def test_blocks_give_the_same_result_as_one_pass(cloudy_season, tmp_path):
     root, _ = cloudy_season
     a = gap_fill_series([root / "sample"], tmp_path / "a", sensor="landsat", max_distance_px=30)
     b = gap_fill_series([root / "sample"], tmp_path / "b", sensor="landsat", max_distance_px=30, block_rows=37)
-    assert json.loads(a.read_text())["dates"] == json.loads(b.read_text())["dates"]
-    for d in json.loads(a.read_text())["dates"]:
+    assert json.loads(a.report.read_text())["dates"] == json.loads(b.report.read_text())["dates"]
+    for d in json.loads(a.report.read_text())["dates"]:
         np.testing.assert_allclose(read_lst(tmp_path / "a" / d["output"]).data,
                                    read_lst(tmp_path / "b" / d["output"]).data, atol=1e-4, equal_nan=True)
 
@@ -132,9 +132,9 @@ def test_never_observed_pixels_stay_nodata_unless_allowed(tmp_path):
             qa = dst.read(1)
             qa[:10, :10] = 22280  # cloud on every date: this corner is never observed
             dst.write(qa, 1)
-    strict = json.loads(gap_fill_series([tmp_path / "s"], tmp_path / "strict", sensor="landsat").read_text())
+    strict = json.loads(gap_fill_series([tmp_path / "s"], tmp_path / "strict", sensor="landsat").report.read_text())
     lenient = json.loads(gap_fill_series([tmp_path / "s"], tmp_path / "lenient", sensor="landsat",
-                                         fill_never_observed=True).read_text())
+                                         fill_never_observed=True).report.read_text())
     corner = 100 / 64**2
     assert all(d["nodata_fraction"] == pytest.approx(corner, abs=1e-6) for d in strict["dates"])
     assert all(d["nodata_fraction"] == 0 for d in lenient["dates"])
@@ -152,7 +152,7 @@ def test_refusals(cloudy_season, tmp_path):
     with pytest.raises(InputError, match="Unknown gap-fill method"):
         gap_fill_series([one], tmp_path / "x", method="kriging")
     assert not (tmp_path / "x").exists()
-    spatial_only = json.loads(gap_fill_series([one], tmp_path / "one", method="spatial").read_text())
+    spatial_only = json.loads(gap_fill_series([one], tmp_path / "one", method="spatial").report.read_text())
     assert spatial_only["dates"][0]["nodata_fraction"] == 0
 
 
@@ -192,7 +192,7 @@ def sparse_season(tmp_path_factory):
     spec = SampleSpec(width=160, height=160, n_dates=8, start=dt.date(2019, 3, 1), end=dt.date(2020, 10, 30),
                       cloudiness=0.3, seed=6)
     root = tmp_path_factory.mktemp("sparse")
-    manifest = json.loads(generate_sample_dataset(root / "sample", spec).read_text())
+    manifest = json.loads(generate_sample_dataset(root / "sample", spec).manifest.read_text())
     quiet = Progress(on_warning=lambda message: None)
     gap_fill_series([root / "sample"], root / "modis", sensor="modis", fill_never_observed=True, progress=quiet)
     resample_series([root / "modis"], root / "modis30", reference_grid(root / "sample" / "truth"))
@@ -221,7 +221,7 @@ def test_modis_guided_fill_beats_spatial_fill_on_a_sparse_season(sparse_season, 
     gap_fill_series([sample], tmp_path / "plain", sensor="landsat", fill_never_observed=True, progress=quiet)
     path = gap_fill_series([sample], tmp_path / "guided", sensor="landsat", method="modis_guided",
                            guide=[root / "modis30"], fill_never_observed=True, progress=quiet)
-    report = json.loads(path.read_text())
+    report = json.loads(path.report.read_text())
     assert report["method"] == "modis_guided"
     for d in report["dates"]:
         total = sum(d[k] for k in ("observed_fraction", "temporal_fraction", "spatial_fraction", "guided_fraction",

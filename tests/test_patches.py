@@ -30,7 +30,7 @@ def _positions(size, patch, stride):
 
 def test_survey_counts_match_the_formula(survey, tmp_path):
     manifest = json.loads(build_patch_dataset([survey / "sample" / "landsat"], [survey / "modis_30m"],
-                                              tmp_path / "all", max_nodata_fraction=1.0).read_text())
+                                              tmp_path / "all", max_nodata_fraction=1.0).manifest.read_text())
     per_image = _positions(950, 95, 20) ** 2
     assert per_image == 43 * 43 == manifest["patch_origins"]["per_image"]
     assert len(manifest["pairs"]) == 51
@@ -40,7 +40,7 @@ def test_survey_counts_match_the_formula(survey, tmp_path):
     for split in ("train", "val", "test"):
         assert counts[split]["patches"] == counts[split]["triplets"] * per_image
     strict = json.loads(build_patch_dataset([survey / "sample" / "landsat"], [survey / "modis_30m"],
-                                            tmp_path / "strict", max_nodata_fraction=0.1).read_text())
+                                            tmp_path / "strict", max_nodata_fraction=0.1).manifest.read_text())
     assert 0 < strict["counts"]["train"]["patches"] < counts["train"]["patches"]  # cloudy patches skipped
 
 
@@ -49,7 +49,7 @@ def test_no_training_patch_from_a_test_date(survey, tmp_path):
     chosen = [dates[10], dates[30]]
     path = build_patch_dataset([survey / "sample" / "landsat"], [survey / "modis_30m"], tmp_path / "d",
                                references=2, test_dates=chosen, max_nodata_fraction=0.5, stride=60)
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.manifest.read_text())
     held = {d.isoformat() for d in chosen} | {t["target"] for t in manifest["triplets"] if t["split"] == "val"}
     by_id = {t["id"]: t for t in manifest["triplets"]}
     train = PatchDataset(tmp_path / "d", "train")

@@ -44,9 +44,9 @@ def test_survey_sized_dates():
 
 def test_reproducible_from_seed(tmp_path):
     spec = SampleSpec(width=40, height=40, n_dates=2, seed=11)
-    a = generate_sample_dataset(tmp_path / "a", spec)
-    b = generate_sample_dataset(tmp_path / "b", spec)
-    c = generate_sample_dataset(tmp_path / "c", SampleSpec(width=40, height=40, n_dates=2, seed=12))
+    a = generate_sample_dataset(tmp_path / "a", spec).manifest
+    b = generate_sample_dataset(tmp_path / "b", spec).manifest
+    c = generate_sample_dataset(tmp_path / "c", SampleSpec(width=40, height=40, n_dates=2, seed=12)).manifest
     import json
 
     ma, mb, mc = (json.loads(p.read_text()) for p in (a, b, c))
@@ -78,7 +78,7 @@ def summer_winter(tmp_path_factory):
     spec = SampleSpec(width=300, height=300, n_dates=2, start=dt.date(2020, 1, 15),
                       end=dt.date(2020, 7, 23), cloudiness=0.0, seed=5)
     # 2020-01-15 + 12 * 16 days = 2020-07-22: one winter and one summer date.
-    manifest = generate_sample_dataset(tmp_path_factory.mktemp("sw") / "s", spec)
+    manifest = generate_sample_dataset(tmp_path_factory.mktemp("sw") / "s", spec).manifest
     import json
 
     return manifest.parent, json.loads(manifest.read_text())

@@ -32,6 +32,7 @@ from ..io.dates import date_from_name, file_name, parse_date
 from ..io.fill_flags import FLAG_MEANING, NODATA, OBSERVED, flags_path_for
 from ..io.grid import Grid, coarse_pixel_m
 from ..io.outputs import check_output_size, output_folder
+from ..io.readers import input_unit_param
 from ..io.series import SeriesItem, describe, find_lst_files, load_series
 from ..io.writers import lst_profile, raster_output, verify_raster
 from ..parameters import param
@@ -48,8 +49,9 @@ RECORD_NAME = "metrics.json"
 class EvaluateParams:
     """What users set for an evaluation; the Processing algorithm builds its parameters from these fields."""
 
-    unit: str = param("K", "METRIC_UNIT", "Temperature unit of the report's maps and of SSIM, SAM and ERGAS",
-                      options=m.UNITS, option_labels=("Kelvin (K)", "Degrees Celsius (°C, as the survey's tables)"))
+    metric_unit: str = param("K", "METRIC_UNIT", "Temperature unit of the report's maps and of SSIM, SAM and ERGAS",
+                             options=m.UNITS,
+                             option_labels=("Kelvin (K)", "Degrees Celsius (°C, as the survey's tables)"))
     coarse_resolution: float = param(0.0, "COARSE_RESOLUTION",
                                      "Coarse pixel size for ERGAS, m (0: from the MODIS inputs, else 926.6 m)",
                                      minimum=0.0, advanced=True)
@@ -58,12 +60,11 @@ class EvaluateParams:
                                       minimum=0.0, advanced=True)
     map_dates: int = param(2, "MAP_DATES", "Dates shown as maps in the report", minimum=1, maximum=12,
                            advanced=True)
-    input_unit: str = param("", "UNIT", "Unit of float inputs that do not store one", options=("", "K", "C"),
-                            option_labels=("As stored in the files", "Kelvin", "Celsius"))
+    input_unit: str | None = input_unit_param("Unit of float inputs that do not store one", advanced=False)
 
     def validate(self) -> None:
-        if self.unit not in m.UNITS:
-            raise InputError(f"METRIC_UNIT: choose one of {', '.join(m.UNITS)}, not {self.unit!r}.")
+        if self.metric_unit not in m.UNITS:
+            raise InputError(f"METRIC_UNIT: choose one of {', '.join(m.UNITS)}, not {self.metric_unit!r}.")
         if self.coarse_resolution < 0 or self.difficult_change_k < 0 or self.map_dates < 1:
             raise InputError("COARSE_RESOLUTION and DIFFICULT_CHANGE must be ≥ 0 and MAP_DATES ≥ 1.")
 
@@ -285,6 +286,190 @@ def _warn_self_comparison(entries: list[Entry], refs: dict, progress: Progress) 
                           "about fusion. Evaluate fused rasters against an independent reference.")
 
 
+@dataclass
+class _Inputs:
+    """Everything an evaluation reads before scoring: the entries, references, baselines and breakdowns."""
+
+    entries: list[Entry]
+    refs: dict[dt.date, SeriesItem]
+    grid: Grid
+    coarse_by_date: dict[dt.date, SeriesItem]
+    fine_items: list[SeriesItem]
+    declared: dict[dt.date, str]  # difficult dates a sample manifest declares
+    dates: list[dt.date]  # the prediction dates that have a reference
+    class_codes: np.ndarray | None
+    class_names: dict[int, str]
+    flag_files: dict[dt.date, str]
+    ratio: float  # fine / coarse pixel size, for ERGAS
+
+
+def _check_grids(entries: list[Entry], refs: dict, grid: Grid, coarse_items: list[SeriesItem],
+                 fine_items: list[SeriesItem] | None) -> None:
+    for e in entries:
+        if not e.item.grid.same_as(grid):
+            raise InputError(f"{file_name(e.item.path)} ({e.item.grid.describe()}) is not on the grid of the "
+                             f"reference {file_name(refs[min(refs)].path)} ({grid.describe()}). Fuse on the "
+                             "reference's grid, or resample one onto the other.")
+    if coarse_items and not coarse_items[0].grid.same_as(grid):
+        raise InputError(f"COARSE: {file_name(coarse_items[0].path)} is not on the reference's grid "
+                         f"({grid.describe()}). Resample MODIS onto the Landsat grid first.")
+    if fine_items and not fine_items[0].grid.same_as(grid):
+        raise InputError(f"FINE_SERIES: {file_name(fine_items[0].path)} is not on the reference's grid.")
+
+
+def _scored_dates(entries: list[Entry], refs: dict, progress: Progress) -> list[dt.date]:
+    dates = sorted({e.date for e in entries})
+    missing = [d for d in dates if d not in refs]
+    if missing:
+        progress.warn(f"No reference for {', '.join(map(str, missing))}: not evaluated.")
+    dates = [d for d in dates if d in refs]
+    if not dates:
+        raise InputError(f"No prediction date has a reference: predictions for "
+                         f"{', '.join(sorted({str(e.date) for e in entries}))}, references for "
+                         f"{', '.join(map(str, sorted(refs)))}.")
+    return dates
+
+
+def _open_inputs(predictions, reference, coarse, fine_series, classes, flags, labels, params: EvaluateParams,
+                 progress: Progress) -> _Inputs:
+    input_unit = params.input_unit or None
+    entries = find_predictions(predictions, labels, progress.sub(0, 0.05), input_unit)
+    refs = {i.date: i for i in load_series(reference, unit=input_unit, progress=progress)}
+    _warn_self_comparison(entries, refs, progress)
+    grid = next(iter(refs.values())).grid
+    coarse_items = load_series(coarse, unit=input_unit, progress=progress) if coarse else []
+    fine_given = load_series(fine_series, unit=input_unit, progress=progress) if fine_series else None
+    _check_grids(entries, refs, grid, coarse_items, fine_given)
+    fine_items = fine_given if fine_given else sorted(refs.values(), key=lambda i: i.date)
+    dates = _scored_dates(entries, refs, progress)
+    class_codes, class_names = read_classes(str(classes), grid) if classes else (None, {})
+    return _Inputs(entries, refs, grid, {i.date: i for i in coarse_items}, fine_items,
+                   listed_difficult(list(refs.values())), dates, class_codes, class_names,
+                   _flags_by_date([str(f) for f in flags]) if flags else {},
+                   grid.pixel_size_m() / _coarse_resolution(params, coarse_items))
+
+
+@dataclass
+class _DateRasters:
+    """One date's reference and the rasters compared with it, with the pixels they all share."""
+
+    reference: SeriesItem
+    ref: np.ndarray
+    todo: list[Entry]
+    arrays: dict[str, np.ndarray]
+    ref_valid: np.ndarray
+    common: np.ndarray
+    persistence: SeriesItem | None
+
+
+def _read_date(inputs: _Inputs, day: dt.date) -> _DateRasters:
+    """The date's predictions plus its baselines (MODIS, persistence), read and checked for common pixels."""
+    ref_item = inputs.refs[day]
+    ref = ref_item.read().data
+    todo = [e for e in inputs.entries if e.date == day]
+    persistence = _nearest_before(inputs.fine_items, day)
+    if day in inputs.coarse_by_date:
+        todo.append(Entry(MODIS_BASELINE, day, inputs.coarse_by_date[day], True))
+    if persistence is not None:
+        todo.append(Entry(PERSISTENCE, day, persistence, True, str(persistence.date)))
+    arrays = {}
+    ref_valid = np.isfinite(ref)
+    common = ref_valid.copy()
+    for e in todo:
+        a = e.item.read().data
+        if not (np.isfinite(a) & ref_valid).any():
+            raise EmptyDataError(f"{day}: {file_name(e.item.path)} ({e.label}) and the reference "
+                                 f"{file_name(ref_item.path)} have no valid pixel in common.")
+        arrays[e.label] = a
+        common &= np.isfinite(a)
+    if not common.any():
+        raise EmptyDataError(f"{day}: no pixel is valid in the reference and in every compared raster "
+                             f"({', '.join(arrays)}). Gap-fill the inputs, or evaluate them separately.")
+    return _DateRasters(ref_item, ref, todo, arrays, ref_valid, common, persistence)
+
+
+def _date_record(inputs: _Inputs, day: dt.date, d: _DateRasters, flags_path: str | None,
+                 params: EvaluateParams) -> dict:
+    """What the report says of a date: its reference, persistence, change and whether it is difficult."""
+    change = (float(np.mean(np.abs(d.arrays[PERSISTENCE][d.common] - d.ref[d.common])))
+              if PERSISTENCE in d.arrays else None)
+    reasons = ([f"change of {change:.1f} K since the last Landsat"]
+               if change is not None and change >= params.difficult_change_k else [])
+    reasons += [inputs.declared[day]] if day in inputs.declared else []
+    return {"date": str(day), "reference": file_name(d.reference.path),
+            "persistence_date": str(d.persistence.date) if d.persistence else None,
+            "change_k": change, "difficult": bool(reasons), "why": "; ".join(reasons),
+            "pixels": int(d.common.sum()), "flags": file_name(flags_path) if flags_path else None}
+
+
+def _flag_codes(ref_flags: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The reference's status (0 observed, 1 gap-filled, −1 nodata) and flag codes, once per date."""
+    if ref_flags is None:
+        return None
+    return (np.where(ref_flags == OBSERVED, 0, np.where(ref_flags == NODATA, -1, 1)),
+            np.where(ref_flags == NODATA, -1, ref_flags))
+
+
+def _score_row(inputs: _Inputs, day: dt.date, d: _DateRasters, e: Entry, flag_codes, difficult: bool,
+               params: EvaluateParams) -> dict:
+    """One entry's scores on a date, with its per-class and per-reference-flag breakdowns."""
+    a = d.arrays[e.label]
+    scores = m.compute(a, d.ref, inputs.ratio, params.metric_unit, mask=d.common)
+    row = {"date": str(day), "label": e.label, "baseline": e.baseline, "prediction": file_name(e.item.path),
+           "reference_dates": e.reference_dates, "coverage": float(np.mean(np.isfinite(a[d.ref_valid]))),
+           "difficult": difficult, **scores}
+    if inputs.class_codes is not None:
+        row["classes"] = m.breakdown(a, d.ref, inputs.class_codes,
+                                     lambda c: inputs.class_names.get(c, f"class {c}"), d.common)
+    if flag_codes is not None:
+        status, codes = flag_codes
+        row["reference_status"] = m.breakdown(a, d.ref, status, lambda c: ("observed", "gap-filled")[c], d.common)
+        row["reference_flags"] = m.breakdown(a, d.ref, codes, lambda c: FLAG_MEANING.get(c, str(c)), d.common)
+    sigma_path = _uncertainty_of(e)
+    if sigma_path is not None:
+        row.update(_calibration(a - d.ref, sigma_path, d.common, inputs.grid))
+    return row
+
+
+@dataclass
+class _Scores:
+    rows: list[dict] = field(default_factory=list)
+    per_date: list[dict] = field(default_factory=list)
+    samples: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    errors: list[tuple[str, str, Path]] = field(default_factory=list)
+
+
+def _score_date(inputs: _Inputs, day: dt.date, params: EvaluateParams, tmp: Path, rng, out: _Scores,
+                step: Progress) -> None:
+    """Score every entry of ``day`` into ``out`` and write the methods' error rasters."""
+    d = _read_date(inputs, day)
+    flags_path = inputs.flag_files.get(day) or _sidecar_flags(d.reference)
+    flag_codes = _flag_codes(_read_flags(flags_path, inputs.grid) if flags_path else None)
+    record = _date_record(inputs, day, d, flags_path, params)
+    out.per_date.append(record)
+    candidates = np.flatnonzero(d.common)
+    for e in d.todo:
+        a = d.arrays[e.label]
+        out.rows.append(_score_row(inputs, day, d, e, flag_codes, record["difficult"], params))
+        pick = candidates
+        if pick.size > SAMPLES_PER_DATE:
+            pick = rng.choice(pick, SAMPLES_PER_DATE, replace=False)
+        out.samples.setdefault(e.label, []).append(np.stack([a.ravel()[pick], d.ref.ravel()[pick]]))
+        if not e.baseline:
+            path = tmp / "errors" / f"error_{day:%Y%m%d}_{_slug(e.label)}.tif"
+            _write_error(path, np.where(np.isfinite(a) & d.ref_valid, a - d.ref, np.nan), inputs.grid, e,
+                         d.reference)
+            out.errors.append((str(day), e.label, path))
+        step.update(1.0)
+
+
+def _settings(params: EvaluateParams, ratio: float) -> dict:
+    """The record's settings; its "unit" is the metric unit (the key reports have always read)."""
+    settings = asdict(params)
+    settings["unit"] = settings.pop("metric_unit")
+    return {**settings, "resolution_ratio": ratio, "pixels": "valid in the reference and in every entry of the date"}
+
+
 def evaluate(
     predictions: list[str | os.PathLike],
     reference: list[str | os.PathLike],
@@ -309,139 +494,38 @@ def evaluate(
     progress = ensure(progress)
     params = params or EvaluateParams()
     params.validate()
-    unit = params.input_unit or None
-    entries = find_predictions(predictions, labels, progress.sub(0, 0.05), unit)
-    refs = {i.date: i for i in load_series(reference, unit=unit, progress=progress)}
-    _warn_self_comparison(entries, refs, progress)
-    grid = next(iter(refs.values())).grid
-    for e in entries:
-        if not e.item.grid.same_as(grid):
-            raise InputError(f"{file_name(e.item.path)} ({e.item.grid.describe()}) is not on the grid of the "
-                             f"reference {file_name(refs[min(refs)].path)} ({grid.describe()}). Fuse on the "
-                             "reference's grid, or resample one onto the other.")
-    coarse_items = load_series(coarse, unit=unit, progress=progress) if coarse else []
-    if coarse_items and not coarse_items[0].grid.same_as(grid):
-        raise InputError(f"COARSE: {file_name(coarse_items[0].path)} is not on the reference's grid "
-                         f"({grid.describe()}). Resample MODIS onto the Landsat grid first.")
-    fine_items = load_series(fine_series, unit=unit, progress=progress) if fine_series else sorted(refs.values(),
-                                                                                         key=lambda i: i.date)
-    if fine_series and not fine_items[0].grid.same_as(grid):
-        raise InputError(f"FINE_SERIES: {file_name(fine_items[0].path)} is not on the reference's grid.")
-    coarse_by_date = {i.date: i for i in coarse_items}
-    declared = listed_difficult(list(refs.values()))
-    dates = sorted({e.date for e in entries})
-    missing = [d for d in dates if d not in refs]
-    if missing:
-        progress.warn(f"No reference for {', '.join(map(str, missing))}: not evaluated.")
-    dates = [d for d in dates if d in refs]
-    if not dates:
-        raise InputError(f"No prediction date has a reference: predictions for "
-                         f"{', '.join(sorted({str(e.date) for e in entries}))}, references for "
-                         f"{', '.join(map(str, sorted(refs)))}.")
-    class_codes, class_names = read_classes(str(classes), grid) if classes else (None, {})
-    flag_files = _flags_by_date([str(f) for f in flags]) if flags else {}
-    ratio = grid.pixel_size_m() / _coarse_resolution(params, coarse_items)
-
-    inputs = [*predictions, *reference, *(coarse or []), *(fine_series or []), classes, *(flags or [])]
-    rows: list[dict] = []
-    per_date: list[dict] = []
-    samples: dict[str, list[np.ndarray]] = {}
-    errors: list[tuple[str, str, Path]] = []
-    with output_folder(out_dir, "evaluate", [str(i) for i in inputs if i]) as tmp:
-        n_errors = sum(1 for e in entries if e.date in refs)
+    inputs = _open_inputs(predictions, reference, coarse, fine_series, classes, flags, labels, params, progress)
+    grid, dates = inputs.grid, inputs.dates
+    sources = [*predictions, *reference, *(coarse or []), *(fine_series or []), classes, *(flags or [])]
+    out = _Scores()
+    with output_folder(out_dir, "evaluate", [str(i) for i in sources if i]) as tmp:
+        n_errors = sum(1 for e in inputs.entries if e.date in inputs.refs)
         check_output_size(tmp, grid.width, grid.height, 4, n_errors, "OUTPUT_FOLDER", progress)
         (tmp / "errors").mkdir()
         rng = np.random.default_rng(0)
         for k, day in enumerate(dates):
             step = progress.sub(0.05 + 0.8 * k / len(dates), 0.05 + 0.8 * (k + 1) / len(dates))
-            ref_item = refs[day]
-            ref = ref_item.read().data
-            todo = [e for e in entries if e.date == day]
-            persistence = _nearest_before(fine_items, day)
-            if day in coarse_by_date:
-                todo.append(Entry(MODIS_BASELINE, day, coarse_by_date[day], True))
-            if persistence is not None:
-                todo.append(Entry(PERSISTENCE, day, persistence, True, str(persistence.date)))
-            arrays = {}
-            ref_valid = np.isfinite(ref)
-            common = ref_valid.copy()
-            for e in todo:
-                a = e.item.read().data
-                overlap = np.isfinite(a) & ref_valid
-                if not overlap.any():
-                    raise EmptyDataError(f"{day}: {file_name(e.item.path)} ({e.label}) and the reference "
-                                         f"{file_name(ref_item.path)} have no valid pixel in common.")
-                arrays[e.label] = a
-                common &= np.isfinite(a)
-            if not common.any():
-                raise EmptyDataError(f"{day}: no pixel is valid in the reference and in every compared raster "
-                                     f"({', '.join(arrays)}). Gap-fill the inputs, or evaluate them separately.")
-            flags_path = flag_files.get(day) or _sidecar_flags(ref_item)
-            ref_flags = _read_flags(flags_path, grid) if flags_path else None
-            change = (float(np.mean(np.abs(arrays[PERSISTENCE][common] - ref[common])))
-                      if PERSISTENCE in arrays else None)
-            reasons = ([f"change of {change:.1f} K since the last Landsat"]
-                       if change is not None and change >= params.difficult_change_k else [])
-            reasons += [declared[day]] if day in declared else []
-            difficult = bool(reasons)
-            date_record = {"date": str(day), "reference": file_name(ref_item.path),
-                           "persistence_date": str(persistence.date) if persistence else None,
-                           "change_k": change, "difficult": difficult, "why": "; ".join(reasons),
-                           "pixels": int(common.sum()),
-                           "flags": file_name(flags_path) if flags_path else None}
-            per_date.append(date_record)
-            candidates = np.flatnonzero(common)
-            if ref_flags is not None:
-                status = np.where(ref_flags == OBSERVED, 0, np.where(ref_flags == NODATA, -1, 1))
-                flag_codes = np.where(ref_flags == NODATA, -1, ref_flags)
-            for e in todo:
-                a = arrays[e.label]
-                scores = m.compute(a, ref, ratio, params.unit, mask=common)
-                row = {"date": str(day), "label": e.label, "baseline": e.baseline,
-                       "prediction": file_name(e.item.path), "reference_dates": e.reference_dates,
-                       "coverage": float(np.mean(np.isfinite(a[ref_valid]))), "difficult": difficult, **scores}
-                if class_codes is not None:
-                    row["classes"] = m.breakdown(a, ref, class_codes, lambda c: class_names.get(c, f"class {c}"),
-                                                 common)
-                if ref_flags is not None:
-                    row["reference_status"] = m.breakdown(a, ref, status, lambda c: ("observed", "gap-filled")[c],
-                                                          common)
-                    row["reference_flags"] = m.breakdown(a, ref, flag_codes, lambda c: FLAG_MEANING.get(c, str(c)),
-                                                         common)
-                rows.append(row)
-                pick = candidates
-                if pick.size > SAMPLES_PER_DATE:
-                    pick = rng.choice(pick, SAMPLES_PER_DATE, replace=False)
-                samples.setdefault(e.label, []).append(np.stack([a.ravel()[pick], ref.ravel()[pick]]))
-                sigma_path = _uncertainty_of(e)
-                if sigma_path is not None:
-                    row.update(_calibration(a - ref, sigma_path, common, grid))
-                if not e.baseline:
-                    path = tmp / "errors" / f"error_{day:%Y%m%d}_{_slug(e.label)}.tif"
-                    _write_error(path, np.where(np.isfinite(a) & ref_valid, a - ref, np.nan), grid, e, ref_item)
-                    errors.append((str(day), e.label, path))
-                step.update(1.0)
-            progress.info(f"{day}: " + "; ".join(f"{r['label']} RMSE {r['rmse']:.2f} K" for r in rows
+            _score_date(inputs, day, params, tmp, rng, out, step)
+            progress.info(f"{day}: " + "; ".join(f"{r['label']} RMSE {r['rmse']:.2f} K" for r in out.rows
                                                   if r["date"] == str(day)))
-        summary = summarise(rows)
+        summary = summarise(out.rows)
         record = {
             "kind": "lst_fusion_evaluation",
-            "settings": {**asdict(params), "resolution_ratio": ratio,
-                         "pixels": "valid in the reference and in every entry of the date"},
+            "settings": _settings(params, inputs.ratio),
             "metrics": {k: {"title": v.title, "unit": v.unit or "", "better": v.better,
                             "unit_dependent": v.unit_dependent} for k, v in m.METRICS.items()},
-            "dates": per_date, "results": rows, "summary": summary,
-            "classes": {str(k): v for k, v in class_names.items()},
+            "dates": out.per_date, "results": out.rows, "summary": summary,
+            "classes": {str(k): v for k, v in inputs.class_names.items()},
         }
         (tmp / RECORD_NAME).write_text(json.dumps(_finite(record), indent=2, ensure_ascii=False))
-        _write_csv(tmp / "metrics.csv", rows)
+        _write_csv(tmp / "metrics.csv", out.rows)
         progress.update(0.9, "writing the report")
-        write_report(tmp / "report.html", record, {k: np.concatenate(v, axis=1) for k, v in samples.items()},
-                     _map_inputs(per_date, rows, entries, refs, coarse_by_date, fine_items, params.map_dates),
-                     progress)
+        write_report(tmp / "report.html", record, {k: np.concatenate(v, axis=1) for k, v in out.samples.items()},
+                     _map_inputs(out.per_date, out.rows, inputs.entries, inputs.refs, inputs.coarse_by_date,
+                                 inputs.fine_items, params.map_dates), progress)
     folder = Path(out_dir).expanduser().resolve()
     return Evaluation(folder, folder / "report.html", folder / RECORD_NAME, folder / "metrics.csv",
-                      [(d, label, folder / "errors" / p.name) for d, label, p in errors], per_date, summary)
+                      [(d, label, folder / "errors" / p.name) for d, label, p in out.errors], out.per_date, summary)
 
 
 def summarise(rows: list[dict]) -> dict:

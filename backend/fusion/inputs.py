@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..io.dates import file_name
 from ..io.grid import Grid
 from ..io.series import SeriesItem, check_not_swapped, check_quality_files, describe
+from ..io.tiler import row_blocks
 from ..progress import Progress
 
 
@@ -27,6 +28,17 @@ class FusionInputs:
     @property
     def target_date(self) -> dt.date:
         return self.coarse_target.date
+
+
+# The order fusion reads its inputs in (input_readers): each pair (fine, coarse) by date, then MODIS at the
+# prediction date. Role names are models/contract.py's.
+READ_ORDER = {3: ("fine_t1", "coarse_t1", "coarse_t2"),
+              5: ("fine_t1", "coarse_t1", "fine_t3", "coarse_t3", "coarse_t2")}
+
+
+def by_role(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """A tile's arrays, read in READ_ORDER, keyed by role for the method's kernel."""
+    return dict(zip(READ_ORDER[len(arrays)], arrays))
 
 
 def _common_grid(named: list[tuple[str, SeriesItem]]) -> Grid:
@@ -101,7 +113,7 @@ def load_fusion_inputs(
 def global_stats(item: SeriesItem, grid: Grid, block_rows: int = 1024) -> tuple[float, float]:
     """Mean and standard deviation of a raster's valid pixels, streamed in row blocks."""
     n, s, ss = 0, 0.0, 0.0
-    for window, _, _ in grid.row_blocks(block_rows):
+    for window, _, _ in row_blocks(grid, block_rows):
         data = item.read(window).data
         v = data[np.isfinite(data)].astype(np.float64)
         n, s, ss = n + v.size, s + v.sum(), ss + (v * v).sum()

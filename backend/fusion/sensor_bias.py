@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.series import SeriesItem
+from ..io.tiler import row_blocks
 from .consistency import TRUNCATE, footprint
 
 MODES = ("none", "landsat", "modis")
@@ -52,7 +53,7 @@ def reference_offset(fine: SeriesItem, coarse: SeriesItem, grid, cache: dict, bl
     key = ("offset", str(fine.path), str(coarse.path))
     if key not in cache:
         n, total = 0, 0.0
-        for window, _, _ in grid.row_blocks(block_rows):
+        for window, _, _ in row_blocks(grid, block_rows):
             d = coarse.read(window).data.astype(np.float64) - fine.read(window).data
             d = d[np.isfinite(d)]
             n, total = n + d.size, total + d.sum()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +9,6 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window
 
 from ..errors import InputError
 
@@ -107,14 +105,6 @@ class Grid:
         crs = f"EPSG:{epsg}" if epsg else "custom CRS"
         return (f"{self.width}×{self.height} px of {abs(self.transform.a):g} in {crs}, "
                 f"extent ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f})")
-
-    def row_blocks(self, rows: int, halo: int = 0) -> Iterator[tuple[Window, Window, slice]]:
-        """Full-width row blocks of the tiler's window plan: (block window, window with ``halo``
-        rows above and below clipped to the grid, rows of the block inside the haloed window)."""
-        from .tiler import plan
-
-        for tile in plan(self, halo, rows).tiles():
-            yield tile.window, tile.read, tile.inner[0]
 
 
 def block_rows_for(width: int, bytes_per_row_pixel: int, budget_bytes: int = 256 * 2**20) -> int:

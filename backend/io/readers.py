@@ -24,6 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from ..errors import CompanionFileError, EmptyDataError, InputError, UnitError, UnknownProductError
+from ..parameters import param
 from ..progress import Progress, ensure
 from .dates import date_from_name, parse_date, product_from_name
 from .lst_raster import KELVIN_OFFSET, LSTRaster
@@ -41,6 +42,16 @@ DEFAULT_QA_MASK_BITS = (QA_FILL, QA_DILATED_CLOUD, QA_CLOUD, QA_SHADOW, QA_SNOW)
 # Plausible Kelvin range of land surface temperature, for unit checks.
 PLAUSIBLE_K = (180.0, 360.0)
 PRODUCTS = ("auto", "modis", "landsat", "float")
+PRODUCT_LABELS = ("Detect from file name and metadata", "MODIS MOD11/MYD11/MOD21 LST",
+                  "Landsat 8/9 Collection 2 Level-2 ST_B10", "Float LST raster (K or °C)")
+INPUT_UNITS = (None, "K", "C")  # None: the unit the file records (LST Fusion outputs)
+
+
+def input_unit_param(label: str = "Unit of float inputs", stored: str = "As stored in the files",
+                     advanced: bool = True):
+    """UNIT: the unit of float rasters that do not record one."""
+    return param(None, "UNIT", label, options=INPUT_UNITS, option_labels=(stored, "Kelvin", "Celsius"),
+                 advanced=advanced)
 UNITS = {"k": "K", "kelvin": "K", "c": "C", "°c": "C", "celsius": "C", "degc": "C"}
 
 _MODIS_QC_LAYER = {"LST_Day_1km": "QC_Day", "LST_Night_1km": "QC_Night", "LST_1KM": "QC"}

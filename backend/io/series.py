@@ -16,13 +16,27 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..errors import CompanionFileError, InputError, UnknownProductError
+from ..parameters import param
 from ..progress import Progress, ensure
 from .dates import file_name
 from .grid import Grid
 from .readers import detect_product, modis_sources, read_lst
 
 SENSORS = ("auto", "landsat", "modis")
+SENSOR_LABELS = {"auto": "All files are one sensor", "landsat": "Landsat only", "modis": "MODIS only"}
 MISSING_QUALITY = ("refuse", "warn")  # what to do with a MODIS/Landsat product whose QC/QA file is absent
+MISSING_QUALITY_LABELS = ("Stop and name the files (default)", "Use them without cloud masking (warn in the log)")
+
+
+def sensor_param(order: tuple[str, ...] = SENSORS):
+    """SENSOR: which sensor's files a series stage takes, ``order[0]`` the default (indices follow ``order``)."""
+    return param(order[0], "SENSOR", "Sensor", options=order, option_labels=tuple(SENSOR_LABELS[s] for s in order))
+
+
+def missing_quality_param():
+    """MISSING_QUALITY: what to do with a product whose cloud mask file is not beside it."""
+    return param("refuse", "MISSING_QUALITY", "Products without their QA_PIXEL/QC file", options=MISSING_QUALITY,
+                 option_labels=MISSING_QUALITY_LABELS, advanced=True)
 _RASTER_SUFFIXES = (".tif", ".tiff", ".hdf", ".h4", ".hdf4")
 _COMPANION_MARKERS = ("_QA_PIXEL", "_QC_", "_QC.", "_QA_RADSAT", "_ST_QA", "LANDCOVER")
 

@@ -126,14 +126,14 @@ class BandResult:
     weight: np.ndarray | None = None
 
 
-def compute_band(the_plan: Plan, index: int, readers: Sequence[Reader], kernel: Kernel, mode: str = "crop",
+def compute_band(tile_plan: Plan, index: int, readers: Sequence[Reader], kernel: Kernel, mode: str = "crop",
                  progress: Progress | None = None) -> BandResult:
     """Read and predict the tiles of band ``index``; a unit of work that any process can run."""
     progress = ensure(progress)
     if mode not in ("crop", "blend"):
         raise ValueError(f"unknown tiling mode {mode!r}")
-    band = the_plan.band(index)
-    width = the_plan.grid.width
+    band = tile_plan.band(index)
+    width = tile_plan.grid.width
     first = band[0]
     if mode == "crop":
         value = np.full((int(first.window.height), width), np.nan, np.float32)
@@ -148,7 +148,7 @@ def compute_band(the_plan: Plan, index: int, readers: Sequence[Reader], kernel: 
         if mode == "crop":
             value[:, int(tile.window.col_off):int(tile.window.col_off + tile.window.width)] = result
         else:
-            w = blend_weights(tile, the_plan.margin, the_plan.grid)
+            w = blend_weights(tile, tile_plan.margin, tile_plan.grid)
             ok = np.isfinite(result)
             cols = slice(int(tile.read.col_off), int(tile.read.col_off + tile.read.width))
             value[:, cols] += np.where(ok, result * w, 0.0)
@@ -161,8 +161,8 @@ class Assembler:
     """Writes band results, in band order: ``crop`` bands as they are; ``blend`` bands summed where
     they overlap and written (sums / weights) as soon as no later band can reach a row."""
 
-    def __init__(self, the_plan: Plan, mode: str, write: Callable[[np.ndarray, Window], None]):
-        self.plan, self.mode, self.write = the_plan, mode, write
+    def __init__(self, tile_plan: Plan, mode: str, write: Callable[[np.ndarray, Window], None]):
+        self.plan, self.mode, self.write = tile_plan, mode, write
         self.valid = self.written = 0
         self.expected = 0
         self.top, self.value, self.weight = 0, None, None
@@ -204,7 +204,7 @@ class Assembler:
 
 
 def run(
-    the_plan: Plan,
+    tile_plan: Plan,
     readers: Sequence[Reader],
     kernel: Kernel,
     write: Callable[[np.ndarray, Window], None],
@@ -218,8 +218,15 @@ def run(
     pixels written).
     """
     progress = ensure(progress)
-    assembler = Assembler(the_plan, mode, write)
-    n = the_plan.n_bands
+    assembler = Assembler(tile_plan, mode, write)
+    n = tile_plan.n_bands
     for index in range(n):
-        assembler.add(compute_band(the_plan, index, readers, kernel, mode, progress.sub(index / n, (index + 1) / n)))
+        assembler.add(compute_band(tile_plan, index, readers, kernel, mode, progress.sub(index / n, (index + 1) / n)))
     return assembler.valid, assembler.written
+
+
+def row_blocks(grid: Grid, rows: int, halo: int = 0) -> Iterator[tuple[Window, Window, slice]]:
+    """Full-width row blocks of the window plan: (block window, window with ``halo`` rows above and below
+    clipped to the grid, rows of the block inside the haloed window)."""
+    for tile in plan(grid, halo, rows).tiles():
+        yield tile.window, tile.read, tile.inner[0]

@@ -15,6 +15,7 @@ from rasterio.env import Env
 from rasterio.errors import RasterioError
 
 from .. import __version__
+from ..parameters import param
 from ..progress import Progress, ensure
 from .atomic import atomic_path
 from .lst_raster import KELVIN_OFFSET, LSTRaster
@@ -81,6 +82,13 @@ def raster_output(path: str | os.PathLike, **profile) -> Iterator:
 
 
 UNIT_SYMBOLS = {"K": "K", "C": "°C"}
+OUTPUT_UNITS = ("K", "C")
+
+
+def output_unit_param():
+    """OUTPUT_UNIT: the unit written into LST outputs (files, metadata, band description, legend)."""
+    return param("K", "OUTPUT_UNIT", "Output unit", options=OUTPUT_UNITS,
+                 option_labels=("Kelvin (K)", "Degrees Celsius (°C)"))
 
 
 def unit_symbol(unit: str) -> str:

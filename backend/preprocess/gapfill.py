@@ -52,20 +52,25 @@ from ..io.fill_flags import (  # noqa: F401 - also re-exported: the flags are th
 from ..io.grid import block_rows_for
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_folder, check_output_size, output_folder
-from ..io.readers import normalise_unit
-from ..io.series import SeriesItem, check_fine_and_coarse, load_series
+from ..io.readers import input_unit_param, normalise_unit
+from ..io.series import SeriesItem, check_fine_and_coarse, load_series, missing_quality_param, sensor_param
+from ..io.tiler import row_blocks
 from ..io.writers import (
     describe_lst_band,
     from_kelvin,
     lst_profile,
     lst_tags,
+    output_unit_param,
     raster_output,
     unit_suffix,
     verify_raster,
 )
+from ..parameters import param, with_overrides
 from ..progress import Progress, ensure
 
 METHODS = ("temporal_then_spatial", "temporal", "spatial", "modis_guided")
+METHOD_LABELS = ("Temporal, then spatial (default)", "Temporal only", "Spatial only",
+                 "MODIS-guided: nearest clear date + MODIS's change (Landsat; needs GUIDE), then spatial")
 MIN_SUPPORT = 0.02  # weighted fraction of valid neighbours needed at a scale
 
 
@@ -147,6 +152,31 @@ def spatial_fill(image: np.ndarray, targets: np.ndarray, max_distance_px: float)
     return filled
 
 
+@dataclass(frozen=True)
+class GapFillParams:
+    """What users set for a gap-fill; the Processing algorithm builds its parameters from these fields."""
+
+    sensor: str = sensor_param()
+    method: str = param("temporal_then_spatial", "METHOD", "Method", options=METHODS, option_labels=METHOD_LABELS)
+    max_gap_days: float = param(32.0, "MAX_GAP_DAYS", "Largest time between the observations bracketing a gap "
+                                "(days)", 1.0)
+    max_distance_px: float = param(100.0, "MAX_DISTANCE_PX", "Largest distance for spatial filling (pixels)", 1.0)
+    # With a temporal method, pixels without one valid observation in the series stay nodata unless set.
+    fill_never_observed: bool = param(False, "FILL_NEVER_OBSERVED",
+                                      "Also fill pixels never observed in the series (spatially)")
+    # Refuse (InputError) any date with less valid data than this, before filling.
+    min_valid_fraction: float = param(0.0, "MIN_VALID_FRACTION", "Refuse dates with less valid data than (0-1)",
+                                      0.0, 1.0)
+    unit: str | None = input_unit_param()
+    # A product without its QA/QC file is refused ('refuse') or used unmasked with a warning ('warn').
+    missing_quality: str = missing_quality_param()
+    out_unit: str = output_unit_param()  # Celsius outputs are named *_degC_filled.tif
+
+    def validate(self, guide) -> None:
+        """Refuse bad options before any work; ``guide`` is the MODIS series given (or None)."""
+        _check_options(self.method, self.max_gap_days, self.max_distance_px, self.min_valid_fraction, guide)
+
+
 @dataclass
 class DateReport:
     date: str
@@ -159,6 +189,29 @@ class DateReport:
     guided_fraction: float
     nodata_fraction: float
     cloud_mask: str  # the QA/QC file that masked clouds; 'none' when clouds were kept as data
+
+    @property
+    def filled_fraction(self) -> float:
+        """The fraction of the date's pixels filled (in time, from MODIS's change or in space)."""
+        return self.temporal_fraction + self.spatial_fraction + self.guided_fraction
+
+
+@dataclass(frozen=True)
+class GapFillResult:
+    """What a gap-fill wrote: the report (gapfill_report.json) and, per date, the filled raster and its flags."""
+
+    report: Path
+    dates: tuple[DateReport, ...]
+    unit: str  # of the filled rasters
+
+    @property
+    def folder(self) -> Path:
+        return self.report.parent
+
+    @property
+    def filled_fraction(self) -> float:
+        """The mean over dates of the fraction of pixels filled."""
+        return sum(d.filled_fraction for d in self.dates) / len(self.dates)
 
 
 def _cloud_mask(item: SeriesItem) -> str:
@@ -285,7 +338,7 @@ def _first_pass(items: list[SeriesItem], guides, days: np.ndarray, temporal: boo
     residual_sum, residual_count = np.zeros(n), np.zeros(n, np.int64)
     stage_files = [stage / f"{k}.tif" for k in range(n)]
     climatology_file = stage / "climatology.tif"
-    blocks = list(grid.row_blocks(rows))
+    blocks = list(row_blocks(grid, rows))
     stage_ds = [rasterio.open(f, "w", **{**profile, "count": 2}) for f in stage_files]
     try:
         with rasterio.open(climatology_file, "w", **profile) as clim_ds:
@@ -358,7 +411,7 @@ def _write_date(item: SeriesItem, stage_file: Path, first: _FirstPass, mean_resi
         describe_lst_band(dst, out_unit)
         fdst.update_tags(LST_FUSION_CONTENT="fill_flags", ACQUISITION_DATE=item.date.isoformat(),
                          FLAG_VALUES=", ".join(f"{v}={m}" for v, m in FLAG_MEANING.items()))
-        for window, haloed, inner in grid.row_blocks(rows, halo):
+        for window, haloed, inner in row_blocks(grid, rows, halo):
             values, flags = _fill_date(
                 src.read(1, window=haloed), src.read(2, window=haloed) if temporal else None,
                 clim_src.read(1, window=haloed), options["method"], options["max_distance_px"],
@@ -378,38 +431,30 @@ def _write_date(item: SeriesItem, stage_file: Path, first: _FirstPass, mean_resi
 def gap_fill_series(
     inputs: list[str | os.PathLike],
     out_dir: str | os.PathLike,
-    method: str = "temporal_then_spatial",
-    sensor: str = "auto",
-    max_gap_days: float = 32.0,
-    max_distance_px: float = 100.0,
-    fill_never_observed: bool = False,
-    min_valid_fraction: float = 0.0,
-    unit: str | None = None,
+    params: GapFillParams | None = None,
+    *,
+    guide: list[str | os.PathLike] | None = None,
     block_rows: int | None = None,
     progress: Progress | None = None,
-    missing_quality: str = "refuse",
-    guide: list[str | os.PathLike] | None = None,
-    out_unit: str = "K",
-) -> Path:
-    """Gap-fill a series of one sensor's LST rasters into ``out_dir``; return the report's path.
+    **options,
+) -> GapFillResult:
+    """Gap-fill a series of one sensor's LST rasters into ``out_dir``.
 
-    ``fill_never_observed``: with a temporal method, pixels without a single valid
-    observation in the series stay nodata unless this is set. ``min_valid_fraction``:
-    refuse (InputError) any date with less valid data than this before filling.
-    ``missing_quality``: a product without its QA/QC file is refused ('refuse'), or used
-    unmasked with a warning ('warn'); the report says which dates were masked.
-    ``guide``: the MODIS series on the same grid, for ``method='modis_guided'``.
-    ``out_unit``: 'K' or 'C' for the filled rasters (Celsius ones are named ``*_degC_filled.tif``).
+    ``params`` (or its fields as keywords, ``method='spatial'``) say how; ``guide`` is the MODIS series on
+    the same grid, for ``method='modis_guided'``. The report (gapfill_report.json) says per date what was
+    filled and which quality file masked its clouds.
     """
+    p = with_overrides(GapFillParams, params, options)
     progress = ensure(progress)
-    out_unit = normalise_unit(out_unit) or "K"
-    _check_options(method, max_gap_days, max_distance_px, min_valid_fraction, guide)
+    out_unit = normalise_unit(p.out_unit) or "K"
+    p.validate(guide)
+    method, max_gap_days, max_distance_px = p.method, p.max_gap_days, p.max_distance_px
     temporal = method != "spatial"
     check_output_folder(out_dir, "gap_fill", [*inputs, *(guide or [])])
-    items = load_series(inputs, sensor=sensor, unit=unit, min_dates=2 if temporal else 1, progress=progress,
-                        missing_quality=missing_quality)
+    items = load_series(inputs, sensor=p.sensor, unit=p.unit, min_dates=2 if temporal else 1, progress=progress,
+                        missing_quality=p.missing_quality)
     grid = items[0].grid
-    guides = _guides(guide, items, unit, progress) if guide else None
+    guides = _guides(guide, items, p.unit, progress) if guide else None
     days = np.array([(i.date - items[0].date).days for i in items], np.float64)
     n = len(items)
     # _fill_date chains up to three spatial fills, each reaching max_distance_px and
@@ -417,8 +462,8 @@ def gap_fill_series(
     halo = 3 * int(math.ceil(max_distance_px))
     rows_a = block_rows or block_rows_for(grid.width, n * (72 if guide else 48))
     rows_b = block_rows or block_rows_for(grid.width, 96)
-    options = {"method": method, "max_gap_days": max_gap_days, "max_distance_px": max_distance_px,
-               "fill_never_observed": fill_never_observed}
+    fill_options = {"method": method, "max_gap_days": max_gap_days, "max_distance_px": max_distance_px,
+                    "fill_never_observed": p.fill_never_observed}
     progress.info(f"Gap-filling {n} {items[0].sensor} dates on {grid.describe()} with {method}")
     with output_folder(out_dir, "gap_fill", [*inputs, *(i.path for i in items)]) as tmp:
         # Per date: the filled raster, its flags, and a two-band staging raster; plus the climatology.
@@ -428,11 +473,11 @@ def gap_fill_series(
         profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
         first = _first_pass(items, guides, days, temporal, max_gap_days, rows_a, stage, profile, progress)
         total = grid.width * grid.height
-        _check_coverage(items, first.observed_count, total, temporal, min_valid_fraction, progress)
+        _check_coverage(items, first.observed_count, total, temporal, p.min_valid_fraction, progress)
         reports = []
         for k, item in enumerate(items):
             target = tmp / f"{_output_stem(item)}{unit_suffix(out_unit)}{FILLED_SUFFIX}"
-            tally = _write_date(item, first.stage_files[k], first, float(first.mean_residual[k]), target, options,
+            tally = _write_date(item, first.stage_files[k], first, float(first.mean_residual[k]), target, fill_options,
                                 profile, rows_b, halo, out_unit)
             fractions = {name: round(float(tally[v]) / total, 6) for v, name in
                          ((OBSERVED, "observed"), (TEMPORAL, "temporal"), (SPATIAL, "spatial"), (GUIDED, "guided"),
@@ -451,11 +496,11 @@ def gap_fill_series(
         report = {
             "kind": "lst_fusion_gapfill",
             "method": method, "sensor": items[0].sensor, "unit": out_unit, "max_gap_days": max_gap_days,
-            "max_distance_px": max_distance_px, "fill_never_observed": fill_never_observed,
+            "max_distance_px": max_distance_px, "fill_never_observed": p.fill_never_observed,
             "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
                      "width": grid.width, "height": grid.height},
             "flags": {str(k): v for k, v in FLAG_MEANING.items()},
             "dates": [asdict(r) for r in reports],
         }
         (tmp / "gapfill_report.json").write_text(json.dumps(report, indent=2))
-    return Path(out_dir) / "gapfill_report.json"
+    return GapFillResult(Path(out_dir) / "gapfill_report.json", tuple(reports), out_unit)

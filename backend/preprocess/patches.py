@@ -29,6 +29,8 @@ from ..io.grid import block_rows_for
 from ..io.outputs import check_output_folder, check_output_size, output_folder
 from ..io.pairs import Pair, pair_by_date  # noqa: F401 - Pair re-exported: patches are built from pairs
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
+from ..io.tiler import row_blocks
+from ..parameters import param, with_overrides
 from ..progress import Progress, ensure
 
 SPLITS = ("train", "val", "test")
@@ -141,30 +143,45 @@ def _observed_flags(item: SeriesItem, window) -> np.ndarray | None:
         return (src.read(1, window=window) == 0).astype(np.uint8)
 
 
-def build_patch_dataset(
-    fine_inputs: list[str | os.PathLike],
-    coarse_inputs: list[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    patch_size: int = 95,
-    stride: int = 20,
-    date_tolerance_days: int = 0,
-    references: int = 1,
-    test_dates: list[dt.date] | None = None,
-    test_fraction: float = 0.16,
-    val_fraction: float = 0.16,
-    max_nodata_fraction: float = 0.1,
-    seed: int = 0,
-    progress: Progress | None = None,
-) -> Path:
-    """Build the on-disk patch dataset from aligned fine (Landsat) and coarse (MODIS) series.
+@dataclass(frozen=True)
+class PatchParams:
+    """What users set for a patch dataset; the Processing algorithm builds its parameters from these fields."""
 
-    The coarse series must already be on the fine grid (resample it first). Returns the
-    path of ``manifest.json``.
-    """
-    progress = ensure(progress)
-    if not 0 <= max_nodata_fraction <= 1:
-        raise InputError(f"MAX_NODATA_FRACTION must be between 0 and 1, got {max_nodata_fraction:g}.")
-    check_output_folder(out_dir, "build_patches", [*fine_inputs, *coarse_inputs])
+    patch_size: int = param(95, "PATCH_SIZE", "Patch size (px)", 8)
+    stride: int = param(20, "STRIDE", "Stride (px)", 1)
+    date_tolerance_days: int = param(0, "DATE_TOLERANCE", "Pair dates up to this many days apart", 0, 30)
+    references: int = param(1, "REFERENCES", "Reference pairs per triplet", options=(1, 2),
+                            option_labels=("One: the nearest earlier pair (t1)",
+                                           "Two: the pairs before (t1) and after (t3)"))
+    test_dates: list[dt.date] | None = param(None, "TEST_DATES", "Test dates (YYYY-MM-DD, comma-separated; empty "
+                                             "= the latest ones)", kind="dates")
+    test_fraction: float = param(0.16, "TEST_FRACTION", "Test fraction of triplets (without test dates)", 0.0, 0.9)
+    val_fraction: float = param(0.16, "VAL_FRACTION", "Validation fraction of triplets", 0.0, 0.9)
+    max_nodata_fraction: float = param(0.1, "MAX_NODATA", "Largest nodata fraction in a patch", 0.0, 1.0)
+    seed: int = param(0, "SEED", "Random seed", 0)
+
+    def validate(self) -> None:
+        if not 0 <= self.max_nodata_fraction <= 1:
+            raise InputError(f"MAX_NODATA_FRACTION must be between 0 and 1, got {self.max_nodata_fraction:g}.")
+
+
+@dataclass(frozen=True)
+class PatchDatasetResult:
+    """What Build patches wrote: the manifest and, per split, its triplet and patch counts."""
+
+    manifest: Path
+    counts: dict[str, dict[str, int]]  # split -> {"triplets": n, "patches": n}
+
+    @property
+    def triplets(self) -> int:
+        return sum(c["triplets"] for c in self.counts.values())
+
+    def patches(self, split: str) -> int:
+        return self.counts[split]["patches"]
+
+
+def _load_pairs(fine_inputs, coarse_inputs, tolerance_days: int, progress: Progress) -> list[Pair]:
+    """The fine and coarse series paired by date, refused when they are one sensor or not on one grid."""
     fine = load_series(fine_inputs, progress=progress)
     coarse = load_series(coarse_inputs, progress=progress)
     if fine[0].sensor == coarse[0].sensor and fine[0].sensor != "unknown":
@@ -173,81 +190,125 @@ def build_patch_dataset(
             "(MODIS, resampled to the Landsat grid) series."
         )
     check_fine_and_coarse(fine, coarse)
-    grid = fine[0].grid
-    pairs = pair_by_date(fine, coarse, date_tolerance_days)
-    dates = [p.date for p in pairs]
-    triplets = make_triplets(len(pairs), references)
-    splits, dropped = split_triplets(dates, triplets, test_dates, test_fraction, val_fraction)
-    rows = patch_origins(grid.height, patch_size, stride)
-    cols = patch_origins(grid.width, patch_size, stride)
-    rng = np.random.default_rng(seed)
+    return pair_by_date(fine, coarse, tolerance_days)
+
+
+@dataclass
+class _Stored:
+    """What storing the pairs' images measured: per-channel sums of the training pairs, per-patch nodata."""
+
+    sums: np.ndarray  # (channel, [count, sum, sum of squares])
+    nodata: np.ndarray  # (pair, patch row, patch col): the fraction of the patch missing
+
+
+def _store_pairs(tmp: Path, pairs: list[Pair], grid, rows, cols, patch_size: int, train_pairs: set[int],
+                 progress: Progress) -> _Stored:
+    """images.npy and observed.npy, written block by block."""
+    images = _allocated_memmap(tmp / "images.npy", np.float32, (len(pairs), 2, *grid.shape))
+    observed = _allocated_memmap(tmp / "observed.npy", np.uint8, (len(pairs), *grid.shape))
+    stored = _Stored(np.zeros((2, 3)), np.zeros((len(pairs), len(rows), len(cols)), np.float32))
+    block = block_rows_for(grid.width, 16)
+    for k, pair in enumerate(pairs):
+        for window, _, _ in row_blocks(grid, block):
+            r0, r1 = int(window.row_off), int(window.row_off + window.height)
+            for channel, item in ((COARSE, pair.coarse), (FINE, pair.fine)):
+                data = item.read(window).data
+                images[k, channel, r0:r1] = data
+                if k in train_pairs:
+                    v = data[np.isfinite(data)].astype(np.float64)
+                    stored.sums[channel] += (v.size, v.sum(), (v * v).sum())
+            flags = _observed_flags(pair.fine, window)
+            fine_valid = np.isfinite(images[k, FINE, r0:r1])
+            observed[k, r0:r1] = fine_valid if flags is None else flags & fine_valid
+        missing = ~np.isfinite(images[k]).all(axis=0)
+        stored.nodata[k] = _nodata_fractions(missing, rows, cols, patch_size)
+        progress.update(0.9 * (k + 1) / len(pairs), f"{pair.date}: pair {k + 1}/{len(pairs)} stored")
+    images.flush()
+    observed.flush()
+    return stored
+
+
+def _write_indexes(tmp: Path, splits: dict, dates: list[dt.date], nodata: np.ndarray, rows, cols,
+                   p: PatchParams) -> tuple[dict, list[dict]]:
+    """index_<split>.npy of (triplet, row, col) for the patches whose every image is valid enough; the
+    counts per split and the triplets' records."""
+    rng = np.random.default_rng(p.seed)
+    counts, records = {}, []
+    grid_r, grid_c = np.meshgrid(rows, cols, indexing="ij")
+    for split in SPLITS:
+        entries = []
+        for t in splits[split]:
+            tid = len(records)
+            records.append({"id": tid, "split": split, "target": dates[t.target].isoformat(),
+                            "references": [dates[i].isoformat() for i in t.refs],
+                            "pair_indices": {"references": list(t.refs), "target": t.target}})
+            worst = np.max(nodata[list(t.members())], axis=0)
+            ok = worst <= p.max_nodata_fraction
+            entries.append(np.stack([np.full(ok.sum(), tid), grid_r[ok], grid_c[ok]], axis=1))
+        index = np.concatenate(entries).astype(np.int32) if entries else np.zeros((0, 3), np.int32)
+        if split == "train":
+            index = index[rng.permutation(len(index))]
+        np.save(tmp / f"index_{split}.npy", index)
+        counts[split] = {"triplets": len(splits[split]), "patches": int(len(index))}
+    return counts, records
+
+
+def _normalisation(sums: np.ndarray) -> dict:
+    """Mean and standard deviation of each channel over the training pairs (Kelvin)."""
+    stats = {}
+    for channel, name in ((COARSE, "coarse"), (FINE, "fine")):
+        n, s, ss = sums[channel]
+        mean = s / max(n, 1)
+        stats[name] = {"mean": mean, "std": float(np.sqrt(max(ss / max(n, 1) - mean * mean, 1e-12))), "unit": "K"}
+    return stats
+
+
+def build_patch_dataset(
+    fine_inputs: list[str | os.PathLike],
+    coarse_inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    params: PatchParams | None = None,
+    *,
+    progress: Progress | None = None,
+    **options,
+) -> PatchDatasetResult:
+    """Build the on-disk patch dataset from aligned fine (Landsat) and coarse (MODIS) series; ``params`` (or
+    its fields as keywords) say how. The coarse series must already be on the fine grid (resample it first).
+    """
+    p = with_overrides(PatchParams, params, options)
+    progress = ensure(progress)
+    p.validate()
+    check_output_folder(out_dir, "build_patches", [*fine_inputs, *coarse_inputs])
+    pairs = _load_pairs(fine_inputs, coarse_inputs, p.date_tolerance_days, progress)
+    grid = pairs[0].fine.grid
+    dates = [pair.date for pair in pairs]
+    triplets = make_triplets(len(pairs), p.references)
+    splits, dropped = split_triplets(dates, triplets, p.test_dates, p.test_fraction, p.val_fraction)
+    rows = patch_origins(grid.height, p.patch_size, p.stride)
+    cols = patch_origins(grid.width, p.patch_size, p.stride)
     train_pairs = {i for t in splits["train"] for i in t.members()}
-    sums = np.zeros((2, 3))  # per channel: count, sum, sum of squares (train pairs only)
-    sources = [*fine_inputs, *coarse_inputs, *(x.path for p in pairs for x in (p.fine, p.coarse))]
+    sources = [*fine_inputs, *coarse_inputs, *(x.path for pair in pairs for x in (pair.fine, pair.coarse))]
     with output_folder(out_dir, "build_patches", sources) as tmp:
         check_output_size(tmp, grid.width, grid.height, 9, len(pairs), "OUTPUT_FOLDER", progress)
-        images = _allocated_memmap(tmp / "images.npy", np.float32, (len(pairs), 2, *grid.shape))
-        observed = _allocated_memmap(tmp / "observed.npy", np.uint8, (len(pairs), *grid.shape))
-        nodata = np.zeros((len(pairs), len(rows), len(cols)), np.float32)
-        block = block_rows_for(grid.width, 16)
-        for k, pair in enumerate(pairs):
-            for window, _, _ in grid.row_blocks(block):
-                r0, r1 = int(window.row_off), int(window.row_off + window.height)
-                for channel, item in ((COARSE, pair.coarse), (FINE, pair.fine)):
-                    data = item.read(window).data
-                    images[k, channel, r0:r1] = data
-                    if k in train_pairs:
-                        v = data[np.isfinite(data)].astype(np.float64)
-                        sums[channel] += (v.size, v.sum(), (v * v).sum())
-                flags = _observed_flags(pair.fine, window)
-                fine_valid = np.isfinite(images[k, FINE, r0:r1])
-                observed[k, r0:r1] = fine_valid if flags is None else flags & fine_valid
-            missing = ~np.isfinite(images[k]).all(axis=0)
-            nodata[k] = _nodata_fractions(missing, rows, cols, patch_size)
-            progress.update(0.9 * (k + 1) / len(pairs), f"{pair.date}: pair {k + 1}/{len(pairs)} stored")
-        images.flush()
-        observed.flush()
-        del images, observed
-        counts, all_triplets = {}, []
-        grid_r, grid_c = np.meshgrid(rows, cols, indexing="ij")
-        for split in SPLITS:
-            entries = []
-            for t in splits[split]:
-                tid = len(all_triplets)
-                all_triplets.append({"id": tid, "split": split, "target": dates[t.target].isoformat(),
-                                     "references": [dates[i].isoformat() for i in t.refs],
-                                     "pair_indices": {"references": list(t.refs), "target": t.target}})
-                worst = np.max(nodata[list(t.members())], axis=0)
-                ok = worst <= max_nodata_fraction
-                entries.append(np.stack([np.full(ok.sum(), tid), grid_r[ok], grid_c[ok]], axis=1))
-            index = np.concatenate(entries).astype(np.int32) if entries else np.zeros((0, 3), np.int32)
-            if split == "train":
-                index = index[rng.permutation(len(index))]
-            np.save(tmp / f"index_{split}.npy", index)
-            counts[split] = {"triplets": len(splits[split]), "patches": int(len(index))}
-        stats = {}
-        for channel, name in ((COARSE, "coarse"), (FINE, "fine")):
-            n, s, ss = sums[channel]
-            mean = s / max(n, 1)
-            stats[name] = {"mean": mean, "std": float(np.sqrt(max(ss / max(n, 1) - mean * mean, 1e-12))),
-                           "unit": "K"}
+        stored = _store_pairs(tmp, pairs, grid, rows, cols, p.patch_size, train_pairs, progress)
+        counts, records = _write_indexes(tmp, splits, dates, stored.nodata, rows, cols, p)
         manifest = {
             "kind": "lst_fusion_patch_dataset",
             "version": __version__,
-            "patch_size": patch_size, "stride": stride, "references": references,
-            "date_tolerance_days": date_tolerance_days, "max_nodata_fraction": max_nodata_fraction,
-            "seed": seed,
+            "patch_size": p.patch_size, "stride": p.stride, "references": p.references,
+            "date_tolerance_days": p.date_tolerance_days, "max_nodata_fraction": p.max_nodata_fraction,
+            "seed": p.seed,
             "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
                      "width": grid.width, "height": grid.height},
             "patch_origins": {"rows": len(rows), "cols": len(cols), "per_image": int(len(rows) * len(cols))},
             "channels": ["coarse (MODIS on the fine grid)", "fine (Landsat)"],
-            "pairs": [{"index": k, "date": p.date.isoformat(), "fine": p.fine.path, "coarse": p.coarse.path,
-                       "coarse_date": p.coarse.date.isoformat()} for k, p in enumerate(pairs)],
-            "triplets": all_triplets,
+            "pairs": [{"index": k, "date": pair.date.isoformat(), "fine": pair.fine.path, "coarse": pair.coarse.path,
+                       "coarse_date": pair.coarse.date.isoformat()} for k, pair in enumerate(pairs)],
+            "triplets": records,
             "dropped_triplets": [{"target": dates[t.target].isoformat(),
                                   "references": [dates[i].isoformat() for i in t.refs], "reason": why}
                                  for t, why in dropped],
-            "normalisation": stats,
+            "normalisation": _normalisation(stored.sums),
             "counts": counts,
             "files": {"images": "images.npy", "observed": "observed.npy",
                       **{f"index_{s}": f"index_{s}.npy" for s in SPLITS}},
@@ -255,7 +316,7 @@ def build_patch_dataset(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         progress.update(1.0, ", ".join(f"{s}: {c['triplets']} triplets, {c['patches']} patches"
                                        for s, c in counts.items()))
-    return Path(out_dir) / "manifest.json"
+    return PatchDatasetResult(Path(out_dir) / "manifest.json", counts)
 
 
 def _allocated_memmap(path: Path, dtype, shape: tuple[int, ...]) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,20 @@ from ..io.atomic import atomic_path
 from ..io.grid import Grid, block_rows_for
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_folder, check_output_size, check_raster_output, output_folder
-from ..io.readers import normalise_unit
-from ..io.series import SeriesItem, describe, find_lst_files, load_series
+from ..io.readers import input_unit_param, normalise_unit
+from ..io.series import SeriesItem, describe, find_lst_files, load_series, sensor_param
+from ..io.tiler import row_blocks
 from ..io.writers import (
     describe_lst_band,
     from_kelvin,
     lst_profile,
     lst_tags,
+    output_unit_param,
     raster_output,
     unit_suffix,
     verify_raster,
 )
+from ..parameters import param, with_overrides
 from ..progress import Progress, ensure
 
 METHODS = {
@@ -42,6 +46,17 @@ METHODS = {
     "average": Resampling.average,
     "cubic_spline": Resampling.cubic_spline,
 }
+METHOD_LABELS = ("Bicubic (default, as in the survey)", "Bilinear", "Nearest", "Average", "Cubic spline")
+
+
+@dataclass(frozen=True)
+class ResampleParams:
+    """What users set for a resampling; the Processing algorithm builds its parameters from these fields."""
+
+    sensor: str = sensor_param(("modis", "auto", "landsat"))
+    method: str = param("bicubic", "METHOD", "Resampling", options=tuple(METHODS), option_labels=METHOD_LABELS)
+    unit: str | None = input_unit_param()
+    out_unit: str = output_unit_param()
 
 
 def _check_overlap(source: LSTRaster, grid: Grid) -> None:
@@ -86,7 +101,7 @@ def resample_lst(
     out_path = check_raster_output(out_path, [source.source], algorithm=algorithm)
     check_output_size(out_path.parent, grid.width, grid.height, 4, progress=progress)
     rows = block_rows or block_rows_for(grid.width, 16)
-    blocks = list(grid.row_blocks(rows))
+    blocks = list(row_blocks(grid, rows))
     profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
     tags = {**lst_tags(source, out_unit, algorithm), "RESAMPLING": method,
             "SOURCE_RESOLUTION": f"{source.resolution[0]:g}", "SOURCE_CRS": source.crs.to_string()}
@@ -130,16 +145,17 @@ def resample_series(
     inputs: list[str | os.PathLike],
     out_dir: str | os.PathLike,
     grid: Grid,
-    method: str = "bicubic",
-    sensor: str = "auto",
-    unit: str | None = None,
+    params: ResampleParams | None = None,
+    *,
     progress: Progress | None = None,
-    out_unit: str = "K",
+    **options,
 ) -> list[Path]:
-    """Resample every raster of a series onto ``grid``, into ``out_dir`` (written atomically), in ``out_unit``.
-
-    Outputs are named ``SENSOR_YYYYMMDD_METHOD.tif`` (``…_degC.tif`` in Celsius).
+    """Resample every raster of a series onto ``grid``, into ``out_dir`` (written atomically); ``params`` (or
+    its fields as keywords) say how. Outputs are named ``SENSOR_YYYYMMDD_METHOD.tif`` (``…_degC.tif`` in
+    Celsius).
     """
+    p = with_overrides(ResampleParams, params, options)
+    method, sensor, unit, out_unit = p.method, p.sensor, p.unit, p.out_unit
     progress = ensure(progress)
     check_output_folder(out_dir, "resample", inputs)
     items: list[SeriesItem] = load_series(inputs, sensor=sensor, unit=unit, same_grid=False, progress=progress)

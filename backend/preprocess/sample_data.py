@@ -39,6 +39,7 @@ from ..io.lst_raster import KELVIN_OFFSET, LSTRaster
 from ..io.outputs import check_output_size, output_folder
 from ..io.readers import LANDSAT_ST_ADD, LANDSAT_ST_MULT, MODIS_SCALE
 from ..io.writers import raster_output, write_lst
+from ..parameters import param
 from ..progress import Progress, ensure
 
 MODIS_SINUSOIDAL = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
@@ -58,18 +59,20 @@ PAD_M = 3000.0  # simulated margin around the Landsat extent, so MODIS pixels ar
 class SampleSpec:
     """What to generate. Defaults match the survey's STF-LST dataset (51 pairs, 950×950 px)."""
 
-    width: int = 950
-    height: int = 950
-    pixel_size: float = 30.0
-    crs: str = "EPSG:32631"
-    center_lon: float = 1.909
-    center_lat: float = 47.902
-    n_dates: int = 51
-    start: dt.date = dt.date(2013, 3, 18)
-    end: dt.date = dt.date(2024, 10, 15)
-    seed: int = 0
-    cloudiness: float = 0.25
-    difficult_fraction: float = 0.2  # dates given a heat wave/cold spell, field switches or a sensor disagreement
+    width: int = param(950, "WIDTH", "Width (Landsat pixels)", 16, 5000)
+    height: int = param(950, "HEIGHT", "Height (Landsat pixels)", 16, 5000)
+    pixel_size: float = param(30.0, "PIXEL_SIZE", "Landsat pixel size (m)", 1.0, 1000.0, advanced=True)
+    crs: str = param("EPSG:32631", "CRS", "Landsat grid CRS (UTM; default EPSG:32631)", kind="crs", advanced=True)
+    center_lon: float = param(1.909, "CENTER_LON", "Centre longitude (°)", -180.0, 180.0, advanced=True)
+    center_lat: float = param(47.902, "CENTER_LAT", "Centre latitude (°)", -85.0, 85.0, advanced=True)
+    n_dates: int = param(51, "N_DATES", "Number of dated MODIS/Landsat pairs", 1, 300)
+    start: dt.date = param(dt.date(2013, 3, 18), "START_DATE", "First date (YYYY-MM-DD)")
+    end: dt.date = param(dt.date(2024, 10, 15), "END_DATE", "Last date (YYYY-MM-DD)")
+    seed: int = param(0, "SEED", "Random seed", 0)
+    cloudiness: float = param(0.25, "CLOUDINESS", "Mean cloudiness (0-1)", 0.0, 1.0)
+    # dates given a heat wave/cold spell, field switches or a sensor disagreement
+    difficult_fraction: float = param(0.2, "DIFFICULT_FRACTION", "Fraction of difficult dates (heat wave, cold "
+                                      "spell, field switch, sensor disagreement)", 0.0, 1.0)
     wrs_path_row: str = "199027"
     extra: dict = field(default_factory=dict)
 
@@ -374,12 +377,103 @@ def _to_dn(kelvin: np.ndarray, scale: float, offset: float) -> np.ndarray:
 
 # ------------------------------------------------------------------ main
 
+@dataclass(frozen=True)
+class SampleDataset:
+    """What Generate sample dataset wrote: its manifest, dates, cloud-free truth and land cover."""
+
+    manifest: Path
+    dates: tuple[dt.date, ...]
+    difficult_dates: tuple[dt.date, ...]
+
+    @property
+    def folder(self) -> Path:
+        return self.manifest.parent
+
+    @property
+    def truth(self) -> Path:
+        return self.folder / "truth"
+
+    @property
+    def landcover(self) -> Path:
+        return self.truth / "landcover.tif"
+
+
+def _write_landsat(tmp: Path, spec: SampleSpec, g, rng, truth: np.ndarray, lc: np.ndarray, inner, date: dt.date):
+    """The Landsat scene of one date (ST_B10, QA_PIXEL, MTL): small sensor noise, cold cloud tops, cooler
+    shadows, QA words. Returns its file names, its cloud cover and the cloud mask (for MODIS)."""
+    px = spec.pixel_size
+    fraction = float(np.clip(rng.beta(0.5, 1.1) * 2 * spec.cloudiness, 0, 0.95))
+    cloud, dilated, shadow = _clouds(rng, g.outer_shape, fraction, px)
+    obs = truth + rng.normal(0, 0.3, truth.shape).astype(np.float32)
+    obs = np.where(shadow, obs - 3.0, obs)
+    cloud_top = 250.0 + 8.0 * _noise(rng, truth.shape, 300 / px)
+    obs = np.where(cloud, cloud_top, obs)
+    qa = np.where(lc == WATER, QA_WATER, QA_CLEAR).astype(np.uint16)
+    qa[dilated] = QA_DILATED
+    qa[shadow] = QA_SHADOW
+    qa[cloud] = QA_CLOUD
+    names = _landsat_names(spec, date)
+    st_tags = {"SYNTHETIC": "LST Fusion sample data", "DATE_ACQUIRED": date.isoformat()}
+    _write_uint(tmp / "landsat" / names["st"], _to_dn(obs[inner], LANDSAT_ST_MULT, LANDSAT_ST_ADD),
+                g.crs, g.inner, 0, st_tags)
+    _write_uint(tmp / "landsat" / names["qa"], qa[inner], g.crs, g.inner, None, st_tags)
+    cloud_cover = float(cloud[inner].mean())
+    (tmp / "landsat" / names["mtl"]).write_text(json.dumps(_mtl(spec, names, date, cloud_cover, g.crs), indent=2))
+    return names, cloud_cover, cloud
+
+
+def _write_modis(tmp: Path, g, rng, truth: np.ndarray, cloud: np.ndarray, psf_sigma: float, event,
+                 date: dt.date) -> tuple[dict, float, float]:
+    """The MOD11A1 export of one date: point-spread, area average onto the sinusoidal grid, bias and noise,
+    QC. Returns its file names, the fraction not produced and the bias."""
+    blurred = _gaussian(truth.astype(np.float64), psf_sigma).astype(np.float32)
+    coarse = np.zeros(g.modis_shape, np.float32)
+    reproject(blurred, coarse, src_transform=g.outer, src_crs=g.crs,
+              dst_transform=g.modis, dst_crs=MODIS_SINUSOIDAL, resampling=Resampling.average)
+    cover = np.zeros(g.modis_shape, np.float32)
+    reproject(cloud.astype(np.float32), cover, src_transform=g.outer, src_crs=g.crs,
+              dst_transform=g.modis, dst_crs=MODIS_SINUSOIDAL, resampling=Resampling.average)
+    bias = rng.normal(-1.0, 0.7)
+    if event is not None and event.modis_bias_k is not None:
+        bias = event.modis_bias_k
+    coarse = coarse + bias + rng.normal(0, 0.4, coarse.shape) - 2.0 * cover
+    qc = np.zeros(g.modis_shape, np.uint8)
+    qc[cover > 0.0] = 0b01000001  # other quality, LST error <= 2 K
+    not_produced = cover > 0.25
+    qc[not_produced] = 0b10
+    lst_dn = np.where(not_produced, 0, _to_dn(coarse, MODIS_SCALE, 0.0)).astype(np.uint16)
+    names = _modis_names(date)
+    tags = {"SYNTHETIC": "LST Fusion sample data", "SHORTNAME": "MOD11A1", "RANGEBEGINNINGDATE": date.isoformat(),
+            "TILE": g.tile, "scale_factor": str(MODIS_SCALE), "add_offset": "0", "_FillValue": "0"}
+    _write_uint(tmp / "modis" / names["lst"], lst_dn, MODIS_SINUSOIDAL, g.modis, 0, tags)
+    _write_uint(tmp / "modis" / names["qc"], qc, MODIS_SINUSOIDAL, g.modis, None, tags)
+    return names, float(not_produced.mean()), float(bias)
+
+
+def _manifest(spec: SampleSpec, g, events: dict, records: list[dict]) -> dict:
+    spec_json = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(spec).items()}
+    return {
+        "kind": "lst_fusion_sample_dataset",
+        "generator_version": __version__,
+        "synthetic": True,
+        "spec": spec_json,
+        "landsat_grid": {"crs": g.crs.to_string(), "transform": list(g.inner)[:6],
+                         "width": spec.width, "height": spec.height},
+        "modis_grid": {"crs": MODIS_SINUSOIDAL.to_proj4(), "transform": list(g.modis)[:6],
+                       "width": g.modis_shape[1], "height": g.modis_shape[0], "tile": g.tile},
+        "classes": CLASSES,
+        "landcover": "truth/landcover.tif",
+        "difficult_dates": {d.isoformat(): e.describe() for d, e in sorted(events.items())},
+        "dates": records,
+    }
+
+
 def generate_sample_dataset(
     out_dir: str | os.PathLike,
     spec: SampleSpec | None = None,
     progress: Progress | None = None,
-) -> Path:
-    """Write a sample MODIS + Landsat LST series to ``out_dir`` and return its ``manifest.json``.
+) -> SampleDataset:
+    """Write a sample MODIS + Landsat LST series to ``out_dir``.
 
     The folder appears complete or not at all. An existing folder is replaced only
     when empty or holding an earlier sample dataset (it has our manifest).
@@ -398,7 +492,6 @@ def generate_sample_dataset(
     texture[lc == URBAN] *= 2.5
     texture[lc == WATER] *= 0.2
     inner = (slice(g.pad, g.pad + spec.height), slice(g.pad, g.pad + spec.width))
-    lc_inner = lc[inner]
     psf_sigma = 0.5 * MODIS_PIXEL_M / px  # MODIS's point-spread reaches beyond its pixel
     records = []
     with output_folder(out_dir, "generate_sample_dataset") as tmp:
@@ -406,54 +499,14 @@ def generate_sample_dataset(
         check_output_size(tmp, spec.width, spec.height, 12, len(dates), "OUTPUT_FOLDER", progress)
         for sub in ("landsat", "modis", "truth"):
             (tmp / sub).mkdir()
-        _write_uint(tmp / "truth" / "landcover.tif", lc_inner, g.crs, g.inner, 255,
+        _write_uint(tmp / "truth" / "landcover.tif", lc[inner], g.crs, g.inner, 255,
                     {f"CLASS_{k}": v for k, v in CLASSES.items()})
         for i, date in enumerate(dates):
             progress.update(i / len(dates), f"Simulating {date.isoformat()}")
             truth = apply_event(true_lst(date, lc, parcel_offset, texture, rng, px), events.get(date), lc, parcel,
                                 date, spec.seed)
-            fraction = float(np.clip(rng.beta(0.5, 1.1) * 2 * spec.cloudiness, 0, 0.95))
-            cloud, dilated, shadow = _clouds(rng, g.outer_shape, fraction, px)
-            # Landsat: small sensor noise, cold cloud tops, cooler shadows, QA words.
-            obs = truth + rng.normal(0, 0.3, truth.shape).astype(np.float32)
-            obs = np.where(shadow, obs - 3.0, obs)
-            cloud_top = 250.0 + 8.0 * _noise(rng, truth.shape, 300 / px)
-            obs = np.where(cloud, cloud_top, obs)
-            qa = np.where(lc == WATER, QA_WATER, QA_CLEAR).astype(np.uint16)
-            qa[dilated] = QA_DILATED
-            qa[shadow] = QA_SHADOW
-            qa[cloud] = QA_CLOUD
-            names = _landsat_names(spec, date)
-            st_tags = {"SYNTHETIC": "LST Fusion sample data", "DATE_ACQUIRED": date.isoformat()}
-            _write_uint(tmp / "landsat" / names["st"], _to_dn(obs[inner], LANDSAT_ST_MULT, LANDSAT_ST_ADD),
-                        g.crs, g.inner, 0, st_tags)
-            _write_uint(tmp / "landsat" / names["qa"], qa[inner], g.crs, g.inner, None, st_tags)
-            cloud_cover = float(cloud[inner].mean())
-            (tmp / "landsat" / names["mtl"]).write_text(
-                json.dumps(_mtl(spec, names, date, cloud_cover, g.crs), indent=2))
-            # MODIS: point-spread, area average onto the sinusoidal grid, bias and noise.
-            blurred = _gaussian(truth.astype(np.float64), psf_sigma).astype(np.float32)
-            coarse = np.zeros(g.modis_shape, np.float32)
-            reproject(blurred, coarse, src_transform=g.outer, src_crs=g.crs,
-                      dst_transform=g.modis, dst_crs=MODIS_SINUSOIDAL, resampling=Resampling.average)
-            cover = np.zeros(g.modis_shape, np.float32)
-            reproject(cloud.astype(np.float32), cover, src_transform=g.outer, src_crs=g.crs,
-                      dst_transform=g.modis, dst_crs=MODIS_SINUSOIDAL, resampling=Resampling.average)
-            bias = rng.normal(-1.0, 0.7)
-            if date in events and events[date].modis_bias_k is not None:
-                bias = events[date].modis_bias_k
-            coarse = coarse + bias + rng.normal(0, 0.4, coarse.shape) - 2.0 * cover
-            qc = np.zeros(g.modis_shape, np.uint8)
-            qc[cover > 0.0] = 0b01000001  # other quality, LST error <= 2 K
-            not_produced = cover > 0.25
-            qc[not_produced] = 0b10
-            lst_dn = np.where(not_produced, 0, _to_dn(coarse, MODIS_SCALE, 0.0)).astype(np.uint16)
-            mnames = _modis_names(date)
-            m_tags = {"SYNTHETIC": "LST Fusion sample data", "SHORTNAME": "MOD11A1",
-                      "RANGEBEGINNINGDATE": date.isoformat(), "TILE": g.tile,
-                      "scale_factor": str(MODIS_SCALE), "add_offset": "0", "_FillValue": "0"}
-            _write_uint(tmp / "modis" / mnames["lst"], lst_dn, MODIS_SINUSOIDAL, g.modis, 0, m_tags)
-            _write_uint(tmp / "modis" / mnames["qc"], qc, MODIS_SINUSOIDAL, g.modis, None, m_tags)
+            names, cloud_cover, cloud = _write_landsat(tmp, spec, g, rng, truth, lc, inner, date)
+            mnames, not_produced, bias = _write_modis(tmp, g, rng, truth, cloud, psf_sigma, events.get(date), date)
             truth_name = f"LST_truth_{date:%Y%m%d}.tif"
             write_lst(LSTRaster(truth[inner], g.crs, g.inner, date, "synthetic truth", "truth"),
                       tmp / "truth" / truth_name, cog=False, algorithm="generate_sample_dataset")
@@ -466,25 +519,10 @@ def generate_sample_dataset(
                 "modis_qc": f"modis/{mnames['qc']}",
                 "truth": f"truth/{truth_name}",
                 "landsat_cloud_fraction": round(cloud_cover, 4),
-                "modis_not_produced_fraction": round(float(not_produced.mean()), 4),
-                "modis_bias_k": round(float(bias), 3),
+                "modis_not_produced_fraction": round(not_produced, 4),
+                "modis_bias_k": round(bias, 3),
                 "difficult": events[date].describe() if date in events else None,
             })
-        spec_json = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(spec).items()}
-        manifest = {
-            "kind": "lst_fusion_sample_dataset",
-            "generator_version": __version__,
-            "synthetic": True,
-            "spec": spec_json,
-            "landsat_grid": {"crs": g.crs.to_string(), "transform": list(g.inner)[:6],
-                             "width": spec.width, "height": spec.height},
-            "modis_grid": {"crs": MODIS_SINUSOIDAL.to_proj4(), "transform": list(g.modis)[:6],
-                           "width": g.modis_shape[1], "height": g.modis_shape[0], "tile": g.tile},
-            "classes": CLASSES,
-            "landcover": "truth/landcover.tif",
-            "difficult_dates": {d.isoformat(): e.describe() for d, e in sorted(events.items())},
-            "dates": records,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        (tmp / "manifest.json").write_text(json.dumps(_manifest(spec, g, events, records), indent=2))
     progress.update(1.0, f"Wrote {len(dates)} dated MODIS/Landsat pairs to {out_dir}")
-    return Path(out_dir) / "manifest.json"
+    return SampleDataset(Path(out_dir) / "manifest.json", tuple(dates), tuple(sorted(events)))

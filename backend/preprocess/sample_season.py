@@ -19,7 +19,7 @@ from .sample_data import SampleSpec, generate_sample_dataset
 def prepare_sample_season(root: str | os.PathLike, spec: SampleSpec, progress: Progress | None = None) -> Path:
     """Generate ``spec`` under ``root`` and prepare it for fusion; returns the sample's manifest."""
     root = Path(root)
-    manifest = generate_sample_dataset(root / "sample", spec)
+    manifest = generate_sample_dataset(root / "sample", spec).manifest
     for sensor in ("landsat", "modis"):
         gap_fill_series([root / "sample"], root / sensor, sensor=sensor, fill_never_observed=True, progress=progress)
     resample_series([root / "modis"], root / "modis30", reference_grid(root / "landsat"))

@@ -31,30 +31,51 @@ from ..errors import InputError, TrainingDiverged
 from ..io.atomic import atomic_path, write_errors
 from ..io.outputs import check_output_folder, claim_folder, digests
 from ..io.record import write_record
+from ..parameters import param
 from ..preprocess.patches import PatchDataset
 from ..progress import Progress, ensure
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _model_choices() -> tuple[tuple[str, str], ...]:
+    from models import registry
+
+    return registry.choices()
+
+
 CHECKPOINT_FORMAT = "lst_fusion_checkpoint"
+
+
 @dataclass
 class TrainConfig:
-    model: str = "edcstfn"
-    epochs: int = 30
-    batch_size: int = 16
-    learning_rate: float | None = None  # None: the model's published default
-    device: str = "auto"
-    cloud_aware: bool = False
-    augment: bool = True
-    seed: int = 0
-    patience: int = 6
+    """What users set for a training run; the Processing algorithm builds its parameters from these fields."""
+
+    model: str = param("edcstfn", "MODEL", "Model", choices=_model_choices, static=True)
+    epochs: int = param(30, "EPOCHS", "Epochs", 1, 10000)
+    batch_size: int = param(16, "BATCH_SIZE", "Batch size", 1, 4096)
+    learning_rate: float | None = param(None, "LEARNING_RATE", "Learning rate (0 = the model's published default)",
+                                        0.0, 1.0, none_as=0.0)
+    device: str = param("auto", "DEVICE", "Device", options=DEVICES,
+                        option_labels=("Automatic (CUDA when present)", "CPU", "CUDA GPU"))
+    cloud_aware: bool = param(False, "CLOUD_AWARE", "Cloud-aware loss (ignore gap-filled target pixels)")
+    augment: bool = param(True, "AUGMENT", "Augment with flips and rotations", advanced=True)
+    seed: int = param(0, "SEED", "Random seed", 0, advanced=True)
+    patience: int = param(6, "PATIENCE", "Early stopping patience (epochs)", 1, advanced=True)
     pretrain_epochs: int = 2  # EDCSTFN's feature autoencoder
-    max_batches: int | None = None  # per epoch; for smoke runs and benchmarks
+    # per epoch; for smoke runs and benchmarks
+    max_batches: int | None = param(None, "MAX_BATCHES", "Batches per epoch (0 = all)", 0, advanced=True,
+                                    none_as=0)
     # Adds one random offset of up to ± this many K to every input and the target of a sample, so
     # the network learns the change from its references, not the absolute level of the training
     # region and season (a model trained on one region and applied elsewhere is otherwise biased).
-    level_shift_k: float = 0.0
+    level_shift_k: float = param(0.0, "LEVEL_SHIFT", "Level-shift augmentation (± K; > 0 makes the model "
+                                 "transferable to other regions and seasons)", 0.0, 100.0, advanced=True)
     # Weight of a physics-informed loss term (models.losses.coarse_consistency): the prediction seen at
     # MODIS's scale must change from the fine reference as MODIS changed. 0 = the published loss only.
-    consistency_weight: float = 0.0
+    consistency_weight: float = param(0.0, "CONSISTENCY_WEIGHT", "Weight of the physics-informed loss (the "
+                                      "prediction at MODIS's scale changes as MODIS did; 0 = published loss "
+                                      "only)", 0.0, 100.0, advanced=True)
     notes: str = ""  # written into the model card (e.g. what data it was trained on)
 
     def validate(self) -> None:
@@ -68,7 +89,7 @@ class TrainConfig:
             raise InputError(f"EPOCHS ({self.epochs}) and BATCH_SIZE ({self.batch_size}) must be at least 1.")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise InputError(f"LEARNING_RATE must be greater than 0, got {self.learning_rate:g}.")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in DEVICES:
             raise InputError("DEVICE must be auto, cpu or cuda.")
         if not 0 <= self.level_shift_k <= 100:
             raise InputError(f"LEVEL_SHIFT must lie between 0 and 100 K, got {self.level_shift_k:g}.")

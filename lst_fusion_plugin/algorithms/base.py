@@ -78,7 +78,7 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
             if problem:
                 return False, problem
         pam_off_until_done()  # QGIS opens raster inputs to check and to list them, from here on
-        ok, message = super().checkParameterValues(parameters, context)
+        ok, message = super().checkParameterValues(_choices_by_name(self, parameters), context)
         if not ok:
             restore_pam()
         return ok, message
@@ -153,15 +153,35 @@ def _range_problem(param: QgsProcessingParameterDefinition, value) -> str | None
         if not low <= number <= high:
             return f"{label} must be {bounds}; got {number:g}."
     if isinstance(param, QgsProcessingParameterEnum) and not param.allowMultiple():
-        try:
-            index = int(value)
-        except ValueError:
-            return None
-        options = param.options()
-        if str(index) == str(value).strip() and not 0 <= index < len(options):
-            choices = "; ".join(f"{k}: {o}" for k, o in enumerate(options))
-            return f"{label}: {index} is not one of the choices ({choices})."
+        return _choice_problem(param, value, label)
     return None
+
+
+def _choice_problem(param: QgsProcessingParameterEnum, value, label: str) -> str | None:
+    from .params import choice_index
+
+    options = param.options()
+    index = choice_index(value)
+    choices = "; ".join(f"{k}: {o}" for k, o in enumerate(options))
+    if index is not None and not 0 <= index < len(options):
+        return f"{label}: {index} is not one of the choices ({choices})."
+    if index is None and param.usesStaticStrings() and isinstance(value, str) and value not in options:
+        return f"{label}: {value!r} is not one of the choices ({choices})."
+    return None
+
+
+def _choices_by_name(alg, parameters: dict) -> dict:
+    """``parameters`` with the choices offered by name (static strings) but given by index, as saved models
+    and scripts of earlier versions give them, named: QGIS accepts only names for those."""
+    from .params import choice_index
+
+    named = dict(parameters)
+    for param in alg.parameterDefinitions():
+        if isinstance(param, QgsProcessingParameterEnum) and param.usesStaticStrings():
+            index = choice_index(parameters.get(param.name()))
+            if index is not None and 0 <= index < len(param.options()):
+                named[param.name()] = param.options()[index]
+    return named
 
 
 def raster_source(alg: QgsProcessingAlgorithm, parameters, name: str, context) -> str | None:
@@ -254,23 +274,16 @@ def folder_and_files(alg: QgsProcessingAlgorithm, parameters, context, name: str
     return [p for p in found if p]
 
 
+def add_advanced_flag(param: QgsProcessingParameterDefinition) -> None:
+    """Show ``param`` in the dialog's 'Advanced' section."""
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+
+
 def add_advanced(alg: QgsProcessingAlgorithm, params) -> None:
     """Add parameters under the dialog's 'Advanced' section."""
     for param in params:
-        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        add_advanced_flag(param)
         alg.addParameter(param)
-
-
-OUTPUT_UNITS = [("K", "Kelvin (K)"), ("C", "Degrees Celsius (°C)")]
-
-
-def output_unit_parameter() -> QgsProcessingParameterEnum:
-    """OUTPUT_UNIT: the unit written into LST outputs (files, metadata, band description, legend)."""
-    return QgsProcessingParameterEnum("OUTPUT_UNIT", "Output unit", [u[1] for u in OUTPUT_UNITS], defaultValue=0)
-
-
-def output_unit(alg: QgsProcessingAlgorithm, parameters, context) -> str:
-    return enum_value(alg, parameters, "OUTPUT_UNIT", context, OUTPUT_UNITS)
 
 
 def lst_layer_name(what: str, unit: str) -> str:
@@ -311,7 +324,3 @@ def load_outputs(context: QgsProcessingContext, paths, group: str, unit: str = "
         details.setPostProcessor(LSTStyler.create(unit, name, date, style, shared))
         context.addLayerToLoadOnCompletion(str(path), details)
 
-
-def enum_value(alg: QgsProcessingAlgorithm, parameters, name: str, context, options: list):
-    """The value behind an enum parameter whose options are (value, label) pairs."""
-    return options[alg.parameterAsEnum(parameters, name, context)][0]

@@ -22,7 +22,7 @@ from .base import (
     progress_from,
     raster_source,
 )
-from .method_params import parameter_for, parameter_values
+from .params import parameter_for, parameter_values
 
 
 def _fields():

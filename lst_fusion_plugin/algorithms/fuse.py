@@ -11,7 +11,6 @@ import functools
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -19,16 +18,13 @@ from qgis.core import (
 from .base import (
     LSTAlgorithm,
     backend_errors,
-    enum_value,
     lst_layer_name,
-    output_unit,
-    output_unit_parameter,
     progress_from,
     raster_source,
     style_output,
 )
-from .gapfill import UNITS
 from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, methods_help, output_label
+from .params import input_unit, input_unit_parameter, output_unit, output_unit_parameter
 
 
 class FuseAlgorithm(LSTAlgorithm):
@@ -64,8 +60,7 @@ class FuseAlgorithm(LSTAlgorithm):
             "FINE_T3", "Fine LST at t3, after t2 (two-pair methods)", optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "COARSE_T3", "Coarse LST at t3 (two-pair methods)", optional=True))
-        add_method_parameters(self, [QgsProcessingParameterEnum(
-            "UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0)])
+        add_method_parameters(self, [input_unit_parameter()])
         self.addParameter(output_unit_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused LST"))
         self.addOutput(QgsProcessingOutputString("DATE", "Prediction date"))
@@ -90,7 +85,7 @@ class FuseAlgorithm(LSTAlgorithm):
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
             unit = output_unit(self, parameters, context)
             result = fuse(spec.name, pairs, source("COARSE_T2"), output, params,
-                          unit=enum_value(self, parameters, "UNIT", context, UNITS), progress=progress_from(feedback),
+                          unit=input_unit(self, parameters, context), progress=progress_from(feedback),
                           out_unit=unit)
         style_output(context, output, lst_layer_name(f"{result.target_date} {output_label(spec, params)}", unit), unit)
         return {"OUTPUT": output, "DATE": result.target_date, "VALID_FRACTION": result.valid_fraction,

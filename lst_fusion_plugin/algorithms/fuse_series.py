@@ -6,7 +6,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterString,
 )
@@ -15,16 +14,13 @@ from .base import (
     LSTAlgorithm,
     add_folder_and_files,
     backend_errors,
-    enum_value,
     folder_and_files,
     load_outputs,
     lst_layer_name,
-    output_unit,
-    output_unit_parameter,
     progress_from,
 )
-from .gapfill import UNITS
 from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, methods_help, output_label
+from .params import input_unit, input_unit_parameter, output_unit, output_unit_parameter
 
 
 def _dates(alg, parameters, name: str, context) -> list:
@@ -74,7 +70,7 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
             "REFERENCE_DATES", "Fixed reference dates (empty = the nearest pair(s) for each date)", "",
             optional=True))
         add_method_parameters(self, [
-            QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
+            input_unit_parameter(),
             QgsProcessingParameterString(
                 "SCHEDULER", "Dask scheduler address (e.g. tcp://10.0.0.5:8786; empty = this computer; the "
                 "output folder must be on storage the workers share)", "", optional=True)])
@@ -103,7 +99,7 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
             result = fuse_series(spec.name, fine, coarse, folder, params,
                                  dates=_dates(self, parameters, "DATES", context) or None,
                                  reference_dates=_dates(self, parameters, "REFERENCE_DATES", context) or None,
-                                 unit=enum_value(self, parameters, "UNIT", context, UNITS),
+                                 unit=input_unit(self, parameters, context),
                                  scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None,
                                  include_paired=self.parameterAsBool(parameters, "INCLUDE_PAIRED", context),
                                  progress=progress_from(feedback), out_unit=output_unit(self, parameters, context))

@@ -2,53 +2,31 @@
 
 from __future__ import annotations
 
-import json
-
 from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
 )
 
 from .base import (
     LSTAlgorithm,
-    add_advanced,
     add_folder_and_files,
     add_series_inputs,
     backend_errors,
-    enum_value,
     folder_and_files,
     load_outputs,
     lst_layer_name,
-    output_unit,
-    output_unit_parameter,
     progress_from,
     series_inputs,
 )
-
-SENSORS = [("auto", "All files are one sensor"), ("landsat", "Landsat only"), ("modis", "MODIS only")]
-_METHOD_LABELS = {"temporal_then_spatial": "Temporal, then spatial (default)", "temporal": "Temporal only",
-                  "spatial": "Spatial only",
-                  "modis_guided": "MODIS-guided: nearest clear date + MODIS's change (Landsat; needs GUIDE), "
-                                  "then spatial"}
-UNITS = [(None, "As stored in the files"), ("K", "Kelvin"), ("C", "Celsius")]
-_QUALITY_LABELS = {"refuse": "Stop and name the files (default)",
-                   "warn": "Use them without cloud masking (warn in the log)"}
+from .params import add_parameters, params_from
 
 
-def method_options() -> list[tuple[str, str]]:
-    from backend.preprocess.gapfill import METHODS
+def _params():
+    from backend.preprocess.gapfill import GapFillParams
 
-    return [(value, _METHOD_LABELS.get(value, value)) for value in METHODS]
-
-
-def missing_quality_options() -> list[tuple[str, str]]:
-    from backend.io.series import MISSING_QUALITY
-
-    return [(value, _QUALITY_LABELS[value]) for value in MISSING_QUALITY]
+    return GapFillParams
 
 
 class GapFillAlgorithm(LSTAlgorithm):
@@ -80,27 +58,8 @@ class GapFillAlgorithm(LSTAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         add_series_inputs(self, "LST series")
-        self.addParameter(QgsProcessingParameterEnum("SENSOR", "Sensor", [s[1] for s in SENSORS], defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m[1] for m in method_options()],
-                                                     defaultValue=0))
+        add_parameters(self, _params())
         add_folder_and_files(self, "GUIDE", "MODIS series on the Landsat grid (MODIS-guided method)")
-        self.addParameter(QgsProcessingParameterNumber(
-            "MAX_GAP_DAYS", "Largest time between the observations bracketing a gap (days)",
-            QgsProcessingParameterNumber.Double, 32.0, False, 1.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "MAX_DISTANCE_PX", "Largest distance for spatial filling (pixels)",
-            QgsProcessingParameterNumber.Double, 100.0, False, 1.0))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "FILL_NEVER_OBSERVED", "Also fill pixels never observed in the series (spatially)", False))
-        self.addParameter(QgsProcessingParameterNumber(
-            "MIN_VALID_FRACTION", "Refuse dates with less valid data than (0-1)",
-            QgsProcessingParameterNumber.Double, 0.0, False, 0.0, 1.0))
-        add_advanced(self, [
-            QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
-            QgsProcessingParameterEnum("MISSING_QUALITY", "Products without their QA_PIXEL/QC file",
-                                       [q[1] for q in missing_quality_options()], defaultValue=0),
-        ])
-        self.addParameter(output_unit_parameter())
         self.addParameter(QgsProcessingParameterBoolean(
             "LOAD_OUTPUTS", "Open the filled rasters (and their fill flags)", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Gap-filled series"))
@@ -113,30 +72,15 @@ class GapFillAlgorithm(LSTAlgorithm):
             from backend.preprocess.gapfill import gap_fill_series
 
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-            report_path = gap_fill_series(
-                series_inputs(self, parameters, context), folder,
-                method=enum_value(self, parameters, "METHOD", context, method_options()),
-                guide=folder_and_files(self, parameters, context, "GUIDE") or None,
-                sensor=enum_value(self, parameters, "SENSOR", context, SENSORS),
-                max_gap_days=self.parameterAsDouble(parameters, "MAX_GAP_DAYS", context),
-                max_distance_px=self.parameterAsDouble(parameters, "MAX_DISTANCE_PX", context),
-                fill_never_observed=self.parameterAsBool(parameters, "FILL_NEVER_OBSERVED", context),
-                min_valid_fraction=self.parameterAsDouble(parameters, "MIN_VALID_FRACTION", context),
-                unit=enum_value(self, parameters, "UNIT", context, UNITS),
-                missing_quality=enum_value(self, parameters, "MISSING_QUALITY", context, missing_quality_options()),
-                progress=progress_from(feedback),
-                out_unit=output_unit(self, parameters, context),
-            )
-        report = json.loads(report_path.read_text())
-        dates = report["dates"]
+            result = gap_fill_series(series_inputs(self, parameters, context), folder,
+                                     params_from(self, _params(), parameters, context),
+                                     guide=folder_and_files(self, parameters, context, "GUIDE") or None,
+                                     progress=progress_from(feedback))
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
-            unit = report.get("unit", "K")
-            load_outputs(context, [report_path.parent / d["output"] for d in dates], "Gap-filled", unit,
-                         names=[lst_layer_name(f"{d['date']} gap-filled", unit) for d in dates],
-                         dates=[d["date"] for d in dates])
-            load_outputs(context, [report_path.parent / d["flags"] for d in dates], "Fill flags",
-                         names=[f"Fill flags {d['date']}" for d in dates], dates=[d["date"] for d in dates],
-                         style="flags")
-        filled = sum(d["temporal_fraction"] + d["spatial_fraction"] + d["guided_fraction"] for d in dates) / len(dates)
-        return {"OUTPUT_FOLDER": folder, "REPORT": str(report_path), "DATE_COUNT": len(dates),
-                "FILLED_FRACTION": filled}
+            dates = [d.date for d in result.dates]
+            load_outputs(context, [result.folder / d.output for d in result.dates], "Gap-filled", result.unit,
+                         names=[lst_layer_name(f"{d} gap-filled", result.unit) for d in dates], dates=dates)
+            load_outputs(context, [result.folder / d.flags for d in result.dates], "Fill flags",
+                         names=[f"Fill flags {d}" for d in dates], dates=dates, style="flags")
+        return {"OUTPUT_FOLDER": folder, "REPORT": str(result.report), "DATE_COUNT": len(result.dates),
+                "FILLED_FRACTION": result.filled_fraction}

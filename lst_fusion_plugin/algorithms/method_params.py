@@ -9,14 +9,11 @@ method's default", so leaving it alone gives each method its own measured defaul
 
 from __future__ import annotations
 
-from qgis.core import (
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
-)
+from qgis.core import QgsProcessingParameterEnum
 
+from . import params
 from .base import add_advanced
+from .params import choice_list
 
 # What the LST options do and when to use them: the help of both fusion algorithms.
 OPTIONS_HELP = (
@@ -65,45 +62,25 @@ def per_method(info) -> bool:
     return len({repr(v) for v in method_defaults(info.name).values()}) > 1
 
 
-def choices(field, info) -> list[tuple[object, str]]:
-    """(value, label) of a choice or on/off parameter."""
-    if info.options:
-        return list(zip(info.options, info.option_labels))
-    return [(False, "Off"), (True, "On")]
-
-
 def _default_label(field, info) -> str:
-    labels = dict(choices(field, info))
+    labels = dict(choice_list(field, info))
     by_method = "; ".join(f"{name.upper()}: {labels[value].split(':')[0].lower()}"
                           for name, value in method_defaults(info.name).items())
     return f"The method's default ({by_method})"
 
 
 def parameter_for(field, info):
-    """The Processing parameter of one exposed dataclass field (see backend.parameters)."""
+    """The Processing parameter of one method field; one the methods default differently is a choice whose
+    first entry is 'the method's default'."""
     if per_method(info):
-        return QgsProcessingParameterEnum(info.name, info.label,
-                                          [_default_label(field, info), *(label for _, label in choices(field, info))],
-                                          defaultValue=0)
-    if info.options:
-        return QgsProcessingParameterEnum(info.name, info.label, list(info.option_labels), defaultValue=0)
-    if isinstance(field.default, bool):
-        return QgsProcessingParameterBoolean(info.name, info.label, field.default)
-    if isinstance(field.default, str):
-        return QgsProcessingParameterFile(info.name, info.label, fileFilter=info.file_filter, optional=True)
-    kind = QgsProcessingParameterNumber.Integer if isinstance(field.default, int) \
-        else QgsProcessingParameterNumber.Double
-    param = QgsProcessingParameterNumber(info.name, info.label, kind, field.default, False)
-    if info.minimum is not None:
-        param.setMinimum(info.minimum)
-    if info.maximum is not None:
-        param.setMaximum(info.maximum)
-    return param
+        labels = [_default_label(field, info), *(label for _, label in choice_list(field, info))]
+        return QgsProcessingParameterEnum(info.name, info.label, labels, defaultValue=0)
+    return params.parameter_for(field, info)
 
 
 def add_method_parameters(alg, extra_advanced=()) -> None:
     """METHOD plus every method's parameters (advanced ones under 'Advanced', with ``extra_advanced``)."""
-    alg.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [m.title for m in methods()], defaultValue=0))
+    alg.addParameter(params.static_choice("METHOD", "Method", [(m.name, m.title) for m in methods()]))
     basic, advanced = [], []
     for field, info in exposed_parameters():
         (advanced if info.advanced else basic).append(parameter_for(field, info))
@@ -117,7 +94,8 @@ def method_and_params(alg, parameters, context, feedback=None):
     of another method given a value of its own is reported in ``feedback``, never dropped silently."""
     from backend.parameters import build, exposed
 
-    spec = methods()[alg.parameterAsEnum(parameters, "METHOD", context)]
+    listed = methods()
+    spec = listed[params.choice_position(alg, parameters, context, "METHOD", [m.name for m in listed])]
     own = {info.name for _, info in exposed(spec.params)}
     others = [(field, info) for field, info in exposed_parameters() if info.name not in own and info.name in parameters]
     given = parameter_values(alg, parameters, context, others)
@@ -136,20 +114,12 @@ def parameter_values(alg, parameters, context, fields) -> dict:
     """Values of the exposed ``fields`` ((field, info) pairs) keyed by parameter name."""
     values = {}
     for field, info in fields:
-        if per_method(info):
-            index = alg.parameterAsEnum(parameters, info.name, context)
-            if index > 0:  # 0: the method's own default (left out, so its dataclass decides)
-                values[info.name] = choices(field, info)[index - 1][0]
-        elif info.options:
-            values[info.name] = info.options[alg.parameterAsEnum(parameters, info.name, context)]
-        elif isinstance(field.default, bool):
-            values[info.name] = alg.parameterAsBool(parameters, info.name, context)
-        elif isinstance(field.default, str):
-            values[info.name] = alg.parameterAsFile(parameters, info.name, context) or ""
-        elif isinstance(field.default, int):
-            values[info.name] = alg.parameterAsInt(parameters, info.name, context)
-        else:
-            values[info.name] = alg.parameterAsDouble(parameters, info.name, context)
+        if not per_method(info):
+            values[info.name] = params.value_of(alg, parameters, context, field, info)
+            continue
+        index = alg.parameterAsEnum(parameters, info.name, context)
+        if index > 0:  # 0: the method's own default (left out, so its dataclass decides)
+            values[info.name] = choice_list(field, info)[index - 1][0]
     return values
 
 

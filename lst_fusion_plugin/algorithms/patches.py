@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
 )
 
 from .base import LSTAlgorithm, backend_errors, progress_from
+from .params import add_parameters, params_from
 
-REFERENCES = [(1, "One: the nearest earlier pair (t1)"), (2, "Two: the pairs before (t1) and after (t3)")]
-INT, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+
+def _params():
+    from backend.preprocess.patches import PatchParams
+
+    return PatchParams
 
 
 class BuildPatchesAlgorithm(LSTAlgorithm):
@@ -41,21 +40,7 @@ class BuildPatchesAlgorithm(LSTAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             "COARSE", "Coarse LST series (MODIS on the Landsat grid): folder",
             behavior=QgsProcessingParameterFile.Folder))
-        self.addParameter(QgsProcessingParameterNumber("PATCH_SIZE", "Patch size (px)", INT, 95, False, 8))
-        self.addParameter(QgsProcessingParameterNumber("STRIDE", "Stride (px)", INT, 20, False, 1))
-        self.addParameter(QgsProcessingParameterNumber(
-            "DATE_TOLERANCE", "Pair dates up to this many days apart", INT, 0, False, 0, 30))
-        self.addParameter(QgsProcessingParameterEnum(
-            "REFERENCES", "Reference pairs per triplet", [r[1] for r in REFERENCES], defaultValue=0))
-        self.addParameter(QgsProcessingParameterString(
-            "TEST_DATES", "Test dates (YYYY-MM-DD, comma-separated; empty = the latest ones)", "", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "TEST_FRACTION", "Test fraction of triplets (without test dates)", DOUBLE, 0.16, False, 0.0, 0.9))
-        self.addParameter(QgsProcessingParameterNumber(
-            "VAL_FRACTION", "Validation fraction of triplets", DOUBLE, 0.16, False, 0.0, 0.9))
-        self.addParameter(QgsProcessingParameterNumber(
-            "MAX_NODATA", "Largest nodata fraction in a patch", DOUBLE, 0.1, False, 0.0, 1.0))
-        self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", INT, 0, False, 0))
+        add_parameters(self, _params())
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Patch dataset"))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", "Dataset manifest (JSON)"))
         for split in ("TRAIN", "VAL", "TEST"):
@@ -64,33 +49,13 @@ class BuildPatchesAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.errors import InputError
-            from backend.io.dates import parse_date
             from backend.preprocess.patches import build_patch_dataset
 
-            text = self.parameterAsString(parameters, "TEST_DATES", context)
-            try:
-                test_dates = [parse_date(t) for t in text.replace(";", ",").split(",") if t.strip()]
-            except ValueError as exc:
-                raise InputError(f"TEST_DATES: {exc}") from exc
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-            manifest_path = build_patch_dataset(
-                [self.parameterAsString(parameters, "FINE", context)],
-                [self.parameterAsString(parameters, "COARSE", context)],
-                folder,
-                patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
-                stride=self.parameterAsInt(parameters, "STRIDE", context),
-                date_tolerance_days=self.parameterAsInt(parameters, "DATE_TOLERANCE", context),
-                references=REFERENCES[self.parameterAsEnum(parameters, "REFERENCES", context)][0],
-                test_dates=test_dates or None,
-                test_fraction=self.parameterAsDouble(parameters, "TEST_FRACTION", context),
-                val_fraction=self.parameterAsDouble(parameters, "VAL_FRACTION", context),
-                max_nodata_fraction=self.parameterAsDouble(parameters, "MAX_NODATA", context),
-                seed=self.parameterAsInt(parameters, "SEED", context),
-                progress=progress_from(feedback),
-            )
-        counts = json.loads(manifest_path.read_text())["counts"]
-        return {"OUTPUT_FOLDER": folder, "MANIFEST": str(manifest_path),
-                "TRAIN_PATCHES": counts["train"]["patches"], "VAL_PATCHES": counts["val"]["patches"],
-                "TEST_PATCHES": counts["test"]["patches"],
-                "TRIPLETS": sum(c["triplets"] for c in counts.values())}
+            result = build_patch_dataset([self.parameterAsString(parameters, "FINE", context)],
+                                         [self.parameterAsString(parameters, "COARSE", context)], folder,
+                                         params_from(self, _params(), parameters, context),
+                                         progress=progress_from(feedback))
+        return {"OUTPUT_FOLDER": folder, "MANIFEST": str(result.manifest), "TRAIN_PATCHES": result.patches("train"),
+                "VAL_PATCHES": result.patches("val"), "TEST_PATCHES": result.patches("test"),
+                "TRIPLETS": result.triplets}

@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -17,22 +16,20 @@ from qgis.core import (
 
 from .base import (
     LSTAlgorithm,
-    add_advanced,
     add_series_inputs,
     backend_errors,
-    enum_value,
     load_outputs,
-    output_unit,
-    output_unit_parameter,
     progress_from,
     raster_source,
     series_inputs,
 )
-from .gapfill import UNITS
+from .params import add_parameters, params_from
 
-METHODS = [("bicubic", "Bicubic (default, as in the survey)"), ("bilinear", "Bilinear"), ("nearest", "Nearest"),
-           ("average", "Average"), ("cubic_spline", "Cubic spline")]
-SENSORS = [("modis", "MODIS only"), ("auto", "All files are one sensor"), ("landsat", "Landsat only")]
+
+def _params():
+    from backend.preprocess.resample import ResampleParams
+
+    return ResampleParams
 
 
 class ResampleAlgorithm(LSTAlgorithm):
@@ -50,7 +47,6 @@ class ResampleAlgorithm(LSTAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         add_series_inputs(self, "LST to resample")
-        self.addParameter(QgsProcessingParameterEnum("SENSOR", "Sensor", [s[1] for s in SENSORS], defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "REFERENCE", "Reference grid: a (Landsat) raster", optional=True))
         self.addParameter(QgsProcessingParameterFile(
@@ -61,11 +57,8 @@ class ResampleAlgorithm(LSTAlgorithm):
             QgsProcessingParameterNumber("RESOLUTION", "Target resolution (CRS units, without reference)",
                                          QgsProcessingParameterNumber.Double, None, True, 0.0),
             QgsProcessingParameterExtent("EXTENT", "Target extent (without reference)", optional=True),
-            QgsProcessingParameterEnum("UNIT", "Unit of float inputs", [u[1] for u in UNITS], defaultValue=0),
         ]
-        add_advanced(self, advanced)
-        self.addParameter(QgsProcessingParameterEnum("METHOD", "Resampling", [m[1] for m in METHODS], defaultValue=0))
-        self.addParameter(output_unit_parameter())
+        add_parameters(self, _params(), advanced)
         self.addParameter(QgsProcessingParameterBoolean("LOAD_OUTPUTS", "Open the resampled rasters", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Resampled series"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Number of rasters"))
@@ -101,14 +94,9 @@ class ResampleAlgorithm(LSTAlgorithm):
             from backend.preprocess.resample import resample_series
 
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-            outputs = resample_series(
-                series_inputs(self, parameters, context), folder, self._grid(parameters, context),
-                method=enum_value(self, parameters, "METHOD", context, METHODS),
-                sensor=enum_value(self, parameters, "SENSOR", context, SENSORS),
-                unit=enum_value(self, parameters, "UNIT", context, UNITS),
-                progress=progress_from(feedback),
-                out_unit=output_unit(self, parameters, context),
-            )
+            params = params_from(self, _params(), parameters, context)
+            outputs = resample_series(series_inputs(self, parameters, context), folder,
+                                      self._grid(parameters, context), params, progress=progress_from(feedback))
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
-            load_outputs(context, outputs, "Resampled", output_unit(self, parameters, context))
+            load_outputs(context, outputs, "Resampled", params.out_unit)
         return {"OUTPUT_FOLDER": folder, "DATE_COUNT": len(outputs)}

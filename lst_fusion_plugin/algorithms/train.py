@@ -7,25 +7,18 @@ from qgis.core import (
     QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
 )
 
-from .base import LSTAlgorithm, add_advanced, backend_errors, enum_value, progress_from
+from .base import LSTAlgorithm, backend_errors, progress_from
+from .params import add_parameters, params_from
 
 
-def model_choices() -> list[tuple[str, str]]:
-    """(name, label) of every model in the registry, in its order: the indices saved models and scripts use
-    (the registry names its modules, so listing them imports no torch)."""
-    from models import registry
+def _params():
+    from backend.training.train import TrainConfig
 
-    return [(name, spec.label) for name, spec in registry.MODELS.items()]
-
-
-DEVICES = [("auto", "Automatic (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA GPU")]
-INT, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+    return TrainConfig
 
 
 class TrainAlgorithm(LSTAlgorithm):
@@ -52,28 +45,8 @@ class TrainAlgorithm(LSTAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(
             "DATASET", "Patch dataset (folder)", behavior=QgsProcessingParameterFile.Folder))
-        self.addParameter(QgsProcessingParameterEnum("MODEL", "Model", [m[1] for m in model_choices()], defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", INT, 30, False, 1, 10000))
-        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", INT, 16, False, 1, 4096))
-        self.addParameter(QgsProcessingParameterNumber(
-            "LEARNING_RATE", "Learning rate (0 = the model's published default)", DOUBLE, 0.0, False, 0.0, 1.0))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", [d[1] for d in DEVICES], defaultValue=0))
+        add_parameters(self, _params())
         self.addParameter(QgsProcessingParameterBoolean("RESUME", "Resume the run in the output folder", False))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "CLOUD_AWARE", "Cloud-aware loss (ignore gap-filled target pixels)", False))
-        advanced = [
-            QgsProcessingParameterBoolean("AUGMENT", "Augment with flips and rotations", True),
-            QgsProcessingParameterNumber("SEED", "Random seed", INT, 0, False, 0),
-            QgsProcessingParameterNumber("PATIENCE", "Early stopping patience (epochs)", INT, 6, False, 1),
-            QgsProcessingParameterNumber("MAX_BATCHES", "Batches per epoch (0 = all)", INT, 0, False, 0),
-            QgsProcessingParameterNumber(
-                "LEVEL_SHIFT", "Level-shift augmentation (± K; > 0 makes the model transferable to other "
-                "regions and seasons)", DOUBLE, 0.0, False, 0.0, 100.0),
-            QgsProcessingParameterNumber(
-                "CONSISTENCY_WEIGHT", "Weight of the physics-informed loss (the prediction at MODIS's scale "
-                "changes as MODIS did; 0 = published loss only)", DOUBLE, 0.0, False, 0.0, 100.0),
-        ]
-        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Training outputs"))
         self.addOutput(QgsProcessingOutputFile("ONNX", "ONNX model"))
         self.addOutput(QgsProcessingOutputFolder("CHECKPOINTS", "Checkpoint folder"))
@@ -83,23 +56,9 @@ class TrainAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.training.train import TrainConfig, train
+            from backend.training.train import train
 
-            lr = self.parameterAsDouble(parameters, "LEARNING_RATE", context)
-            config = TrainConfig(
-                model=enum_value(self, parameters, "MODEL", context, model_choices()),
-                epochs=self.parameterAsInt(parameters, "EPOCHS", context),
-                batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-                learning_rate=lr or None,
-                device=enum_value(self, parameters, "DEVICE", context, DEVICES),
-                cloud_aware=self.parameterAsBool(parameters, "CLOUD_AWARE", context),
-                augment=self.parameterAsBool(parameters, "AUGMENT", context),
-                seed=self.parameterAsInt(parameters, "SEED", context),
-                patience=self.parameterAsInt(parameters, "PATIENCE", context),
-                max_batches=self.parameterAsInt(parameters, "MAX_BATCHES", context) or None,
-                level_shift_k=self.parameterAsDouble(parameters, "LEVEL_SHIFT", context),
-                consistency_weight=self.parameterAsDouble(parameters, "CONSISTENCY_WEIGHT", context),
-            )
+            config = params_from(self, _params(), parameters, context)
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = train(self.parameterAsString(parameters, "DATASET", context), folder, config,
                            resume=self.parameterAsBool(parameters, "RESUME", context),
