@@ -26,7 +26,7 @@ from ..io.readers import PLAUSIBLE_K, normalise_unit
 from ..io.writers import describe_lst_band, from_kelvin, lst_profile, lst_tags, raster_output, verify_raster
 from ..progress import Progress, ensure
 from . import consistency, sensor_bias, uncertainty
-from .inputs import FusionInputs, load_fusion_inputs
+from .inputs import FusionInputs, by_role, load_fusion_inputs
 from .methods import FusionMethod, get
 
 
@@ -92,10 +92,10 @@ def write_uncertainty(spec: FusionMethod, inputs: FusionInputs, path: Path, algo
     from ..io.grid import block_rows_for
 
     grid = inputs.grid
-    the_plan = tiler.plan(grid, uncertainty.MARGIN, block_rows_for(grid.width, 96))
+    tile_plan = tiler.plan(grid, uncertainty.MARGIN, block_rows_for(grid.width, 96))
     with raster_output(path, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
         dst.set_band_description(1, f"{spec.short} uncertainty, 1 sigma (K)")
-        tiler.run(the_plan, input_readers(inputs), uncertainty.kernel(spec.uncertainty),
+        tiler.run(tile_plan, input_readers(inputs), uncertainty.kernel(spec.uncertainty),
                   lambda block, window: dst.write(block, 1, window=window), "crop", progress)
         dst.update_tags(LST_FUSION_CONTENT="fusion_uncertainty", LST_UNIT="K", FUSION_METHOD=spec.name.upper(),
                         ACQUISITION_DATE=str(inputs.target_date), **output_tag(algorithm),
@@ -169,7 +169,7 @@ def method_kernel(spec: FusionMethod, params, state, adjust: Adjustments = Adjus
     references the method saw.
     """
     def kernel(arrays, tile):
-        return spec.kernel(arrays, tile, params, state)
+        return spec.kernel(by_role(arrays), tile, params, state)
 
     if adjust.consistency and not adjust.second_pass(spec.mode):
         kernel = consistency.wrap_kernel(kernel, adjust.sigma)
@@ -179,7 +179,8 @@ def method_kernel(spec: FusionMethod, params, state, adjust: Adjustments = Adjus
 
 
 def input_readers(inputs: FusionInputs) -> list:
-    """Window readers in the kernels' order: fine_t1, coarse_t1[, fine_t3, coarse_t3], coarse_t2."""
+    """Window readers in inputs.READ_ORDER: fine_t1, coarse_t1[, fine_t3, coarse_t3], coarse_t2 (the option wrappers
+    work on the pairs in this order; a method's kernel receives them by role)."""
     items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
     return [lambda window, item=item: item.read(window).data for item in items]
 
@@ -214,7 +215,7 @@ def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scr
                 produce(lambda block, window: dst.write(block, 1, window=window))
             extra = sensor_bias.margin(adjust.sigma) if adjust.bias != "none" else 0
             # ~100 bytes a pixel in float64 footprints: a small band, beside the network's memory arena
-            the_plan = tiler.plan(grid, consistency.margin(adjust.sigma) + extra, block_rows_for(grid.width, 128))
+            tile_plan = tiler.plan(grid, consistency.margin(adjust.sigma) + extra, block_rows_for(grid.width, 128))
             with rasterio.open(scratch) as src:
                 readers = [lambda window: src.read(1, window=window), *input_readers(inputs)]
 
@@ -225,7 +226,7 @@ def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scr
                     return consistency.correct(arrays[0], refs, adjust.sigma)[tile.inner]
 
                 progress.info("Coarse-consistency correction of the blended prediction")
-                return tiler.run(the_plan, readers, kernel, write, "crop", progress)
+                return tiler.run(tile_plan, readers, kernel, write, "crop", progress)
         finally:
             scratch.unlink(missing_ok=True)
 
@@ -267,9 +268,9 @@ def predictor_name(spec: FusionMethod, params) -> str:
 
 
 def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path, extra_tags: dict[str, str],
-                produce, adjust: Adjustments, progress: Progress | None = None, unit: str = "K",
+                produce, adjust: Adjustments, progress: Progress | None = None, out_unit: str = "K",
                 algorithm: str = "fuse") -> FusionResult:
-    """Write a fused raster atomically in ``unit``; ``produce(write)`` writes its (Kelvin) blocks and returns
+    """Write a fused raster atomically in ``out_unit``; ``produce(write)`` writes its (Kelvin) blocks and returns
     (valid, written).
 
     With ``params.uncertainty`` its 1σ raster is written beside it, and the two appear together
@@ -279,7 +280,7 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
     grid = inputs.grid
     meta = LSTRaster(np.zeros((1, 1), np.float32), grid.crs, grid.transform, inputs.target_date,
                      f"{spec.name.upper()} fusion", "landsat", str(inputs.coarse_target.path))
-    tags = {**lst_tags(meta, unit, algorithm), "FUSION_METHOD": spec.name.upper(),
+    tags = {**lst_tags(meta, out_unit, algorithm), "FUSION_METHOD": spec.name.upper(),
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params), **extra_tags}
     sigma_path = uncertainty_path(out_path) if getattr(params, "uncertainty", False) else None
@@ -291,10 +292,10 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
 
         def write(block, window):
             tally.add(block)
-            dst.write(from_kelvin(block, unit), 1, window=window)
+            dst.write(from_kelvin(block, out_unit), 1, window=window)
 
         with raster_output(tmp, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
-            describe_lst_band(dst, unit)
+            describe_lst_band(dst, out_unit)
             valid, written = produce(write)
             nodata = written - valid
             dst.update_tags(**tags, FUSION_NODATA_PIXELS=str(nodata))
@@ -322,20 +323,20 @@ def fuse_inputs(
     tile_rows: int | None = None,
     tile_cols: int | None = None,
     progress: Progress | None = None,
-    unit: str = "K",
+    out_unit: str = "K",
     algorithm: str = "fuse",
 ) -> FusionResult:
-    """Fuse checked inputs into ``out_path`` (already checked) in ``unit``; ``cache`` is shared across a series."""
+    """Fuse checked inputs into ``out_path`` (already checked) in ``out_unit``; ``cache`` is shared across a series."""
     progress = ensure(progress)
     state = spec.prepare(inputs, params, progress, cache)
     adjust = adjustments(params, inputs, cache)
-    the_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols, adjust)
+    tile_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols, adjust)
     progress.info(f"{spec.short} on {inputs.grid.describe()}, predicting {inputs.target_date} from "
-                  f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(the_plan)} tile(s)")
+                  f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(tile_plan)} tile(s)")
 
     def produce(write):
-        return tiler.run(the_plan, input_readers(inputs), method_kernel(spec, params, state, adjust), write, spec.mode,
+        return tiler.run(tile_plan, input_readers(inputs), method_kernel(spec, params, state, adjust), write, spec.mode,
                          progress)
 
     return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, adjust), produce, adjust,
-                       progress, unit, algorithm)
+                       progress, out_unit, algorithm)

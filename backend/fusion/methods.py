@@ -7,15 +7,15 @@ scene statistics, an ONNX Runtime session) and a kernel over one tile of haloed 
 The tiler (backend/io/tiler.py) does the reading, writing and blending. Adding a method
 (FSDAF, say) is one module plus one entry here.
 
-Kernels receive the arrays in the order fine_t1, coarse_t1[, fine_t3, coarse_t3],
-coarse_t2 — the references sorted by date.
+Kernels receive the tile's arrays keyed by role, with models/contract.py's names: fine_t1,
+coarse_t1, coarse_t2 and, for two-pair methods, fine_t3, coarse_t3 (references sorted by date).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class FusionMethod:
     # statistics of a reference pair (or an ONNX Runtime session) are computed once per series.
     prepare: Callable[[FusionInputs, Any, Progress, dict], Any]
     margin: Callable[[Any], int]  # context a tile needs on every side (px)
-    kernel: Callable[[list[np.ndarray], Tile, Any, Any], np.ndarray]  # arrays, tile, params, state
+    kernel: Callable[[dict[str, np.ndarray], Tile, Any, Any], np.ndarray]  # arrays by role, tile, params, state
     mode: str = "crop"  # 'crop': exact inner part; 'blend': overlapping tiles averaged (CNNs)
     tile_rows: Callable[[Any, int], int] | None = None  # params, width -> inner rows per tile
     tile_cols: Callable[[Any], int | None] | None = None  # None: full-width bands
@@ -64,27 +64,38 @@ def reference_statistics(fine_items, grid, cache: dict) -> dict:
     return cache
 
 
-def _thresholds(inputs: FusionInputs, classes: int, cache: dict) -> list[tuple[float, float]]:
-    """Scene mean and similarity threshold 2σ/m of each fine reference."""
+class Similarity(NamedTuple):
+    """A fine reference's scene mean (K) and the threshold 2σ/m within which pixels count as similar."""
+
+    mean: float
+    threshold: float
+
+
+def _thresholds(inputs: FusionInputs, classes: int, cache: dict) -> list[Similarity]:
+    """The similarity of each fine reference, in date order."""
     reference_statistics([fine for fine, _ in inputs.pairs], inputs.grid, cache)
     stats = [cache[("stats", fine.path)] for fine, _ in inputs.pairs]
-    return [(mean, std * 2.0 / classes) for mean, std in stats]
+    return [Similarity(mean, std * 2.0 / classes) for mean, std in stats]
 
 
-def _starfm_kernel(arrays, tile: Tile, params: StarfmParams, state) -> np.ndarray:
+def _starfm_kernel(arrays: dict[str, np.ndarray], tile: Tile, params: StarfmParams,
+                   state: list[Similarity]) -> np.ndarray:
     from .starfm import starfm_block  # numba compiles on first use, not when the registry is read
 
-    f1, c1, c0 = arrays
-    return starfm_block(f1, c1, c0, tile.inner[0], params, state[0][1])[:, tile.inner[1]]
+    first = state[0]
+    return starfm_block(arrays["fine_t1"], arrays["coarse_t1"], arrays["coarse_t2"], tile.inner[0], params,
+                        first.threshold)[:, tile.inner[1]]
 
 
-def _estarfm_kernel(arrays, tile: Tile, params: EstarfmParams, state) -> np.ndarray:
+def _estarfm_kernel(arrays: dict[str, np.ndarray], tile: Tile, params: EstarfmParams,
+                    state: list[Similarity]) -> np.ndarray:
     from .estarfm import estarfm_block
 
-    f1, c1, f3, c3, c2 = arrays
+    first, second = state
     # The first reference's scene mean conditions the regression sums; any nearby value works.
-    return estarfm_block(f1, c1, f3, c3, c2, tile.inner[0], params, (state[0][1], state[1][1]),
-                         state[0][0])[:, tile.inner[1]]
+    return estarfm_block(arrays["fine_t1"], arrays["coarse_t1"], arrays["fine_t3"], arrays["coarse_t3"],
+                         arrays["coarse_t2"], tile.inner[0], params, (first.threshold, second.threshold),
+                         first.mean)[:, tile.inner[1]]
 
 
 def _window_rows(bytes_per_pixel: int) -> Callable[[Any, int], int]:
@@ -95,11 +106,8 @@ def _window_rows(bytes_per_pixel: int) -> Callable[[Any, int], int]:
 
 # ------------------------------------------------------------------ ONNX models
 
-def _onnx_kernel(arrays, tile: Tile, params: onnx_model.OnnxParams, state) -> np.ndarray:
-    roles = {"fine_t1": arrays[0], "coarse_t1": arrays[1], "coarse_t2": arrays[-1]}
-    if len(arrays) == 5:
-        roles.update(fine_t3=arrays[2], coarse_t3=arrays[3])
-    return onnx_model.predict(roles, state)
+def _onnx_kernel(arrays: dict[str, np.ndarray], tile: Tile, params: onnx_model.OnnxParams, state) -> np.ndarray:
+    return onnx_model.predict(arrays, state)
 
 
 # Uncertainty coefficients with each method's default options: fitted on two seasons (seeds 21 and 23,

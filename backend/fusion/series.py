@@ -73,48 +73,62 @@ def plan_series(
     ``include_paired`` also predicts the dates that have Landsat, each from the other pairs
     (leave-one-out), to compare fusion with an observation.
     """
+    targets = _targets(pairs, coarse, dates, include_paired)
+    fixed = _fixed_references(pairs, references, reference_dates) if reference_dates else None
+    tasks, skipped = [], []
+    for target in targets:
+        chosen, why = _references_for(target, pairs, references, fixed)
+        if chosen is None:
+            skipped.append((target.date, why))
+        else:
+            tasks.append(SeriesTask(target, chosen))
+    return tasks, skipped
+
+
+def _targets(pairs: list[Pair], coarse: list[SeriesItem], dates: list[dt.date] | None,
+             include_paired: bool) -> list[SeriesItem]:
+    """The MODIS dates to predict: ``dates`` (each must exist), else every date without Landsat."""
     by_date = {c.date: c for c in coarse}
-    pair_dates = {p.date for p in pairs}
     if dates:
         missing = [d for d in dates if d not in by_date]
         if missing:
             raise InputError(f"DATES: no MODIS raster for {', '.join(map(str, missing))} in the coarse series.")
-        targets = [by_date[d] for d in sorted(set(dates))]
-    else:
-        targets = [c for c in coarse if include_paired or c.date not in pair_dates]
-    fixed = None
-    if reference_dates:
-        lookup = {p.date: p for p in pairs}
-        unknown = [d for d in reference_dates if d not in lookup]
-        if unknown:
-            raise InputError(f"REFERENCE_DATES: {', '.join(map(str, unknown))} have no Landsat + MODIS pair. "
-                             f"Pairs exist for {', '.join(str(p.date) for p in pairs) or 'no date'}.")
-        if len(reference_dates) != references:
-            raise InputError(f"REFERENCE_DATES: this method uses {references} reference pair(s); "
-                             f"{len(reference_dates)} given.")
-        fixed = tuple(sorted((lookup[d] for d in reference_dates), key=lambda p: p.date))
-    tasks, skipped = [], []
-    for target in targets:
-        candidates = [p for p in pairs if p.date != target.date]
-        if fixed is not None:
-            chosen = fixed
-            if references == 2 and not fixed[0].date < target.date < fixed[1].date:
-                skipped.append((target.date, "it does not lie between the fixed reference dates"))
-                continue
-        elif references == 1:
-            if not candidates:
-                skipped.append((target.date, "no reference pair"))
-                continue
-            chosen = (min(candidates, key=lambda p: (abs((p.date - target.date).days), p.date)),)
-        else:
-            before = [p for p in candidates if p.date < target.date]
-            after = [p for p in candidates if p.date > target.date]
-            if not before or not after:
-                skipped.append((target.date, f"no reference pair {'before' if not before else 'after'} it"))
-                continue
-            chosen = (before[-1], after[0])
-        tasks.append(SeriesTask(target, chosen))
-    return tasks, skipped
+        return [by_date[d] for d in sorted(set(dates))]
+    pair_dates = {p.date for p in pairs}
+    return [c for c in coarse if include_paired or c.date not in pair_dates]
+
+
+def _fixed_references(pairs: list[Pair], references: int, reference_dates: list[dt.date]) -> tuple[Pair, ...]:
+    """The pairs the user fixed for every date, checked against the pairs there are and the method's count."""
+    lookup = {p.date: p for p in pairs}
+    unknown = [d for d in reference_dates if d not in lookup]
+    if unknown:
+        raise InputError(f"REFERENCE_DATES: {', '.join(map(str, unknown))} have no Landsat + MODIS pair. "
+                         f"Pairs exist for {', '.join(str(p.date) for p in pairs) or 'no date'}.")
+    if len(reference_dates) != references:
+        raise InputError(f"REFERENCE_DATES: this method uses {references} reference pair(s); "
+                         f"{len(reference_dates)} given.")
+    return tuple(sorted((lookup[d] for d in reference_dates), key=lambda p: p.date))
+
+
+def _references_for(target: SeriesItem, pairs: list[Pair], references: int,
+                    fixed: tuple[Pair, ...] | None) -> tuple[tuple[Pair, ...] | None, str]:
+    """The reference pair(s) of one target date (the nearest, or the nearest before and after it), or None
+    with the reason it cannot be predicted."""
+    if fixed is not None:
+        if references == 2 and not fixed[0].date < target.date < fixed[1].date:
+            return None, "it does not lie between the fixed reference dates"
+        return fixed, ""
+    candidates = [p for p in pairs if p.date != target.date]
+    if references == 1:
+        if not candidates:
+            return None, "no reference pair"
+        return (min(candidates, key=lambda p: (abs((p.date - target.date).days), p.date)),), ""
+    before = [p for p in candidates if p.date < target.date]
+    after = [p for p in candidates if p.date > target.date]
+    if not before or not after:
+        return None, f"no reference pair {'before' if not before else 'after'} it"
+    return (before[-1], after[0]), ""
 
 
 # Per process: reference statistics and ONNX Runtime sessions reused by the dates a process runs
@@ -122,12 +136,12 @@ def plan_series(
 _PROCESS_CACHE: dict = {}
 
 
-def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: dict, unit: str = "K",
+def fuse_date(method: str, params, inputs: FusionInputs, out_path: str, stats: dict, out_unit: str = "K",
               progress: Progress | None = None) -> FusionResult:
     """One date of a series, in this process."""
     _PROCESS_CACHE.update(stats)
-    return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress, unit=unit,
-                       algorithm=ALGORITHM)
+    return fuse_inputs(get(method), params, inputs, Path(out_path), _PROCESS_CACHE, progress=progress,
+                       out_unit=out_unit, algorithm=ALGORITHM)
 
 
 def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: str,
@@ -137,8 +151,8 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
     _PROCESS_CACHE.update(stats)
     state = spec.prepare(inputs, params, Progress(on_message=lambda m: None), _PROCESS_CACHE)
     adjust = adjustments(params, inputs, _PROCESS_CACHE)
-    the_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
-    result = tiler.compute_band(the_plan, index, input_readers(inputs), method_kernel(spec, params, state, adjust),
+    tile_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
+    result = tiler.compute_band(tile_plan, index, input_readers(inputs), method_kernel(spec, params, state, adjust),
                                 spec.mode)
     path = Path(band_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,14 +165,14 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
 
 
 def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[str, dict]],
-                  out_path: str, unit: str = "K") -> FusionResult:
+                  out_path: str, out_unit: str = "K") -> FusionResult:
     """Write one date's raster (atomically) from its saved bands, on a Dask worker."""
     spec = get(method)
     adjust = adjustments(params, inputs, _PROCESS_CACHE)
-    the_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
+    tile_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
 
     def produce(write):
-        assembler = tiler.Assembler(the_plan, spec.mode, write)
+        assembler = tiler.Assembler(tile_plan, spec.mode, write)
         for path, _ in bands:
             with np.load(path) as saved:
                 assembler.add(tiler.BandResult(int(saved["index"]), int(saved["top"]), saved["value"],
@@ -166,11 +180,11 @@ def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[s
         return assembler.valid, assembler.written
 
     return write_fused(spec, params, inputs, Path(out_path), bands[0][1] if bands else {}, produce, adjust,
-                       unit=unit, algorithm=ALGORITHM)
+                       out_unit=out_unit, algorithm=ALGORITHM)
 
 
 def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
-                stats: dict, stage: Path, progress: Progress, unit: str = "K"):
+                stats: dict, stage: Path, progress: Progress, out_unit: str = "K"):
     """Submit every date as (band tasks → one assembly task); collect the dates as they finish."""
     with client_for(scheduler) as client:
         workers = prepare_workers(client, scheduler, (__name__, "rasterio", *spec.requires), progress)
@@ -182,7 +196,7 @@ def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Pat
             n = fusion_plan(spec, params, inputs.grid).n_bands
             bands = [client.submit(fuse_band, spec.name, params, inputs, k, str(folder / f"band_{k:05d}.npz"),
                                    stats, retries=2, pure=False) for k in range(n)]
-            dates.append(client.submit(assemble_date, spec.name, params, inputs, bands, str(out), unit, retries=2,
+            dates.append(client.submit(assemble_date, spec.name, params, inputs, bands, str(out), out_unit, retries=2,
                                        pure=False))
         done, stopped = collect(dates, labels, progress, on_done=lambda k: remove_path(folders[k]), address=scheduler)
         client.cancel(dates)
@@ -200,7 +214,7 @@ class SeriesResult:
     report: Path
 
 
-def _write_stack(folder: Path, entries: list[tuple[str, str]], method: str, unit: str = "K",
+def _write_stack(folder: Path, entries: list[tuple[str, str]], method: str, out_unit: str = "K",
                  kept_in: Path | None = None) -> Path | None:
     """A VRT with one band per (file name, date) of ``entries`` (band description = the date), for tools
     that take a stack. Names not in ``folder`` are the previous run's files kept in ``kept_in``."""
@@ -209,7 +223,7 @@ def _write_stack(folder: Path, entries: list[tuple[str, str]], method: str, unit
     from osgeo import gdal
 
     gdal.UseExceptions()
-    path = folder / f"lst_stack_{method}{unit_suffix(unit)}.vrt"
+    path = folder / f"lst_stack_{method}{unit_suffix(out_unit)}.vrt"
     entries = sorted(entries, key=lambda e: e[1])
     links = []
     cwd = os.getcwd()
@@ -223,7 +237,7 @@ def _write_stack(folder: Path, entries: list[tuple[str, str]], method: str, unit
         for band, (_, date) in enumerate(entries, start=1):
             vrt.GetRasterBand(band).SetDescription(date)
             vrt.GetRasterBand(band).SetMetadataItem("ACQUISITION_DATE", date)
-        vrt.SetMetadataItem("LST_UNIT", unit)
+        vrt.SetMetadataItem("LST_UNIT", out_unit)
         vrt.FlushCache()
         vrt = None
     finally:
@@ -283,18 +297,8 @@ def fuse_series(
     for date, why in skipped:
         progress.warn(f"{date}: not predicted ({why}).")
     if not tasks:
-        hint = (" Every MODIS date has Landsat: set INCLUDE_PAIRED to predict those dates from the other pairs "
-                "(to compare fusion with Landsat), or add the MODIS-only dates to predict."
-                if len(pairs) == len(coarse) and not include_paired and not dates else "")
-        raise InputError(f"Nothing to predict: {len(coarse)} MODIS date(s), {len(pairs)} with Landsat, and no "
-                         f"other date has the reference pair(s) this method needs.{hint}")
-    # The statistics of each reference pair, computed once for the series (and sent to workers).
-    stats = {}
-    if spec.mode == "crop":  # the window methods' similarity thresholds; networks need none
-        reference_statistics({p.fine.path: p.fine for task in tasks for p in task.pairs}.values(), grid, stats)
-    if getattr(params, "sensor_bias", "none") == "landsat":
-        for pair in {p.fine.path: p for task in tasks for p in task.pairs}.values():
-            reference_offset(pair.fine, pair.coarse, grid, stats)
+        raise _nothing_to_predict(pairs, coarse, include_paired, dates)
+    stats = _series_statistics(spec, params, tasks, grid)
     sources = [*fine_inputs, *coarse_inputs, *(i.path for i in fine), *(i.path for i in coarse)]
     folder = Path(out_dir).expanduser()
     commit = FolderCommit()
@@ -307,21 +311,11 @@ def fuse_series(
                   for task, name in zip(tasks, names)]
         # Cancelled or interrupted: the dates already written are committed, and every earlier file that
         # no finished date replaced is kept.
-        try:
-            if scheduler:
-                done, stopped = _on_cluster(scheduler, spec, params, jobs, labels, stats, tmp, progress, out_unit)
-            else:
-                done, stopped = run_locally(fuse_date, [(spec.name, params, inputs, str(out), stats, out_unit)
-                                                        for inputs, out in jobs], labels, progress)
-        finally:
-            _PROCESS_CACHE.clear()
+        done, stopped = _run_dates(scheduler, spec, params, jobs, labels, stats, tmp, progress, out_unit)
         entries = [{**asdict(r), "path": r.path.name, "uncertainty": r.uncertainty.name if r.uncertainty else None}
                    for r in done]
         finished = {name for e in entries for name in (e["path"], e["uncertainty"]) if name}
-        for _, out in jobs:  # a date a lost worker wrote but nobody collected is not reported, so not kept
-            for path in (out, uncertainty_path(out)):
-                if path.name not in finished:
-                    remove_path(path)
+        _drop_uncollected(jobs, finished)
         kept, kept_method, kept_unit = [], None, None
         if stopped is not None:
             commit.keep_previous = True
@@ -340,11 +334,57 @@ def fuse_series(
     results = [FusionResult(folder / r.path.name, r.method, r.target_date, r.reference_dates, r.valid_fraction,
                             r.nodata_pixels, folder / r.uncertainty.name if r.uncertainty else None) for r in done]
     if stopped is not None:
-        finished = ", ".join(r.target_date for r in done) or "none"
-        earlier = (f" The previous run's {len(kept)} other date(s) were kept as they were." if kept else "")
-        error = type(stopped)(f"{stopped} {len(done)} of {len(tasks)} date(s) were finished and kept in {folder} "
-                              f"({finished}); the date in progress left nothing.{earlier}")
-        error.kept = True
-        raise error
+        raise _stopped_error(stopped, done, len(tasks), folder, len(kept))
     return SeriesResult(folder, spec.name, results, [(str(d), w) for d, w in skipped],
                         folder / stack.name if stack else None, folder / REPORT)
+
+
+def _nothing_to_predict(pairs: list[Pair], coarse: list[SeriesItem], include_paired: bool,
+                        dates: list[dt.date] | None) -> InputError:
+    """Why a series has no date to predict, with the way out when every MODIS date has Landsat."""
+    hint = (" Every MODIS date has Landsat: set INCLUDE_PAIRED to predict those dates from the other pairs "
+            "(to compare fusion with Landsat), or add the MODIS-only dates to predict."
+            if len(pairs) == len(coarse) and not include_paired and not dates else "")
+    return InputError(f"Nothing to predict: {len(coarse)} MODIS date(s), {len(pairs)} with Landsat, and no "
+                      f"other date has the reference pair(s) this method needs.{hint}")
+
+
+def _series_statistics(spec, params, tasks: list[SeriesTask], grid) -> dict:
+    """The statistics of each reference pair, computed once for the series (and sent to workers)."""
+    stats: dict = {}
+    if spec.mode == "crop":  # the window methods' similarity thresholds; networks need none
+        reference_statistics({p.fine.path: p.fine for task in tasks for p in task.pairs}.values(), grid, stats)
+    if getattr(params, "sensor_bias", "none") == "landsat":
+        for pair in {p.fine.path: p for task in tasks for p in task.pairs}.values():
+            reference_offset(pair.fine, pair.coarse, grid, stats)
+    return stats
+
+
+def _run_dates(scheduler: str | None, spec, params, jobs: list[tuple[FusionInputs, Path]], labels: list[str],
+               stats: dict, tmp: Path, progress: Progress, out_unit: str):
+    """Fuse every job here or on the cluster: the results finished and what stopped the rest (or None)."""
+    try:
+        if scheduler:
+            return _on_cluster(scheduler, spec, params, jobs, labels, stats, tmp, progress, out_unit)
+        return run_locally(fuse_date, [(spec.name, params, inputs, str(out), stats, out_unit)
+                                       for inputs, out in jobs], labels, progress)
+    finally:
+        _PROCESS_CACHE.clear()
+
+
+def _drop_uncollected(jobs: list[tuple[FusionInputs, Path]], finished: set[str]) -> None:
+    """Remove what a lost worker wrote but nobody collected: it is not reported, so it is not kept."""
+    for _, out in jobs:
+        for path in (out, uncertainty_path(out)):
+            if path.name not in finished:
+                remove_path(path)
+
+
+def _stopped_error(stopped: BaseException, done: list, planned: int, folder: Path, kept: int) -> BaseException:
+    """The cancellation or interruption, saying which dates were finished and kept."""
+    finished = ", ".join(r.target_date for r in done) or "none"
+    earlier = f" The previous run's {kept} other date(s) were kept as they were." if kept else ""
+    error = type(stopped)(f"{stopped} {len(done)} of {planned} date(s) were finished and kept in {folder} "
+                          f"({finished}); the date in progress left nothing.{earlier}")
+    error.kept = True
+    return error

@@ -1,13 +1,13 @@
 """STARFM for land surface temperature (Gao, Masek, Schwaller & Hall, 2006, IEEE TGRS 44(8)).
 
-One reference pair (fine F1 and coarse C1 at t1) and the coarse image C0 at the
-prediction date. For each fine pixel, the candidates in a moving window are the pixels
+One reference pair (fine F1 and coarse C1 at t1) and the coarse image C2 at the
+prediction date t2 (the paper's t0; t2 here, as in ESTARFM and the models' roles). For each fine pixel, the candidates in a moving window are the pixels
 whose F1 is within ``2σ(F1)/m`` of the centre's (σ over the whole image, m classes);
 the paper's filter keeps those that are no worse than the centre in spectral
-(S = |F1 − C1|) and temporal (T = |C0 − C1|) difference, up to the uncertainties
+(S = |F1 − C1|) and temporal (T = |C2 − C1|) difference, up to the uncertainties
 σ_FC = sqrt(σ_F² + σ_C²) and σ_CC = sqrt(2)·σ_C. The prediction is
 
-    F0(c) = Σ w_i (F1_i + C0_i − C1_i),   w_i ∝ 1 / ((S_i + ε)(T_i + ε) D_i),
+    F2(c) = Σ w_i (F1_i + C2_i − C1_i),   w_i ∝ 1 / ((S_i + ε)(T_i + ε) D_i),
     D_i = 1 + d_i / A  (d the distance to the centre in pixels, A the spatial importance),
 
 and when the centre itself has S = 0 or T = 0 it is used alone, as in the paper.
@@ -16,7 +16,7 @@ LST, not reflectance. Everything is computed in Kelvin. The original thresholds 
 reflectance (0–1, or DN 0–10000); we map that range onto a 100 K span of LST, so the
 uncertainties 0.002 (fine) and 0.005 (coarse) become 0.2 K and 0.5 K, and the +1 DN that
 the reference code adds to S and T before inverting becomes ε = 0.01 K. STARFM's model
-assumes the fine and coarse sensors differ by an offset (a unit slope): F0 is F1 plus
+assumes the fine and coarse sensors differ by an offset (a unit slope): F2 is F1 plus
 the coarse change. The log-weight variant of the paper is not implemented.
 
 The kernel is compiled with numba and runs over rows in parallel; see ``backend.fusion.fuse``
@@ -62,14 +62,14 @@ def _starfm_rows(f1, s, t, p, valid, r0, r1, half, threshold, sigma_s, sigma_t, 
             out[r - r0, c] = psum / wsum
 
 
-def starfm_block(f1: np.ndarray, c1: np.ndarray, c0: np.ndarray, rows: slice, params: StarfmParams,
+def starfm_block(f1: np.ndarray, c1: np.ndarray, c2: np.ndarray, rows: slice, params: StarfmParams,
                  threshold: float) -> np.ndarray:
     """Predict rows ``rows`` of arrays that carry a halo of ``params.half`` rows around them."""
-    f1, c1, c0 = (np.asarray(a, np.float64) for a in (f1, c1, c0))
-    valid = np.isfinite(f1) & np.isfinite(c1) & np.isfinite(c0)
+    f1, c1, c2 = (np.asarray(a, np.float64) for a in (f1, c1, c2))
+    valid = np.isfinite(f1) & np.isfinite(c1) & np.isfinite(c2)
     s = np.where(valid, np.abs(f1 - c1), 0.0)
-    t = np.where(valid, np.abs(c0 - c1), 0.0)
-    p = np.where(valid, f1 + c0 - c1, 0.0)
+    t = np.where(valid, np.abs(c2 - c1), 0.0)
+    p = np.where(valid, f1 + c2 - c1, 0.0)
     f = np.where(valid, f1, 0.0)
     out = np.empty((rows.stop - rows.start, f1.shape[1]), np.float64)
     sigma_s = math.hypot(params.fine_uncertainty, params.coarse_uncertainty)
@@ -84,8 +84,8 @@ def similarity_threshold(fine: np.ndarray, classes: int) -> float:
     return float(np.nanstd(fine.astype(np.float64))) * 2.0 / classes
 
 
-def starfm(f1: np.ndarray, c1: np.ndarray, c0: np.ndarray, params: StarfmParams | None = None) -> np.ndarray:
+def starfm(f1: np.ndarray, c1: np.ndarray, c2: np.ndarray, params: StarfmParams | None = None) -> np.ndarray:
     """STARFM on in-memory arrays (all on the fine grid, Kelvin, NaN = nodata)."""
     params = params or StarfmParams()
     params.validate()
-    return starfm_block(f1, c1, c0, slice(0, f1.shape[0]), params, similarity_threshold(f1, params.classes))
+    return starfm_block(f1, c1, c2, slice(0, f1.shape[0]), params, similarity_threshold(f1, params.classes))
