@@ -139,24 +139,20 @@ def screenshot(html: Path, png: Path, width: int = 1250, height: int = 4200) -> 
     print(f"   report picture: {png}" if png.exists() else "   (chromium made no picture)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=REPO / "demo_output")
-    parser.add_argument("--size", type=int, default=300)
-    parser.add_argument("--dates", type=int, default=8)
-    args = parser.parse_args()
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+Groups = dict[str, list[tuple[str, Path]]]
+
+
+def make_sample(out: Path, size: int, n_dates: int) -> tuple[Path, dict]:
     sample = out / "sample"
     print(f">> 1/10 lst_fusion:generate_sample_dataset -> {sample}")
-    res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=args.size, HEIGHT=args.size,
-                       N_DATES=args.dates, START_DATE="2020-04-01", END_DATE="2020-09-30", SEED=42, CLOUDINESS=0.3)
-    manifest = json.loads(Path(res["MANIFEST"]).read_text())
+    res = qgis_process("generate_sample_dataset", OUTPUT_FOLDER=sample, WIDTH=size, HEIGHT=size,
+                       N_DATES=n_dates, START_DATE="2020-04-01", END_DATE="2020-09-30", SEED=42, CLOUDINESS=0.3)
+    return sample, json.loads(Path(res["MANIFEST"]).read_text())
+
+
+def import_all(out: Path, sample: Path, manifest: dict, groups: Groups) -> Path:
     lst = out / "lst"
     lst.mkdir(exist_ok=True)
-    groups: dict[str, list[tuple[str, Path]]] = {
-        "Landsat LST (decoded, clouds masked)": [], "Landsat LST (gap-filled)": [], "MODIS LST (decoded)": [],
-        "MODIS LST (on the Landsat grid)": [], "Fused LST (ESTARFM)": [], "Truth (simulated, cloud-free)": []}
     print(f">> 2/10 lst_fusion:import_lst for {len(manifest['dates'])} dates x 2 sensors -> {lst}")
     for rec in manifest["dates"]:
         day = rec["date"].replace("-", "")
@@ -167,6 +163,11 @@ def main() -> int:
             label = "Landsat" if sensor == "landsat" else "MODIS"
             groups[group].append((f"{label} {rec['date']} ({r['VALID_FRACTION']:.0%} valid)", target))
         groups["Truth (simulated, cloud-free)"].append((f"Truth {rec['date']}", sample / rec["truth"]))
+    return lst
+
+
+def gap_fill_both(out: Path, sample: Path, groups: Groups) -> list[Path]:
+    """Both series gap-filled; the Landsat files, by date."""
     print(">> 3/10 lst_fusion:gap_fill (Landsat, then MODIS)")
     filled = {}
     for sensor, index in (("landsat", 1), ("modis", 2)):
@@ -176,6 +177,11 @@ def main() -> int:
     for d in filled["landsat"]["dates"]:
         groups["Landsat LST (gap-filled)"].append(
             (f"Landsat {d['date']} gap-filled", out / "landsat_filled" / d["output"]))
+    return [out / "landsat_filled" / d["output"] for d in filled["landsat"]["dates"]]
+
+
+def resample_modis(out: Path, groups: Groups) -> list[Path]:
+    """MODIS on the Landsat grid; its files, by date."""
     print(">> 4/10 lst_fusion:resample (MODIS onto the Landsat 30 m grid, bicubic)")
     qgis_process("resample", INPUT=out / "modis_filled", REFERENCE_FOLDER=out / "landsat_filled",
                  OUTPUT_FOLDER=out / "modis_30m")
@@ -183,64 +189,103 @@ def main() -> int:
     for d in report["dates"]:
         groups["MODIS LST (on the Landsat grid)"].append(
             (f"MODIS {d['date']} at 30 m", out / "modis_30m" / d["output"]))
+    return [out / "modis_30m" / d["output"] for d in report["dates"]]
+
+
+def patch_and_train(out: Path) -> dict:
     print(">> 5/10 lst_fusion:build_patches (95 x 95, stride 20)")
     r = qgis_process("build_patches", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
                      OUTPUT_FOLDER=out / "patches")
     print(f"   {r['TRIPLETS']} triplets: {r['TRAIN_PATCHES']} train, {r['VAL_PATCHES']} validation, "
           f"{r['TEST_PATCHES']} test patches")
     print(">> 6/10 lst_fusion:train (EDCSTFN, a short CPU run: 3 epochs of 10 batches)")
-    trained = qgis_process("train", DATASET=out / "patches", MODEL=0, EPOCHS=3, BATCH_SIZE=8, MAX_BATCHES=10,
+    trained = qgis_process("train", DATASET=out / "patches", MODEL="edcstfn", EPOCHS=3, BATCH_SIZE=8, MAX_BATCHES=10,
                            OUTPUT_FOLDER=out / "training")
     print(f"   best epoch {trained['BEST_EPOCH']}, validation RMSE {trained['VAL_RMSE']:.2f} K")
-    # Show the cloudiest inner date that still has most of its pixels: clouds, gap-filling and a
-    # fusion with references on both sides are visible.
-    dates = manifest["dates"]
+    return trained
+
+
+def date_to_show(dates: list[dict]) -> int:
+    """The cloudiest inner date that still has most of its pixels: clouds, gap-filling and a fusion with
+    references on both sides are visible."""
     cover = [r["landsat_cloud_fraction"] if 0 < i < len(dates) - 1 and r["landsat_cloud_fraction"] < 0.6 else -1
              for i, r in enumerate(dates)]
-    show = cover.index(max(cover))
-    fine = [out / "landsat_filled" / d["output"] for d in filled["landsat"]["dates"]]
-    coarse = [out / "modis_30m" / d["output"] for d in report["dates"]]
+    return cover.index(max(cover))
+
+
+def fuse_shown(out: Path, fine: list[Path], coarse: list[Path], dates: list[dict], show: int,
+               groups: Groups) -> Path:
     fused = out / f"estarfm_{dates[show]['date'].replace('-', '')}.tif"
     print(f">> 7/10 lst_fusion:fuse ESTARFM for {dates[show]['date']} from {dates[show - 1]['date']} and "
           f"{dates[show + 1]['date']}")
-    r = qgis_process("fuse", METHOD=1, FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], FINE_T3=fine[show + 1],
-                     COARSE_T3=coarse[show + 1], COARSE_T2=coarse[show], OUTPUT=fused)
+    r = qgis_process("fuse", METHOD="estarfm", FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1],
+                     FINE_T3=fine[show + 1], COARSE_T3=coarse[show + 1], COARSE_T2=coarse[show], OUTPUT=fused)
     groups["Fused LST (ESTARFM)"] = [(f"ESTARFM {r['DATE']}", fused)]
-    sys.path.insert(0, str(REPO))
-    from backend.fusion.methods import METHODS
-    from backend.fusion.onnx_model import shipped_models
+    return fused
 
+
+def with_shipped_model(out: Path, sample: Path, fine: list[Path], coarse: list[Path], dates: list[dict],
+                       show: int, groups: Groups, trained: dict, model: str) -> None:
+    """Steps 7 (the shipped model's date), 8 (three seasons) and 9 (their evaluation)."""
+    shipped_index = 1 + shipped_models().index(model)
+    deep = out / f"{model}_{dates[show]['date'].replace('-', '')}.tif"
+    print(f"   and with the pretrained {model} (ONNX Runtime) from {dates[show - 1]['date']}")
+    r = qgis_process("fuse", METHOD="onnx", SHIPPED_MODEL=shipped_index,
+                     FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], COARSE_T2=coarse[show], OUTPUT=deep)
+    groups[f"Fused LST ({model})"] = [(f"{model} {r['DATE']}", deep)]
+    season = {"FINE": out / "landsat_filled", "COARSE": out / "modis_30m", "INCLUDE_PAIRED": True,
+              "LOAD_OUTPUTS": False}
+    print(f">> 8/10 lst_fusion:fuse_series: every date predicted by {model} from the nearest other date")
+    r = qgis_process("fuse_series", METHOD="onnx", SHIPPED_MODEL=shipped_index, OUTPUT_FOLDER=out / "fused_season",
+                     **season)
+    report = json.loads(Path(r["REPORT"]).read_text())
+    groups[f"Fused season ({model}, dated)"] = [
+        (f"{model} {d['target_date']}", out / "fused_season" / d["path"]) for d in report["dates"]]
+    print("   and by ESTARFM, every date between two others")
+    qgis_process("fuse_series", METHOD="estarfm", OUTPUT_FOLDER=out / "fused_season_estarfm", **season)
+    print("   and by the EDCSTFN trained in step 6 (briefly: expect little of it)")
+    qgis_process("fuse_series", METHOD="onnx", MODEL=trained["ONNX"], OUTPUT_FOLDER=out / "fused_season_edcstfn",
+                 **season)
+    print(">> 9/10 lst_fusion:evaluate: the seasons against the truth, beside MODIS and the last Landsat")
+    r = qgis_process("evaluate", PREDICTIONS=out / "fused_season_estarfm",
+                     PREDICTIONS_FILES=[out / "fused_season", out / "fused_season_edcstfn"],
+                     REFERENCE=sample / "truth", COARSE=out / "modis_30m", FINE=out / "landsat_filled",
+                     CLASSES=sample / "truth" / "landcover.tif", OUTPUT_FOLDER=out / "evaluation")
+    evaluation = json.loads(Path(r["METRICS_JSON"]).read_text())["summary"]["all"]
+    for label, row in evaluation.items():
+        print(f"   {label:28s} RMSE {row['rmse']:.2f} K  SSIM {row['ssim']:.3f}  ({row['dates']} dates)")
+    screenshot(Path(r["OUTPUT_HTML"]), out / "evaluation" / "report.png")
+
+
+def shipped_models() -> list[str]:
+    sys.path.insert(0, str(REPO))
+    from backend.fusion.onnx_model import shipped_models as listed
+
+    return listed()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "demo_output")
+    parser.add_argument("--size", type=int, default=300)
+    parser.add_argument("--dates", type=int, default=8)
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    groups: Groups = {
+        "Landsat LST (decoded, clouds masked)": [], "Landsat LST (gap-filled)": [], "MODIS LST (decoded)": [],
+        "MODIS LST (on the Landsat grid)": [], "Fused LST (ESTARFM)": [], "Truth (simulated, cloud-free)": []}
+    sample, manifest = make_sample(out, args.size, args.dates)
+    lst = import_all(out, sample, manifest, groups)
+    fine = gap_fill_both(out, sample, groups)
+    coarse = resample_modis(out, groups)
+    trained = patch_and_train(out)
+    dates = manifest["dates"]
+    show = date_to_show(dates)
+    fused = fuse_shown(out, fine, coarse, dates, show, groups)
     shipped = shipped_models()
     if shipped:
-        model = shipped[0]
-        deep = out / f"{model}_{dates[show]['date'].replace('-', '')}.tif"
-        print(f"   and with the pretrained {model} (ONNX Runtime) from {dates[show - 1]['date']}")
-        r = qgis_process("fuse", METHOD=list(METHODS).index("onnx"), SHIPPED_MODEL=1 + shipped.index(model),
-                         FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], COARSE_T2=coarse[show], OUTPUT=deep)
-        groups[f"Fused LST ({model})"] = [(f"{model} {r['DATE']}", deep)]
-        print(f">> 8/10 lst_fusion:fuse_series: every date predicted by {model} from the nearest other date")
-        r = qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
-                         METHOD=list(METHODS).index("onnx"), SHIPPED_MODEL=1 + shipped.index(model),
-                         INCLUDE_PAIRED=True, LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season")
-        season = json.loads(Path(r["REPORT"]).read_text())
-        groups[f"Fused season ({model}, dated)"] = [
-            (f"{model} {d['target_date']}", out / "fused_season" / d["path"]) for d in season["dates"]]
-        print("   and by ESTARFM, every date between two others")
-        qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m", METHOD=1,
-                     INCLUDE_PAIRED=True, LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season_estarfm")
-        print("   and by the EDCSTFN trained in step 6 (briefly: expect little of it)")
-        qgis_process("fuse_series", FINE=out / "landsat_filled", COARSE=out / "modis_30m",
-                     METHOD=list(METHODS).index("onnx"), MODEL=trained["ONNX"], INCLUDE_PAIRED=True,
-                     LOAD_OUTPUTS=False, OUTPUT_FOLDER=out / "fused_season_edcstfn")
-        print(">> 9/10 lst_fusion:evaluate: the seasons against the truth, beside MODIS and the last Landsat")
-        r = qgis_process("evaluate", PREDICTIONS=out / "fused_season_estarfm",
-                         PREDICTIONS_FILES=[out / "fused_season", out / "fused_season_edcstfn"],
-                         REFERENCE=sample / "truth", COARSE=out / "modis_30m", FINE=out / "landsat_filled",
-                         CLASSES=sample / "truth" / "landcover.tif", OUTPUT_FOLDER=out / "evaluation")
-        evaluation = json.loads(Path(r["METRICS_JSON"]).read_text())["summary"]["all"]
-        for label, row in evaluation.items():
-            print(f"   {label:28s} RMSE {row['rmse']:.2f} K  SSIM {row['ssim']:.3f}  ({row['dates']} dates)")
-        screenshot(Path(r["OUTPUT_HTML"]), out / "evaluation" / "report.png")
+        with_shipped_model(out, sample, fine, coarse, dates, show, groups, trained, shipped[0])
     else:
         print(">> 8/10 skipped: no pretrained model in models/shipped/ (scripts/train_shipped_model.py makes one)")
     print(">> 10/10 writing the QGIS project")

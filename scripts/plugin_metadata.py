@@ -51,40 +51,56 @@ def changelog_entries(changelog: Path, count: int = 3) -> list[tuple[str, str]]:
 def problems(meta: dict[str, str], plugin_dir: Path, upload: bool = False,
              changelog: Path | None = REPO / "CHANGELOG.md") -> list[str]:
     """What keeps ``meta`` from passing the repository's checks (empty when it passes)."""
-    found = []
-    for key in REQUIRED + (FOR_UPLOAD if upload else ()):
-        if not meta.get(key, "").strip():
-            found.append(f"{key} is missing" + (" (the publisher gives it when packaging)" if key in FOR_UPLOAD
-                                                 else ""))
-    for key, value in meta.items():
-        if PLACEHOLDERS.search(value) and key != "about":
-            found.append(f"{key} is a placeholder: {value!r}")
-    for key in URL_FIELDS:
-        if meta.get(key) and not re.match(r"https?://[\w.-]+\.\w+(/\S*)?$", meta[key]):
-            found.append(f"{key} is not a web address: {meta[key]!r}")
+    return [*_missing(meta, upload), *_malformed(meta), *_qgis_range(meta), *_plugin_fields(meta, plugin_dir),
+            *_changelog_problems(meta, changelog)]
+
+
+def _missing(meta: dict[str, str], upload: bool) -> list[str]:
+    return [f"{key} is missing" + (" (the publisher gives it when packaging)" if key in FOR_UPLOAD else "")
+            for key in REQUIRED + (FOR_UPLOAD if upload else ()) if not meta.get(key, "").strip()]
+
+
+def _malformed(meta: dict[str, str]) -> list[str]:
+    """Placeholders, and addresses or a version that do not have their form."""
+    found = [f"{key} is a placeholder: {value!r}" for key, value in meta.items()
+             if PLACEHOLDERS.search(value) and key != "about"]
+    found += [f"{key} is not a web address: {meta[key]!r}" for key in URL_FIELDS
+              if meta.get(key) and not re.match(r"https?://[\w.-]+\.\w+(/\S*)?$", meta[key])]
     if meta.get("email") and not re.match(r"[^@\s]+@[\w-]+(\.[\w-]+)+$", meta["email"]):
         found.append(f"email is not an address: {meta['email']!r}")
     if not re.match(r"\d+\.\d+(\.\d+)?$", meta.get("version", "")):
         found.append(f"version must be like 1.2.3: {meta.get('version')!r}")
+    return found
+
+
+def _qgis_range(meta: dict[str, str]) -> list[str]:
     low, high = meta.get("qgisMinimumVersion", ""), meta.get("qgisMaximumVersion", "")
     if not high:
-        found.append("qgisMaximumVersion is missing (3.99: every QGIS 3)")
-    elif low and _version(low) > _version(high):
-        found.append(f"qgisMinimumVersion {low} is above qgisMaximumVersion {high}")
-    if "\n" in meta.get("description", ""):
-        found.append("description must be one line")
+        return ["qgisMaximumVersion is missing (3.99: every QGIS 3)"]
+    if low and _version(low) > _version(high):
+        return [f"qgisMinimumVersion {low} is above qgisMaximumVersion {high}"]
+    return []
+
+
+def _plugin_fields(meta: dict[str, str], plugin_dir: Path) -> list[str]:
+    """The one-line description, the category, the True/False flags and the icon."""
+    found = ["description must be one line"] if "\n" in meta.get("description", "") else []
     if meta.get("category") and meta["category"] not in CATEGORIES:
         found.append(f"category {meta['category']!r} is not one of {', '.join(sorted(CATEGORIES))}")
-    for key in ("experimental", "deprecated"):
-        if meta.get(key, "False") not in ("True", "False"):
-            found.append(f"{key} must be True or False")
+    found += [f"{key} must be True or False" for key in ("experimental", "deprecated")
+              if meta.get(key, "False") not in ("True", "False")]
     if not meta.get("icon") or not (plugin_dir / meta["icon"]).is_file():
         found.append(f"icon {meta.get('icon')!r} is not a file of the plugin")
-    if changelog is not None and changelog.exists():
-        versions = [v for v, _ in changelog_entries(changelog)]
-        if meta.get("version") not in versions[:1]:
-            found.append(f"CHANGELOG.md's newest entry ({versions[:1]}) is not version {meta.get('version')}")
     return found
+
+
+def _changelog_problems(meta: dict[str, str], changelog: Path | None) -> list[str]:
+    if changelog is None or not changelog.exists():
+        return []
+    versions = [v for v, _ in changelog_entries(changelog)]
+    if meta.get("version") not in versions[:1]:
+        return [f"CHANGELOG.md's newest entry ({versions[:1]}) is not version {meta.get('version')}"]
+    return []
 
 
 def packaged(meta_text: str, publication: dict[str, str], changelog: Path = REPO / "CHANGELOG.md") -> str:

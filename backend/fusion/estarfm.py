@@ -68,6 +68,25 @@ def _window_means(values: tuple[np.ndarray, ...], valid: np.ndarray, half: int) 
         return [box(np.where(valid, v, 0.0)) / count for v in values]
 
 
+@njit(cache=True)
+def _conversion_coefficient(big_n, sx, sy, sxx, sxy, syy, max_slope, f_crit):
+    """V: the slope of fine on coarse values of the similar pixels at both dates (``big_n`` of them) from
+    their sums, when the regression is significant and 0 < V ≤ ``max_slope``; else 1."""
+    sxx_c = sxx - sx * sx / big_n
+    sxy_c = sxy - sx * sy / big_n
+    syy_c = syy - sy * sy / big_n
+    if not sxx_c > 0.0:
+        return 1.0
+    slope = sxy_c / sxx_c
+    ssr = slope * sxy_c
+    sse = syy_c - ssr
+    df = int(big_n) - 2
+    fstat = ssr / (sse / df) if sse > 0.0 else np.inf
+    if fstat >= f_crit[df] and slope > 0.0 and slope <= max_slope:
+        return slope
+    return 1.0
+
+
 @njit(parallel=True, cache=True)
 def _estarfm_rows(f1, f3, valid, q, d1, d3, xa, yb, xx, xy, yy, c1, c3, m2, m1, m3, r0, r1, half,
                   th1, th3, min_similar, min_change, max_slope, f_crit, lo, hi, out):
@@ -109,22 +128,8 @@ def _estarfm_rows(f1, f3, valid, q, d1, d3, xa, yb, xx, xy, yy, c1, c3, m2, m1, 
             t3 = a3 / (a1 + a3)
             if n > min_similar:
                 v = 1.0
-                big_n = 2.0 * n
                 if abs(sc1 - sc3) / n >= min_change:
-                    sxx_c = sxx - sx * sx / big_n
-                    sxy_c = sxy - sx * sy / big_n
-                    syy_c = syy - sy * sy / big_n
-                    if sxx_c > 0.0:
-                        slope = sxy_c / sxx_c
-                        ssr = slope * sxy_c
-                        sse = syy_c - ssr
-                        df = int(big_n) - 2
-                        if sse > 0.0:
-                            fstat = ssr / (sse / df)
-                        else:
-                            fstat = np.inf
-                        if fstat >= f_crit[df] and slope > 0.0 and slope <= max_slope:
-                            v = slope
+                    v = _conversion_coefficient(2.0 * n, sx, sy, sxx, sxy, syy, max_slope, f_crit)
                 pred = t1 * (fc1 + v * sd1 / su) + t3 * (fc3 + v * sd3 / su)
                 if pred <= lo or pred >= hi:
                     pred = t1 * sf1 / su + t3 * sf3 / su
