@@ -1,10 +1,11 @@
 """STARFM for land surface temperature (Gao, Masek, Schwaller & Hall, 2006, IEEE TGRS 44(8)).
 
 One reference pair (fine F1 and coarse C1 at t1) and the coarse image C2 at the
-prediction date t2 (the paper's t0; t2 here, as in ESTARFM and the models' roles). For each fine pixel, the candidates in a moving window are the pixels
-whose F1 is within ``2σ(F1)/m`` of the centre's (σ over the whole image, m classes);
-the paper's filter keeps those that are no worse than the centre in spectral
-(S = |F1 − C1|) and temporal (T = |C2 − C1|) difference, up to the uncertainties
+prediction date t2 (the paper's t0; t2 here, as in ESTARFM and the models' roles). For
+each fine pixel, the candidates in a moving window are the pixels whose F1 is within
+``2σ(F1)/m`` of the centre's (σ over the whole image, m classes); the paper's filter
+keeps those that are no worse than the centre in spectral (S = |F1 − C1|) and temporal
+(T = |C2 − C1|) difference, up to the uncertainties
 σ_FC = sqrt(σ_F² + σ_C²) and σ_CC = sqrt(2)·σ_C. The prediction is
 
     F2(c) = Σ w_i (F1_i + C2_i − C1_i),   w_i ∝ 1 / ((S_i + ε)(T_i + ε) D_i),
