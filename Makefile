@@ -14,7 +14,7 @@ export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 
 help:
 	@echo "make install       install QGIS (apt) and the Python environment (.venv); idempotent"
-	@echo "make test          run the test suite offscreen"
+	@echo "make test          run the test suite offscreen (ARGS='-k fuse' passes pytest arguments)"
 	@echo "make demo          run the pipeline headless with qgis_process on sample data"
 	@echo "make experiment    the survey's experiment on sample data, reduced for 2 CPU cores (bench/results/)"
 	@echo "make package       build dist/lst_fusion_plugin.zip (QGIS: Install from ZIP)"
@@ -44,10 +44,11 @@ stage:
 
 test: stage lint
 	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
-	$(PY) -m pytest
+	$(PY) -m pytest $(ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .
+	$(PY) scripts/qt6_lint.py lst_fusion_plugin scripts tests
 
 package:
 	$(PY) scripts/build_plugin.py package

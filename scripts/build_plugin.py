@@ -100,8 +100,9 @@ def main(argv: list[str]) -> int:
         help="QGIS profile folder for deploy",
     )
     args = parser.parse_args(argv)
-    if args.command == "stage":
+    if args.command == "stage":  # the staged copy only: make test and make demo never touch a QGIS profile
         print(f"staged {stage(args.dest, args.venv)}")
+        return 0
     publication = {f: getattr(args, f) for f in ("email", "repository", "tracker", "homepage")}
     if args.command == "package":
         print(f"packaged {package(args.zip, publication)}")

@@ -26,7 +26,8 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         if os.environ.get("CI"):
             pytest.fail(f"{SHARED_DATA} is missing: CI must have ../shared/data beside the clone.")
-        pytest.skip(f"real test data not found at {SHARED_DATA}")
+        pytest.skip(f"real test data not found at {SHARED_DATA}: put the shared data folder (a MOD11A1 tile, "
+                    "Landsat C2 L2 scenes, the Yanco series; README 'Data and licences') there")
     return SHARED_DATA
 
 

@@ -20,7 +20,8 @@ PUBLICATION = {"email": "lst-fusion@uni-lab.eu", "repository": "https://git.uni-
 def test_source_metadata_has_every_required_field_and_no_placeholder():
     meta = plugin_metadata.read(REPO / "metadata.txt")
     assert plugin_metadata.problems(meta, REPO / "lst_fusion_plugin") == []
-    assert meta["qgisMaximumVersion"] == "3.99" and meta["hasProcessingProvider"] == "yes"
+    assert meta["qgisMaximumVersion"] == "4.99" and meta["hasProcessingProvider"] == "yes"
+    assert meta["supportsQt6"] == "True"  # QGIS 4's plugin manager offers only plugins that say so
     # What only the publisher knows is left out rather than invented, and an upload check says so.
     missing = plugin_metadata.problems(meta, REPO / "lst_fusion_plugin", upload=True)
     assert sorted(m.split()[0] for m in missing) == ["email", "repository", "tracker"]
@@ -71,3 +72,47 @@ def test_every_algorithm_has_its_groups_icon_and_help_listing_its_parameters(pro
         icons.add((alg.groupId(), (REPO / "lst_fusion_plugin" / "icons" / f"{alg.groupId()}.svg").is_file()))
     assert {group for group, exists in icons if exists} == {"data", "preprocessing", "training", "fusion",
                                                              "evaluation"}
+
+
+def test_staging_touches_no_qgis_profile(tmp_path):
+    """make install/test/demo stage the plugin for the tests; only `make deploy` writes into a profile (two
+    clones staging must not overwrite the plugin a user runs)."""
+    profile = tmp_path / "profile"
+    dest = tmp_path / "staged"
+    assert build_plugin.main(["stage", "--dest", str(dest), "--venv", str(tmp_path / "no-venv"),
+                              "--profile", str(profile)]) == 0
+    assert (dest / "lst_fusion_plugin" / "metadata.txt").is_file()
+    assert not profile.exists()
+
+
+QT5_ONLY = '''from PyQt5.QtCore import QRegExp
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox
+
+
+def ask(parent):
+    box = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+    box.setCenterButtons(Qt.AlignCenter == 4)
+    return QDialog(parent).exec_()
+'''
+
+
+def test_the_qt6_lint_catches_qt5_only_idioms(tmp_path):
+    """`make test` fails on code that runs on PyQt5 only; the scoped form, which both accept, passes."""
+    import qt6_lint
+
+    bad = tmp_path / "bad.py"
+    bad.write_text(QT5_ONLY)
+    found = "\n".join(qt6_lint.findings(bad))
+    for expected in ("bad.py:1: from PyQt5.QtCore", "QRegExp is gone", "bad.py:7: QDialogButtonBox.Ok: write "
+                     "QDialogButtonBox.StandardButton.Ok", "QDialogButtonBox.Cancel", "bad.py:8: Qt.AlignCenter: "
+                     "write Qt.AlignmentFlag.AlignCenter", "bad.py:9: .exec_() is gone"):
+        assert expected in found, (expected, found)
+    assert qt6_lint.main([str(tmp_path)]) == 1
+    good = tmp_path / "good.py"
+    good.write_text(QT5_ONLY.replace("from PyQt5.QtCore import QRegExp\n", "").replace(".exec_()", ".exec()")
+                    .replace("QDialogButtonBox.Ok", "QDialogButtonBox.StandardButton.Ok")
+                    .replace("QDialogButtonBox.Cancel", "QDialogButtonBox.StandardButton.Cancel")
+                    .replace("Qt.AlignCenter", "Qt.AlignmentFlag.AlignCenter"))
+    assert qt6_lint.findings(good) == []
+    assert qt6_lint.main([str(REPO / "lst_fusion_plugin"), str(REPO / "scripts"), str(REPO / "tests")]) == 0
