@@ -62,9 +62,9 @@ class InstallerDialog(QDialog):
         self.log.setReadOnly(True)
         self.log.setMinimumSize(640, 220)
         layout.addWidget(self.log)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Close)
-        self.buttons.button(QDialogButtonBox.Ok).setText("Install")
-        self.buttons.button(QDialogButtonBox.Ok).setEnabled(bool(gone))
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Close)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Install")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(gone))
         self.buttons.accepted.connect(self.start)
         self.buttons.rejected.connect(self.close_or_cancel)
         layout.addWidget(self.buttons)
@@ -74,7 +74,7 @@ class InstallerDialog(QDialog):
         groups = [g for g, box in self.boxes.items() if box.isChecked()]
         if not groups:
             return
-        self.buttons.button(QDialogButtonBox.Ok).setEnabled(False)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
         self.progress.setRange(0, 0)  # pip does not say how far it is: busy until it ends
         self.worker = _Worker(groups, self.target)
         self.worker.line.connect(self.log.appendPlainText)
@@ -85,7 +85,7 @@ class InstallerDialog(QDialog):
         self.progress.setRange(0, 1)
         self.progress.setValue(0 if error else 1)
         self.log.appendPlainText(error or "Done. Restart QGIS to use the new packages.")
-        self.buttons.button(QDialogButtonBox.Ok).setEnabled(bool(error))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(error))
         self.worker = None
 
     def close_or_cancel(self):

@@ -72,7 +72,7 @@ class LSTFusionPlugin:
     def _install_packages(self):
         from .installer_dialog import InstallerDialog
 
-        InstallerDialog(self.iface.mainWindow()).exec_()
+        InstallerDialog(self.iface.mainWindow()).exec()
 
     def _choose_venv(self):
         """Let the user name the virtual environment holding torch/onnxruntime (kept in QGIS settings)."""

@@ -104,7 +104,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
     for _, layer in panels:
         apply_lst_style(layer, value_range=shared)
     size, pad = 360, 28
-    canvas = QImage(len(panels) * size, size + pad, QImage.Format_ARGB32)
+    canvas = QImage(len(panels) * size, size + pad, QImage.Format.Format_ARGB32)
     canvas.fill(QColor("white"))
     painter = QPainter(canvas)
     painter.setFont(QFont("Sans", 11))
@@ -120,7 +120,7 @@ def build_project(out: Path, layers: dict[str, list[tuple[str, Path]]], landcove
         job.waitForFinished()
         painter.drawImage(i * size, pad, job.renderedImage())
         painter.setPen(QColor("black"))
-        painter.drawText(i * size, 0, size, pad, Qt.AlignCenter, layer.name())
+        painter.drawText(i * size, 0, size, pad, Qt.AlignmentFlag.AlignCenter, layer.name())
     painter.end()
     canvas.save(str(out / "overview.png"))
     app.exitQgis()

@@ -76,7 +76,7 @@ def _malformed(meta: dict[str, str]) -> list[str]:
 def _qgis_range(meta: dict[str, str]) -> list[str]:
     low, high = meta.get("qgisMinimumVersion", ""), meta.get("qgisMaximumVersion", "")
     if not high:
-        return ["qgisMaximumVersion is missing (3.99: every QGIS 3)"]
+        return ["qgisMaximumVersion is missing (4.99: every QGIS 3 and 4)"]
     if low and _version(low) > _version(high):
         return [f"qgisMinimumVersion {low} is above qgisMaximumVersion {high}"]
     return []
@@ -87,7 +87,7 @@ def _plugin_fields(meta: dict[str, str], plugin_dir: Path) -> list[str]:
     found = ["description must be one line"] if "\n" in meta.get("description", "") else []
     if meta.get("category") and meta["category"] not in CATEGORIES:
         found.append(f"category {meta['category']!r} is not one of {', '.join(sorted(CATEGORIES))}")
-    found += [f"{key} must be True or False" for key in ("experimental", "deprecated")
+    found += [f"{key} must be True or False" for key in ("experimental", "deprecated", "supportsQt6")
               if meta.get(key, "False") not in ("True", "False")]
     if not meta.get("icon") or not (plugin_dir / meta["icon"]).is_file():
         found.append(f"icon {meta.get('icon')!r} is not a file of the plugin")

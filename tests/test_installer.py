@@ -154,4 +154,4 @@ def test_the_dialog_lists_what_is_missing_and_shows_pips_log(qgis_app, tmp_path,
     qgis_app.processEvents()
     text = dialog.log.toPlainText()
     assert "Successfully installed numba" in text and "Restart QGIS" in text
-    assert dialog.progress.value() == 1 and not dialog.buttons.button(QDialogButtonBox.Ok).isEnabled()
+    assert dialog.progress.value() == 1 and not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
