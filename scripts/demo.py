@@ -227,16 +227,15 @@ def fuse_shown(out: Path, fine: list[Path], coarse: list[Path], dates: list[dict
 def with_shipped_model(out: Path, sample: Path, fine: list[Path], coarse: list[Path], dates: list[dict],
                        show: int, groups: Groups, trained: dict, model: str) -> None:
     """Steps 7 (the shipped model's date), 8 (three seasons) and 9 (their evaluation)."""
-    shipped_index = 1 + shipped_models().index(model)
     deep = out / f"{model}_{dates[show]['date'].replace('-', '')}.tif"
     print(f"   and with the pretrained {model} (ONNX Runtime) from {dates[show - 1]['date']}")
-    r = qgis_process("fuse", METHOD="onnx", SHIPPED_MODEL=shipped_index,
+    r = qgis_process("fuse", METHOD="onnx", SHIPPED_MODEL=model,
                      FINE_T1=fine[show - 1], COARSE_T1=coarse[show - 1], COARSE_T2=coarse[show], OUTPUT=deep)
     groups[f"Fused LST ({model})"] = [(f"{model} {r['DATE']}", deep)]
     season = {"FINE": out / "landsat_filled", "COARSE": out / "modis_30m", "INCLUDE_PAIRED": True,
               "LOAD_OUTPUTS": False}
     print(f">> 8/10 lst_fusion:fuse_series: every date predicted by {model} from the nearest other date")
-    r = qgis_process("fuse_series", METHOD="onnx", SHIPPED_MODEL=shipped_index, OUTPUT_FOLDER=out / "fused_season",
+    r = qgis_process("fuse_series", METHOD="onnx", SHIPPED_MODEL=model, OUTPUT_FOLDER=out / "fused_season",
                      **season)
     report = json.loads(Path(r["REPORT"]).read_text())
     groups[f"Fused season ({model}, dated)"] = [

@@ -194,6 +194,60 @@ def test_a_fusion_method_added_as_one_module(change_methods, provider, tiny_patc
     assert Path(res["UNCERTAINTY"]).name == "u_uncertainty.tif"
 
 
+def test_a_saved_model_keeps_its_method_when_the_registry_changes(change_methods, provider, tiny_patches,
+                                                                  tmp_path, monkeypatch):
+    """A .model3 saved with METHOD by name runs the same method after a later version inserts a method before
+    it and appends one after it (by index it would now run another one)."""
+    import dataclasses
+
+    import processing
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+    )
+
+    from backend.fusion import methods
+    from backend.io.readers import read_lst
+
+    root = tiny_patches.parent
+    fine = sorted(str(p) for p in (root / "landsat").glob("*_filled.tif"))
+    coarse = sorted(str(p) for p in (root / "modis30").glob("*.tif"))
+    model = QgsProcessingModelAlgorithm("saved", "tests")
+    child = QgsProcessingModelChildAlgorithm("lst_fusion:fuse")
+    child.setChildId("fuse")
+    saved_values = {"METHOD": "change", "GAIN": 0.5, "FINE_T1": fine[0], "COARSE_T1": coarse[0],
+                    "COARSE_T2": coarse[1]}
+    for name, value in saved_values.items():
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    output = QgsProcessingModelOutput("fused", "Fused LST")
+    output.setChildId("fuse")
+    output.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"fused": output})
+    model.addChildAlgorithm(child)
+    saved = tmp_path / "saved.model3"
+    assert model.toFile(str(saved))
+    index_then = list(methods.METHODS).index("change")
+
+    def keep_fine(arrays, tile, params, state):
+        return arrays["fine_t1"][tile.inner]
+
+    change = change_methods[0]
+    inserted = dataclasses.replace(change, name="inserted", title="inserted (the fine reference)", label="INSERTED",
+                                   kernel=keep_fine)
+    appended = dataclasses.replace(inserted, name="appended", title="appended (the fine reference)",
+                                   label="APPENDED")
+    monkeypatch.setattr(methods, "METHODS", {"inserted": inserted, **methods.METHODS, "appended": appended})
+    assert list(methods.METHODS).index("change") != index_then  # a saved index would now pick another method
+
+    reopened = QgsProcessingModelAlgorithm()
+    assert reopened.fromFile(str(saved))
+    res = processing.run(reopened, {"fuse:fused": str(tmp_path / "fused.tif")}, feedback=QgsProcessingFeedback())
+    expected = read_lst(fine[0]).data + 0.5 * (read_lst(coarse[1]).data - read_lst(coarse[0]).data)
+    np.testing.assert_allclose(read_lst(res["fuse:fused"]).data, expected, atol=1e-4)
+
+
 def test_a_parameter_the_method_does_not_use_is_reported(provider, tiny_patches, tmp_path):
     import processing
 

@@ -44,7 +44,7 @@ class OnnxParams:
                        file_filter="ONNX models (*.onnx);;All files (*)")
     shipped: str = param("", "SHIPPED_MODEL", "…or a pretrained model shipped with the plugin",
                          options=("", *shipped_models()),
-                         option_labels=("(none: use the MODEL file)", *shipped_models()))
+                         option_labels=("(none: use the MODEL file)", *shipped_models()), static=True)
     # 384 px: ONNX Runtime's memory arena grows with the tile (STTFN: ~1.1 GB at 512, ~0.7 GB at 384 on
     # a 2000² scene) for a few per cent of speed; see bench/bench_onnx_fusion.py.
     tile: int = param(384, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)

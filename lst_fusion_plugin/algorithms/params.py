@@ -39,12 +39,17 @@ def choice_list(field, info) -> list[tuple[object, str]]:
     return list(info.choice_list())
 
 
+def static_name(value) -> str:
+    """How a choice's value is named in a static-strings choice ('none' for the empty choice)."""
+    return "none" if value in (None, "") else str(value)
+
+
 def static_choice(name: str, label: str, choices, default: int = 0) -> QgsProcessingParameterEnum:
     """A choice among ``choices`` ((value, label) pairs) offered by the values' names (static strings): a saved
     model or script keeps naming the same entry when a registry grows. The labels go into the help."""
-    names = [str(value) for value, _ in choices]
+    names = [static_name(value) for value, _ in choices]
     param = QgsProcessingParameterEnum(name, label, names, False, names[default] if names else None, False, True)
-    param.setHelp("\n".join(f"{value}: {text}" for value, text in choices))
+    param.setHelp("\n".join(f"{static_name(value)}: {text}" for value, text in choices))
     return param
 
 
@@ -126,7 +131,7 @@ def value_of(alg, parameters, context, field, info):
     if kind == "choice":
         if info.static:
             values = [v for v, _ in choice_list(field, info)]
-            return values[choice_position(alg, parameters, context, info.name, [str(v) for v in values])]
+            return values[choice_position(alg, parameters, context, info.name, [static_name(v) for v in values])]
         return choice_list(field, info)[alg.parameterAsEnum(parameters, info.name, context)][0]
     if kind == "bool":
         return alg.parameterAsBool(parameters, info.name, context)
