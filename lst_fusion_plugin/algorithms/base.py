@@ -162,7 +162,9 @@ def _choice_problem(param: QgsProcessingParameterEnum, value, label: str) -> str
 
     options = param.options()
     index = choice_index(value)
-    choices = "; ".join(f"{k}: {o}" for k, o in enumerate(options))
+    labels = param.metadata().get("lst_fusion_labels") or options  # a static choice's labels, then its names
+    choices = "; ".join(f"{k}: {text}" + (f" [{name}]" if text != name else "")
+                        for k, (text, name) in enumerate(zip(labels, options)))
     if index is not None and not 0 <= index < len(options):
         return f"{label}: {index} is not one of the choices ({choices})."
     if index is None and param.usesStaticStrings() and isinstance(value, str) and value not in options:
