@@ -10,7 +10,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-scipy 
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 
-.PHONY: help install apt venv stage test lint package deploy demo qgis-process bench experiment clean
+.PHONY: help install apt venv stage test test-qgis-debian13 test-qgis-sid lint package deploy demo qgis-process bench experiment clean
 
 help:
 	@echo "make install       install QGIS (apt) and the Python environment (.venv); idempotent"
@@ -20,6 +20,7 @@ help:
 	@echo "make package       build dist/lst_fusion_plugin.zip (QGIS: Install from ZIP)"
 	@echo "make deploy        install the plugin into the default QGIS profile"
 	@echo "make qgis-process ARGS='list'   qgis_process with the plugin enabled"
+	@echo "make test-qgis-debian13 | test-qgis-sid   the QGIS tests on QGIS 3.40 / 3.44 in a Debian chroot (root)"
 	@echo "make lint | bench | clean"
 
 install: apt venv stage
@@ -45,6 +46,14 @@ stage:
 test: stage lint
 	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m pytest $(ARGS)
+
+# The QGIS tests on Debian 13's QGIS 3.40 LTR (and unstable's 3.44) in a chroot cached in
+# /var/cache/lst-fusion; the plugin's installer sets up a fresh profile there first (needs root).
+test-qgis-debian13:
+	@bash scripts/debian_qgis.sh trixie $(ARGS)
+
+test-qgis-sid:
+	@bash scripts/debian_qgis.sh sid $(ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .

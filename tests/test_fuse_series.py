@@ -272,8 +272,16 @@ def _dask(tmp_path: Path, *args: str, env: dict | None = None):
     import subprocess
     import sys
 
+    # No LST Fusion on the path; the folders that only provide packages (an installer's target) stay.
+    repo = Path(__file__).resolve().parents[1]
+    kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and not Path(p).resolve().is_relative_to(repo) and not (Path(p) / "backend").is_dir()]
+    env = dict(env or {})
+    first = [env.pop("PYTHONPATH")] if "PYTHONPATH" in env else []  # the test's own folder goes first
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=tmp_path, env={**clean, **(env or {})},
+    if first or kept:
+        clean["PYTHONPATH"] = os.pathsep.join([*first, *kept])
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=tmp_path, env={**clean, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
