@@ -67,8 +67,12 @@ def test_every_algorithm_has_its_groups_icon_and_help_listing_its_parameters(pro
         assert not alg.icon().isNull()
         help_text = alg.shortHelpString()
         assert "<h3>Parameters</h3>" in help_text
+        assert "&#x27;" not in help_text and "&quot;" not in help_text  # qgis_process shows the help raw
         for param in alg.parameterDefinitions():
             assert f"<b>{param.name()}</b>" in help_text, (alg.name(), param.name())
+            if param.type() in ("number", "boolean", "enum") and param.defaultValue() is not None:
+                row = help_text.split(f"<b>{param.name()}</b>", 1)[1].split("</li>", 1)[0]
+                assert "Default: " in row, (alg.name(), param.name(), row)  # every default is visible
         icons.add((alg.groupId(), (REPO / "lst_fusion_plugin" / "icons" / f"{alg.groupId()}.svg").is_file()))
     assert {group for group, exists in icons if exists} == {"data", "preprocessing", "training", "fusion",
                                                              "evaluation"}

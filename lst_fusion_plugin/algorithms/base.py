@@ -60,12 +60,14 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802
         """The algorithm's help, then every parameter with its name for qgis_process and the modeler."""
-        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in self.help_text().split("\n\n") if p.strip())
+        paragraphs = "".join(f"<p>{_text(p)}</p>" for p in self.help_text().split("\n\n") if p.strip())
         rows = []
         for param in self.parameterDefinitions():
-            detail = html.escape(param.description())
+            detail = _text(param.description())
             if isinstance(param, QgsProcessingParameterEnum):
-                detail += " — " + "; ".join(f"{k}: {html.escape(o)}" for k, o in enumerate(param.options()))
+                detail += " — " + "; ".join(f"{k}: {_text(o)}" for k, o in enumerate(_choice_labels(param)))
+            default = _default_text(param)
+            detail += f". Default: {_text(default)}" if default else ""
             optional = " (optional)" if param.flags() & QgsProcessingParameterDefinition.FlagOptional else ""
             rows.append(f"<li><b>{param.name()}</b>{optional}: {detail}</li>")
         return paragraphs + (f"<h3>Parameters</h3><ul>{''.join(rows)}</ul>" if rows else "")
@@ -131,6 +133,35 @@ def restore_pam() -> None:
         saved = _PAM_SAVED.pop(ident)
         if not (_PAM_OFF_FOR_PROCESS and threading.current_thread() is threading.main_thread()):
             gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", saved)
+
+
+def _text(text: str) -> str:
+    """Help text as minimal HTML that also reads as plain text (qgis_process shows it raw): only <, > and &
+    are escaped."""
+    return html.escape(text, quote=False)
+
+
+def _choice_labels(param: QgsProcessingParameterEnum) -> list[str]:
+    """What each choice is: its label, and for a static-strings choice also the name to give."""
+    labels = param.metadata().get("lst_fusion_labels")
+    if not labels:
+        return param.options()
+    return [name if label == name else f"{name}, {label}" for name, label in zip(param.options(), labels)]
+
+
+def _default_text(param: QgsProcessingParameterDefinition) -> str:
+    """A parameter's default as users give it, or '' where there is none to show (inputs, outputs)."""
+    value = param.defaultValue()
+    if value is None or value == "" or param.isDestination():
+        return ""
+    if isinstance(param, QgsProcessingParameterEnum) and not param.usesStaticStrings():
+        try:
+            return f"{int(value)} ({param.options()[int(value)]})"
+        except (TypeError, ValueError, IndexError):
+            return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _range_problem(param: QgsProcessingParameterDefinition, value) -> str | None:

@@ -26,7 +26,7 @@ OPTIONS_HELP = (
     "MODIS, as ubESTARFM). 'The method's default' is what bench/bench_lst_options.py measured best for "
     "each method: ESTARFM both on (Landsat level), deep models consistency on, STARFM neither. "
     "OUTPUT_UNIT writes Kelvin or °C. UNCERTAINTY also writes "
-    "<output>_uncertainty.tif, a per-pixel 1σ (K) from MODIS's change and the reference's local "
+    "the output's name + _uncertainty.tif, a per-pixel 1σ (K) from MODIS's change and the reference's local "
     "heterogeneity, calibrated on the sample data."
 )
 
