@@ -90,7 +90,9 @@ if [ ! -f "$root/.lst-fusion-ready" ]; then
   fi
   system_mounts "$root.tmp"
   if [ ! -f "$root.tmp/.step-apt" ]; then
-    in_chroot "$root.tmp" apt-get update -qq
+    # A mirror may serve a snapshot whose Release file has passed its Valid-Until date (sid's does here);
+    # its signatures are still checked.
+    in_chroot "$root.tmp" apt-get -o Acquire::Check-Valid-Until=false update -qq
     in_chroot "$root.tmp" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
     in_chroot "$root.tmp" apt-get clean
     touch "$root.tmp/.step-apt"
@@ -109,7 +111,7 @@ missing=$(chroot "$root" dpkg-query -W -f='${Status} ${Package}\n' "${packages[@
 if [ -n "$missing" ]; then
   echo ">> apt in the $suite chroot: $missing"
   system_mounts "$root"
-  in_chroot "$root" apt-get update -qq
+  in_chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update -qq
   in_chroot "$root" apt-get install -y -qq --no-install-recommends $missing >/dev/null
   in_chroot "$root" apt-get clean
   cleanup

@@ -20,6 +20,20 @@ from backend.preprocess.sample_data import SampleSpec, generate_sample_dataset  
 from backend.preprocess.sample_season import prepare_sample_season  # noqa: E402
 
 
+@pytest.fixture()
+def layer_tree_view(qgis_iface, monkeypatch):
+    """A real layer tree view behind iface.layerTreeView(): loading results hands it to C++ from QGIS 3.44 on,
+    which refuses pytest-qgis's stand-in."""
+    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsLayerTreeView
+
+    view = QgsLayerTreeView()
+    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot()))
+    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view)
+    yield view
+    view.deleteLater()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real files every session and CI can read (skipped only outside CI when absent)."""

@@ -22,7 +22,7 @@ def _yanco(shared_data, name):
     return str(shared_data / Y / name)
 
 
-def test_starfm_on_yanco_loaded_and_styled(provider, shared_data, tmp_path):
+def test_starfm_on_yanco_loaded_and_styled(provider, layer_tree_view, shared_data, tmp_path):
     import processing
 
     QgsProject.instance().removeAllMapLayers()

@@ -84,7 +84,7 @@ def test_bad_inputs_and_cancel(provider, season, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_loaded_outputs_are_styled(provider, season, tmp_path):
+def test_loaded_outputs_are_styled(provider, layer_tree_view, season, tmp_path):
     import processing
     from qgis.core import QgsProject
 

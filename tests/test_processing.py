@@ -46,7 +46,7 @@ def test_generate_then_import(provider, tmp_path):
     assert 0 < res["VALID_FRACTION"] <= 1
 
 
-def test_loaded_output_is_styled(provider, tmp_path, sample_dataset):
+def test_loaded_output_is_styled(provider, layer_tree_view, tmp_path, sample_dataset):
     import processing
 
     folder, manifest = sample_dataset

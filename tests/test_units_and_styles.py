@@ -123,7 +123,7 @@ def _legend_labels(layer) -> list[str]:
     return [n.data(0) for n in model.layerLegendNodes(node)]
 
 
-def test_a_loaded_series_shares_one_range_and_its_legend_says_celsius(provider, chain, tmp_path):
+def test_a_loaded_series_shares_one_range_and_its_legend_says_celsius(provider, layer_tree_view, chain, tmp_path):
     root, _, _ = chain
     project = QgsProject.instance()
     project.removeAllMapLayers()
