@@ -188,9 +188,18 @@ def _range_problem(param: QgsProcessingParameterDefinition, value) -> str | None
     return None
 
 
-def _choice_problem(param: QgsProcessingParameterEnum, value, label: str) -> str | None:
-    from .params import choice_index
+def choice_index(raw) -> int | None:
+    """The index a choice was given as (an int, or digits from qgis_process or a saved model), else None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    return None
 
+
+def _choice_problem(param: QgsProcessingParameterEnum, value, label: str) -> str | None:
     options = param.options()
     index = choice_index(value)
     labels = param.metadata().get("lst_fusion_labels") or options  # a static choice's labels, then its names
@@ -206,8 +215,6 @@ def _choice_problem(param: QgsProcessingParameterEnum, value, label: str) -> str
 def _choices_by_name(alg, parameters: dict) -> dict:
     """``parameters`` with the choices offered by name (static strings) but given by index, as saved models
     and scripts of earlier versions give them, named: QGIS accepts only names for those."""
-    from .params import choice_index
-
     named = dict(parameters)
     for param in alg.parameterDefinitions():
         if isinstance(param, QgsProcessingParameterEnum) and param.usesStaticStrings():

@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import add_advanced, add_advanced_flag
+from .base import add_advanced, add_advanced_flag, choice_index
 
 
 def fields_of(cls) -> list:
@@ -64,17 +64,6 @@ def choice_position(alg, parameters, context, name: str, names: list[str]) -> in
     if chosen not in names:
         raise QgsProcessingException(f"{name}: {chosen!r} is not one of the choices ({', '.join(names)}).")
     return names.index(chosen)
-
-
-def choice_index(raw) -> int | None:
-    """The index a choice was given as (an int, or digits from qgis_process or a saved model), else None."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw)
-    return None
 
 
 def _number(field, info, kind: str):
