@@ -123,7 +123,12 @@ in_chroot "$root" /usr/bin/qgis_process.bin --version 2>/dev/null | grep -m1 QGI
 work="$root/work"
 rm -rf "$work/main" "$root/root/.local/share/QGIS"
 mkdir -p "$work/main"
-git -C "$repo" ls-files -co --exclude-standard -z | tar -C "$repo" --null -T - -cf - | tar -C "$work/main" -xf -
+if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git -C "$repo" ls-files -co --exclude-standard -z | tar -C "$repo" --null -T - -cf - | tar -C "$work/main" -xf -
+else  # an exported tree: everything but what make builds
+  tar -C "$repo" --exclude=./.venv --exclude=./build --exclude=./dist --exclude=./demo_output -cf - . |
+    tar -C "$work/main" -xf -
+fi
 [ ! -d "$repo/../shared" ] || bind "$(cd "$repo/../shared" && pwd)" "$work/shared" ro
 system_mounts "$root"
 pip_mounts "$root"
