@@ -120,18 +120,15 @@ def parse_dates(name: str, text: str) -> list[dt.date] | None:
 def from_text(field: dataclasses.Field, info: ParamInfo, text: str) -> Any:
     """The value of a text-entered parameter (a date, dates, free text) as the dataclass holds it."""
     from .errors import InputError
-    from .io.dates import parse_date
 
     kind = kind_of(field, info)
-    if kind == "dates":
-        return parse_dates(info.name, text)
-    if kind == "date":
-        if not (text or "").strip():
-            return field.default
-        try:
-            return parse_date(text.strip())
-        except ValueError as exc:
-            raise InputError(f"{info.name}: {exc}") from exc
+    if kind in ("date", "dates"):
+        dates = parse_dates(info.name, text)
+        if kind == "dates":
+            return dates
+        if dates and len(dates) > 1:
+            raise InputError(f"{info.name}: one date (YYYY-MM-DD), not {len(dates)}.")
+        return dates[0] if dates else field.default
     return text.strip() if (text or "").strip() else field.default
 
 

@@ -23,15 +23,10 @@ from .method_params import OPTIONS_HELP, add_method_parameters, method_and_param
 from .params import input_unit, input_unit_parameter, output_unit, output_unit_parameter
 
 
-def _dates(alg, parameters, name: str, context) -> list:
-    from backend.errors import InputError
-    from backend.io.dates import parse_date
+def _dates(alg, parameters, name: str, context) -> list | None:
+    from backend.parameters import parse_dates
 
-    text = alg.parameterAsString(parameters, name, context) or ""
-    try:
-        return [parse_date(t) for t in text.replace(";", ",").split(",") if t.strip()]
-    except ValueError as exc:
-        raise InputError(f"{name}: {exc}") from exc
+    return parse_dates(name, alg.parameterAsString(parameters, name, context) or "")
 
 
 class FuseSeriesAlgorithm(LSTAlgorithm):
@@ -97,8 +92,8 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
             spec, params = method_and_params(self, parameters, context, feedback)
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = fuse_series(spec.name, fine, coarse, folder, params,
-                                 dates=_dates(self, parameters, "DATES", context) or None,
-                                 reference_dates=_dates(self, parameters, "REFERENCE_DATES", context) or None,
+                                 dates=_dates(self, parameters, "DATES", context),
+                                 reference_dates=_dates(self, parameters, "REFERENCE_DATES", context),
                                  unit=input_unit(self, parameters, context),
                                  scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None,
                                  include_paired=self.parameterAsBool(parameters, "INCLUDE_PAIRED", context),
