@@ -41,6 +41,28 @@ def test_cog_layout_tags_and_units(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name != "lst.tif"], "no temporary left behind"
 
 
+@pytest.mark.parametrize("cog", [True, False])
+def test_outputs_carry_their_statistics_so_qgis_writes_no_sidecar(tmp_path, cog):
+    """QGIS styling a loaded output asks GDAL for its statistics; found in the file, they are not computed
+    and saved as an .aux.xml beside every output."""
+    from qgis.core import QgsRasterBandStats, QgsRasterLayer
+
+    r = _raster(300)
+    out = writers.write_lst(r, tmp_path / "lst.tif", cog=cog, algorithm="import_lst")
+    with rasterio.open(out) as src:
+        tags = src.tags(1)
+    valid = r.data[np.isfinite(r.data)].astype(np.float64)
+    assert float(tags["STATISTICS_MEAN"]) == pytest.approx(valid.mean(), rel=1e-9)
+    assert float(tags["STATISTICS_STDDEV"]) == pytest.approx(valid.std(), rel=1e-6)
+    assert float(tags["STATISTICS_MINIMUM"]) == valid.min() and float(tags["STATISTICS_MAXIMUM"]) == valid.max()
+    assert float(tags["STATISTICS_VALID_PERCENT"]) == pytest.approx(100 * valid.size / r.data.size)
+    layer = QgsRasterLayer(str(out), "lst")
+    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.All)
+    assert stats.mean == pytest.approx(valid.mean(), rel=1e-6)
+    del layer
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lst.tif"]
+
+
 def test_celsius_output(tmp_path):
     r = _raster(50)
     out = writers.write_lst(r, tmp_path / "c.tif", unit="C", cog=False, algorithm="import_lst")

@@ -61,24 +61,60 @@ def lst_profile(crs, transform, width: int, height: int) -> dict:
             "crs": crs, "transform": transform, "nodata": float("nan"), **_GTIFF_OPTIONS}
 
 
-def verify_raster(path: str | os.PathLike) -> None:
+def verify_raster(path: str | os.PathLike) -> list[dict[str, str]]:
     """Read every block of a raster just written: GDAL reports some write failures (disk full at
-    close) only on stderr, and a file that cannot be read back must never reach its final name."""
+    close) only on stderr, and a file that cannot be read back must never reach its final name.
+    Returns each band's statistics as GDAL's STATISTICS_* tags, from the same read."""
     try:
         with rasterio.open(path) as src:
+            bands = [_Moments() for _ in range(src.count)]
             for _, window in src.block_windows(1):
-                src.read(window=window)
+                for moments, block in zip(bands, src.read(window=window, masked=True)):
+                    moments.add(block)
     except (RasterioError, OSError) as exc:
         raise OSError(errno.EIO, "GDAL could not write the whole raster: is the disk full, or a file-size limit "
                       "reached?") from exc
+    return [moments.tags() for moments in bands]
+
+
+class _Moments:
+    """Running count, sum, sum of squares and range of a band's valid pixels."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.squares, self.low, self.high, self.pixels = 0, 0.0, 0.0, np.inf, -np.inf, 0
+
+    def add(self, block: np.ma.MaskedArray) -> None:
+        self.pixels += block.size
+        values = block.compressed().astype(np.float64)
+        values = values[np.isfinite(values)]
+        if values.size:
+            self.count += values.size
+            self.total += float(values.sum())
+            self.squares += float(np.square(values).sum())
+            self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+
+    def tags(self) -> dict[str, str]:
+        if not self.count:
+            return {}
+        mean = self.total / self.count
+        std = max(self.squares / self.count - mean * mean, 0.0) ** 0.5
+        return {"STATISTICS_MINIMUM": repr(self.low), "STATISTICS_MAXIMUM": repr(self.high),
+                "STATISTICS_MEAN": repr(mean), "STATISTICS_STDDEV": repr(std),
+                "STATISTICS_VALID_PERCENT": repr(100.0 * self.count / max(self.pixels, 1))}
 
 
 @contextlib.contextmanager
 def raster_output(path: str | os.PathLike, **profile) -> Iterator:
-    """Open ``path`` for writing with ``profile``; after closing, check it reads back whole."""
+    """Open ``path`` for writing with ``profile``; after closing, check it reads back whole and record each
+    band's statistics in the file, so that QGIS finds them there instead of computing them and saving
+    them as an ``.aux.xml`` beside every output."""
     with rasterio.open(path, "w", **profile) as dst:
         yield dst
-    verify_raster(path)
+    statistics = verify_raster(path)
+    with Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path, "r+") as dst:
+        for band, tags in enumerate(statistics, start=1):
+            if tags:
+                dst.update_tags(band, **tags)
 
 
 UNIT_SYMBOLS = {"K": "K", "C": "°C"}
