@@ -35,9 +35,10 @@ class ParamInfo:
     # A number whose 'not set' (None) is shown as this value, e.g. 0 for "the model's own default".
     none_as: float | None = None
     optional: bool = False
-    # A choice offered by its values' names (Processing's static strings), for choices a registry grows:
-    # a name keeps meaning the same entry when entries are added. Indices are still accepted.
-    static: bool = False
+    # A choice offered by its values' names (Processing's static strings): a name saved in a model or script
+    # keeps meaning the same entry when entries are added. Indices are still accepted. None: by name
+    # whenever the values are words (a choice among numbers stays by position: '2' would read as an index).
+    static: bool | None = None
 
     def choice_list(self) -> tuple[tuple[Any, str], ...]:
         """(value, label) of a choice parameter, in the order its indices keep."""
@@ -45,11 +46,19 @@ class ParamInfo:
             return tuple(self.choices())
         return tuple(zip(self.options, self.option_labels))
 
+    def by_name(self) -> bool:
+        """Whether this choice is offered by its values' names (see ``static``)."""
+        if self.static is not None:
+            return self.static
+        values = [value for value, _ in self.choice_list()]
+        return bool(values) and all(value is None or (isinstance(value, str) and not value.strip().isdigit())
+                                    for value in values)
+
 
 def param(default: Any, name: str, label: str, minimum: float | None = None, maximum: float | None = None,
           advanced: bool = False, file_filter: str = "", options: tuple[Any, ...] = (),
           option_labels: tuple[str, ...] = (), choices: Callable | None = None, kind: str = "",
-          none_as: float | None = None, optional: bool = False, static: bool = False) -> Any:
+          none_as: float | None = None, optional: bool = False, static: bool | None = None) -> Any:
     """A dataclass field exposed to users as ``name``."""
     if kind not in KINDS:
         raise ValueError(f"{name}: kind must be one of {KINDS}, not {kind!r}")

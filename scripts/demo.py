@@ -170,8 +170,8 @@ def gap_fill_both(out: Path, sample: Path, groups: Groups) -> list[Path]:
     """Both series gap-filled; the Landsat files, by date."""
     print(">> 3/10 lst_fusion:gap_fill (Landsat, then MODIS)")
     filled = {}
-    for sensor, index in (("landsat", 1), ("modis", 2)):
-        r = qgis_process("gap_fill", INPUT=sample, SENSOR=index, OUTPUT_FOLDER=out / f"{sensor}_filled")
+    for sensor in ("landsat", "modis"):
+        r = qgis_process("gap_fill", INPUT=sample, SENSOR=sensor, OUTPUT_FOLDER=out / f"{sensor}_filled")
         filled[sensor] = json.loads(Path(r["REPORT"]).read_text())
         print(f"   {sensor}: {r['FILLED_FRACTION']:.0%} of pixels filled on average")
     for d in filled["landsat"]["dates"]:
@@ -249,7 +249,7 @@ def with_shipped_model(out: Path, sample: Path, fine: list[Path], coarse: list[P
     r = qgis_process("evaluate", PREDICTIONS=out / "fused_season_estarfm",
                      PREDICTIONS_FILES=[out / "fused_season", out / "fused_season_edcstfn"],
                      REFERENCE=sample / "truth", COARSE=out / "modis_30m", FINE=out / "landsat_filled",
-                     CLASSES=sample / "truth" / "landcover.tif", OUTPUT_FOLDER=out / "evaluation")
+                     LAND_COVER=sample / "truth" / "landcover.tif", OUTPUT_FOLDER=out / "evaluation")
     evaluation = json.loads(Path(r["METRICS_JSON"]).read_text())["summary"]["all"]
     for label, row in evaluation.items():
         print(f"   {label:28s} RMSE {row['rmse']:.2f} K  SSIM {row['ssim']:.3f}  ({row['dates']} dates)")

@@ -110,9 +110,11 @@ def test_every_lst_writing_algorithm_offers_the_output_unit(provider):
     algs = {a.name(): a for a in provider.algorithms()}
     for name in ("import_lst", "gap_fill", "resample", "fuse", "fuse_series"):
         param = algs[name].parameterDefinition("OUTPUT_UNIT")
-        assert param is not None and param.options() == ["Kelvin (K)", "Degrees Celsius (°C)"], name
-        assert param.defaultValue() == 0
-    assert "°C" in " ".join(algs["evaluate"].parameterDefinition("METRIC_UNIT").options())
+        assert param is not None and param.usesStaticStrings(), name
+        assert param.options() == ["K", "C"] and param.defaultValue() == "K", name
+        assert param.metadata()["lst_fusion_labels"] == ["Kelvin (K)", "Degrees Celsius (°C)"], name
+        assert "C: Degrees Celsius (°C)" in param.help(), name
+    assert "°C" in " ".join(algs["evaluate"].parameterDefinition("METRIC_UNIT").metadata()["lst_fusion_labels"])
 
 
 def _legend_labels(layer) -> list[str]:

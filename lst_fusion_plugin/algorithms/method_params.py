@@ -30,6 +30,8 @@ OPTIONS_HELP = (
     "heterogeneity, calibrated on the sample data."
 )
 
+# The name of "the method's default" in a per-method choice offered by name.
+METHOD_DEFAULT = "default"
 
 
 def methods() -> list:
@@ -72,10 +74,17 @@ def _default_label(field, info) -> str:
 def parameter_for(field, info):
     """The Processing parameter of one method field; one the methods default differently is a choice whose
     first entry is 'the method's default'."""
-    if per_method(info):
-        labels = [_default_label(field, info), *(label for _, label in choice_list(field, info))]
-        return QgsProcessingParameterEnum(info.name, info.label, labels, defaultValue=0)
-    return params.parameter_for(field, info)
+    if not per_method(info):
+        return params.parameter_for(field, info)
+    if info.by_name():
+        return params.static_choice(info.name, info.label, _per_method_choices(field, info))
+    labels = [_default_label(field, info), *(label for _, label in choice_list(field, info))]
+    return QgsProcessingParameterEnum(info.name, info.label, labels, defaultValue=0)
+
+
+def _per_method_choices(field, info) -> list[tuple[object, str]]:
+    """A per-method choice's (value, label) pairs, 'default' (the method's own) first."""
+    return [(METHOD_DEFAULT, _default_label(field, info)), *choice_list(field, info)]
 
 
 def add_method_parameters(alg, extra_advanced=()) -> None:
@@ -117,7 +126,12 @@ def parameter_values(alg, parameters, context, fields) -> dict:
         if not per_method(info):
             values[info.name] = params.value_of(alg, parameters, context, field, info)
             continue
-        index = alg.parameterAsEnum(parameters, info.name, context)
+        if info.by_name():
+            choices = _per_method_choices(field, info)
+            names = [params.static_name(value) for value, _ in choices]
+            index = params.choice_position(alg, parameters, context, info.name, names)
+        else:
+            index = alg.parameterAsEnum(parameters, info.name, context)
         if index > 0:  # 0: the method's own default (left out, so its dataclass decides)
             values[info.name] = choice_list(field, info)[index - 1][0]
     return values

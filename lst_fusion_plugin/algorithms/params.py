@@ -85,7 +85,7 @@ def parameter_for(field, info):
     if kind == "choice":
         values = [value for value, _ in choice_list(field, info)]
         default = values.index(field.default) if field.default in values else 0
-        if info.static:
+        if info.by_name():
             return static_choice(info.name, info.label, choice_list(field, info), default)
         return QgsProcessingParameterEnum(info.name, info.label, [label for _, label in choice_list(field, info)],
                                           defaultValue=default)
@@ -119,7 +119,7 @@ def value_of(alg, parameters, context, field, info):
 
     kind = _kind(field, info)
     if kind == "choice":
-        if info.static:
+        if info.by_name():
             values = [v for v, _ in choice_list(field, info)]
             return values[choice_position(alg, parameters, context, info.name, [static_name(v) for v in values])]
         return choice_list(field, info)[alg.parameterAsEnum(parameters, info.name, context)][0]
