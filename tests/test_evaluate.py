@@ -179,14 +179,14 @@ def test_bad_inputs_give_clear_errors_and_no_output(fused, tmp_path):
         evaluate([left], [right], target)
     # A continuous raster given as classes.
     continuous = _write_like(reference, tmp_path / "continuous.tif", read_lst(reference).data, tags={})
-    with pytest.raises(InputError, match="CLASSES: continuous.tif .*not a categorical raster|distinct values"):
+    with pytest.raises(InputError, match="LAND_COVER: continuous.tif .*not a categorical raster|distinct values"):
         evaluate([prediction], [truth], target, classes=continuous)
     # Classes on another grid; labels that do not match the inputs.
     lc = truth / "landcover.tif"
     with rasterio.open(lc) as src:
         codes = src.read(1)
     moved = _write_like(lc, tmp_path / "moved_lc.tif", codes, shift=30.0, dtype="uint8", tags={})
-    with pytest.raises(InputError, match="CLASSES: moved_lc.tif .* is not on the reference's grid"):
+    with pytest.raises(InputError, match="LAND_COVER: moved_lc.tif .* is not on the reference's grid"):
         evaluate([prediction], [truth], target, classes=moved)
     with pytest.raises(InputError, match="LABELS: 2 label"):
         evaluate([prediction], [truth], target, labels=["a", "b"])
@@ -214,9 +214,10 @@ def test_evaluate_through_processing(fused, provider, tmp_path):
     res = processing.runAndLoadResults("lst_fusion:evaluate", {
         "PREDICTIONS": str(out / "starfm"), "PREDICTIONS_FILES": [str(out / "sttfn")], "LABELS": "STARFM, STTFN",
         "REFERENCE": str(truth), "COARSE": str(root / "modis30"), "FINE": str(root / "landsat"),
-        "CLASSES": str(truth / "landcover.tif"), "METRIC_UNIT": 1, "OUTPUT_FOLDER": str(tmp_path / "eval")},
+        "LAND_COVER": str(truth / "landcover.tif"), "METRIC_UNIT": 1, "OUTPUT_FOLDER": str(tmp_path / "eval")},
         feedback=feedback)
     record = json.loads(Path(res["METRICS_JSON"]).read_text())
+    assert record["classes"] and any(r.get("classes") for r in record["results"])
     assert {r["label"] for r in record["results"] if not r["baseline"]} == {"STARFM", "STTFN"}
     assert record["settings"]["unit"] == "C"
     assert Path(res["OUTPUT_HTML"]).name == "report.html" and res["DATE_COUNT"] == len(record["dates"])
@@ -227,6 +228,24 @@ def test_evaluate_through_processing(fused, provider, tmp_path):
     assert shader.minimumValue() == pytest.approx(-shader.maximumValue())  # centred on 0
     assert layer.temporalProperties().isActive()
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_land_cover_keeps_its_old_name(fused, provider, tmp_path):
+    """Saved models and scripts of 0.4 give the land cover as CLASSES (a number of classes in Fuse): still
+    read, with a warning, and not offered in the help."""
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingException
+
+    root, out = fused
+    truth = root / "sample" / "truth"
+    reference = sorted(truth.glob("LST_truth_*.tif"))[0]
+    continuous = _write_like(reference, tmp_path / "continuous.tif", read_lst(reference).data, tags={})
+    with pytest.raises(QgsProcessingException, match="LAND_COVER: continuous.tif"):
+        processing.run("lst_fusion:evaluate", {"PREDICTIONS": str(out / "starfm"), "REFERENCE": str(truth),
+                                               "CLASSES": str(continuous), "OUTPUT_FOLDER": str(tmp_path / "e")})
+    alg = QgsApplication.processingRegistry().algorithmById("lst_fusion:evaluate")
+    assert "<b>LAND_COVER</b>" in alg.shortHelpString() and "<b>CLASSES</b>" not in alg.shortHelpString()
+    assert not (tmp_path / "e").exists()
 
 
 @pytest.mark.slow

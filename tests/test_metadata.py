@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -69,6 +71,9 @@ def test_every_algorithm_has_its_groups_icon_and_help_listing_its_parameters(pro
         assert "<h3>Parameters</h3>" in help_text
         assert "&#x27;" not in help_text and "&quot;" not in help_text  # qgis_process shows the help raw
         for param in alg.parameterDefinitions():
+            if param.flags() & param.FlagHidden:  # an old name kept for saved models
+                assert f"<b>{param.name()}</b>" not in help_text, (alg.name(), param.name())
+                continue
             assert f"<b>{param.name()}</b>" in help_text, (alg.name(), param.name())
             if param.type() in ("number", "boolean", "enum") and param.defaultValue() is not None:
                 row = help_text.split(f"<b>{param.name()}</b>", 1)[1].split("</li>", 1)[0]
@@ -87,6 +92,21 @@ def test_staging_touches_no_qgis_profile(tmp_path):
                               "--profile", str(profile)]) == 0
     assert (dest / "lst_fusion_plugin" / "metadata.txt").is_file()
     assert not profile.exists()
+
+
+@pytest.mark.slow
+def test_qgis_process_script_leaves_the_default_profile_alone(tmp_path):
+    """scripts/qgis_process enables the plugin in a profile of the clone's own, not in the user's."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
+    run = subprocess.run([str(REPO / "scripts" / "qgis_process"), "plugins"], env={**env, "HOME": str(home)},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "lst_fusion_plugin" in run.stdout
+    touched = [p for p in home.rglob("*") if p.is_file() and "lst_fusion" in p.read_text(errors="ignore")]
+    assert not touched, touched
+    assert "lst_fusion_plugin=true" in (REPO / "build" / "qgis-config" / "profiles" / "default" / "QGIS" /
+                                         "QGIS3.ini").read_text()
 
 
 QT5_ONLY = '''from PyQt5.QtCore import QRegExp

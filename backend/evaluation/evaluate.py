@@ -138,9 +138,9 @@ def read_classes(path: str, grid: Grid) -> tuple[np.ndarray, dict[int, str]]:
     """A categorical raster on ``grid`` as int32 codes (−1 for nodata) and its class names."""
     name = file_name(path)
     if not Path(path).exists():
-        raise InputError(f"CLASSES: {path} not found.")
+        raise InputError(f"LAND_COVER: {path} not found.")
     if not Grid.of(path).same_as(grid):
-        raise InputError(f"CLASSES: {name} ({Grid.of(path).describe()}) is not on the reference's grid "
+        raise InputError(f"LAND_COVER: {name} ({Grid.of(path).describe()}) is not on the reference's grid "
                          f"({grid.describe()}). Warp it onto the Landsat grid (nearest neighbour) first.")
     with rasterio.open(path) as src:
         band = src.read(1, masked=True)
@@ -149,10 +149,10 @@ def read_classes(path: str, grid: Grid) -> tuple[np.ndarray, dict[int, str]]:
     valid = ~np.ma.getmaskarray(band) & np.isfinite(values)
     codes = np.unique(values[valid])
     if not np.issubdtype(dtype, np.integer) and not np.all(codes == np.round(codes)):
-        raise InputError(f"CLASSES: {name} holds non-integer values (e.g. {codes[codes != np.round(codes)][0]:g}); "
+        raise InputError(f"LAND_COVER: {name} holds non-integer values (e.g. {codes[codes != np.round(codes)][0]:g}); "
                          "it is not a categorical raster. Give a land-cover map of class codes.")
     if codes.size > MAX_CLASSES:
-        raise InputError(f"CLASSES: {name} has {codes.size:,} distinct values; a categorical raster has at most "
+        raise InputError(f"LAND_COVER: {name} has {codes.size:,} distinct values; a categorical raster has at most "
                          f"{MAX_CLASSES}. Give a land-cover map of class codes, not a continuous raster.")
     out = np.where(valid, values, -1).astype(np.int32)
     return out, _class_names(path, [int(c) for c in codes])

@@ -63,6 +63,8 @@ class LSTAlgorithm(QgsProcessingAlgorithm):
         paragraphs = "".join(f"<p>{_text(p)}</p>" for p in self.help_text().split("\n\n") if p.strip())
         rows = []
         for param in self.parameterDefinitions():
+            if param.flags() & QgsProcessingParameterDefinition.FlagHidden:
+                continue
             detail = _text(param.description())
             if isinstance(param, QgsProcessingParameterEnum):
                 detail += " — " + "; ".join(f"{k}: {_text(o)}" for k, o in enumerate(_choice_labels(param)))
@@ -317,6 +319,26 @@ def folder_and_files(alg: QgsProcessingAlgorithm, parameters, context, name: str
 def add_advanced_flag(param: QgsProcessingParameterDefinition) -> None:
     """Show ``param`` in the dialog's 'Advanced' section."""
     param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+
+
+def add_renamed(alg: QgsProcessingAlgorithm, param: QgsProcessingParameterDefinition, old: str) -> None:
+    """``param`` plus a hidden, optional copy under its ``old`` name, so that saved models and scripts
+    that give the old name keep running (see :func:`renamed_value`)."""
+    alg.addParameter(param)
+    alias = param.clone()
+    alias.setName(old)
+    alias.setFlags(alias.flags() | QgsProcessingParameterDefinition.FlagHidden
+                   | QgsProcessingParameterDefinition.FlagOptional)
+    alg.addParameter(alias)
+
+
+def renamed_value(parameters: dict, name: str, old: str, feedback: QgsProcessingFeedback | None = None) -> dict:
+    """``parameters`` with ``name`` taken from its ``old`` name when only that was given (with a warning)."""
+    if parameters.get(name) not in (None, "") or parameters.get(old) in (None, ""):
+        return parameters
+    if feedback is not None:
+        feedback.pushWarning(f"{old} is now called {name}; the value given as {old} was used.")
+    return {**parameters, name: parameters[old]}
 
 
 def add_advanced(alg: QgsProcessingAlgorithm, params) -> None:

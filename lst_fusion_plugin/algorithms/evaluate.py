@@ -16,11 +16,13 @@ from .base import (
     LSTAlgorithm,
     add_advanced,
     add_folder_and_files,
+    add_renamed,
     backend_errors,
     folder_and_files,
     load_outputs,
     progress_from,
     raster_source,
+    renamed_value,
 )
 from .params import parameter_for, parameter_values
 
@@ -48,10 +50,10 @@ class EvaluateAlgorithm(LSTAlgorithm):
         "(COARSE, the series the fusion used) and persistence — the nearest earlier Landsat (FINE; the "
         "reference series when not given). Every entry of a date is scored on the same pixels. Dates "
         "whose reference changed strongly since the last Landsat are 'difficult' and averaged apart.\n\n"
-        "CLASSES (a land-cover raster of class codes on the same grid) gives figures per class; the "
-        "gap-fill flags of a gap-filled reference (found beside it, or FLAGS) give them for observed and "
-        "filled reference pixels. SSIM, SAM and ERGAS depend on the temperature scale: METRIC_UNIT sets it "
-        "(the survey's tables are in °C)."
+        "LAND_COVER (a land-cover raster of class codes on the same grid; CLASSES before 0.5) gives figures "
+        "per class; the gap-fill flags of a gap-filled reference (found beside it, or FLAGS) give them for "
+        "observed and filled reference pixels. SSIM, SAM and ERGAS depend on the temperature scale: "
+        "METRIC_UNIT sets it (the survey's tables are in °C)."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -61,8 +63,9 @@ class EvaluateAlgorithm(LSTAlgorithm):
         add_folder_and_files(self, "REFERENCE", "Reference LST (Landsat or truth at the predicted dates)")
         add_folder_and_files(self, "COARSE", "MODIS on the fine grid (MODIS baseline)")
         add_folder_and_files(self, "FINE", "Landsat series the fusion used (persistence baseline)")
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "CLASSES", "Land-cover classes (categorical raster on the same grid)", optional=True))
+        # Named CLASSES before 0.5, which in Fuse is a number of classes: one name, one meaning.
+        add_renamed(self, QgsProcessingParameterRasterLayer(
+            "LAND_COVER", "Land-cover classes (categorical raster on the same grid)", optional=True), "CLASSES")
         fields = _fields()
         for field, info in fields:
             if not info.advanced:
@@ -90,7 +93,8 @@ class EvaluateAlgorithm(LSTAlgorithm):
                                  "(REFERENCE or REFERENCE_FILES).")
             text = self.parameterAsString(parameters, "LABELS", context) or ""
             labels = [t.strip() for t in text.split(",")] if text.strip() else None
-            classes = raster_source(self, parameters, "CLASSES", context)
+            classes = raster_source(self, renamed_value(parameters, "LAND_COVER", "CLASSES", feedback),
+                                    "LAND_COVER", context)
             params = build(EvaluateParams, parameter_values(self, parameters, context, _fields()))
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = evaluate(predictions, reference, folder,
