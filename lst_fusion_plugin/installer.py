@@ -29,7 +29,8 @@ HERE = Path(os.path.abspath(__file__)).parent
 REQUIREMENTS = HERE / "requirements"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 GROUPS = {"fusion": "fusion with STARFM/ESTARFM and trained models, Dask",
-          "training": "training deep models (torch, CPU build) and ONNX export"}
+          "training": "training deep models (torch, CPU build) and ONNX export",
+          "acquire": "downloading MODIS and Landsat LST from STAC archives"}
 TARGET_ENV = "LST_FUSION_PACKAGES"  # where to install / look, outside QGIS or to override the profile folder
 
 

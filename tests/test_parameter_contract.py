@@ -19,6 +19,7 @@ CONTRACTS = {
     "train": ["backend.training.train:TrainConfig"],
     "generate_sample_dataset": ["backend.preprocess.sample_data:SampleSpec"],
     "import_lst": ["backend.io.importer:ImportParams"],
+    "download_lst": ["backend.acquire.download:DownloadParams"],
     "evaluate": ["backend.evaluation.evaluate:EvaluateParams"],
     "fuse": ["backend.fusion.params:StarfmParams", "backend.fusion.params:EstarfmParams",
              "backend.fusion.onnx_model:OnnxParams"],

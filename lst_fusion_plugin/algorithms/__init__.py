@@ -1,5 +1,6 @@
 """One thin QgsProcessingAlgorithm per pipeline stage."""
 
+from .download import DownloadLSTAlgorithm
 from .evaluate import EvaluateAlgorithm
 from .fuse import FuseAlgorithm
 from .fuse_series import FuseSeriesAlgorithm
@@ -10,6 +11,7 @@ from .resample import ResampleAlgorithm
 from .sample_data import GenerateSampleDatasetAlgorithm
 from .train import TrainAlgorithm
 
-ALGORITHMS = [GenerateSampleDatasetAlgorithm, ImportLSTAlgorithm, GapFillAlgorithm, ResampleAlgorithm,
+ALGORITHMS = [GenerateSampleDatasetAlgorithm, DownloadLSTAlgorithm, ImportLSTAlgorithm,
+              GapFillAlgorithm, ResampleAlgorithm,
               BuildPatchesAlgorithm, TrainAlgorithm, FuseAlgorithm, FuseSeriesAlgorithm,
               EvaluateAlgorithm]
