@@ -49,7 +49,7 @@ def static_choice(name: str, label: str, choices, default: int = 0) -> QgsProces
     model or script keeps naming the same entry when a registry grows. The labels go into the help."""
     names = [static_name(value) for value, _ in choices]
     param = QgsProcessingParameterEnum(name, label, names, False, names[default] if names else None, False, True)
-    param.setHelp("\n".join(f"{static_name(value)}: {text}" for value, text in choices))
+    param.setHelp("; ".join(f"{static_name(value)}: {text}" for value, text in choices))
     param.setMetadata({**param.metadata(), "lst_fusion_labels": [text for _, text in choices]})
     return param
 
