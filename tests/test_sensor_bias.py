@@ -113,8 +113,10 @@ def test_processing_offers_the_modes_and_each_methods_default(provider, chain, t
     algs = {a.name(): a for a in provider.algorithms()}
     for name in ("fuse", "fuse_series"):
         param = algs[name].parameterDefinition("SENSOR_BIAS")
-        assert param.options()[1:] == list(sensor_bias.MODE_LABELS) and param.defaultValue() == 0
-        assert "ESTARFM: local, landsat level" in param.options()[0]
+        labels = param.metadata()["lst_fusion_labels"]  # offered by name: 'default', then each mode
+        assert param.usesStaticStrings() and param.options() == ["default", *sensor_bias.MODES]
+        assert labels[1:] == list(sensor_bias.MODE_LABELS) and param.defaultValue() == "default"
+        assert "ESTARFM: local, landsat level" in labels[0]
         consistency_param = algs[name].parameterDefinition("COARSE_CONSISTENCY")
         assert consistency_param.options()[1:] == ["Off", "On"] and "ESTARFM: on" in consistency_param.options()[0]
 
