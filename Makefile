@@ -10,12 +10,13 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-scipy 
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 
-.PHONY: help install apt venv stage test test-qgis-debian13 test-qgis-sid lint package deploy demo qgis-process bench experiment clean
+.PHONY: help install apt venv stage test test-qgis-debian13 test-qgis-sid lint package deploy demo demo-online qgis-process bench experiment clean
 
 help:
 	@echo "make install       install QGIS (apt) and the Python environment (.venv); idempotent"
 	@echo "make test          run the test suite offscreen (ARGS='-k fuse' passes pytest arguments)"
 	@echo "make demo          run the pipeline headless with qgis_process on sample data"
+	@echo "make demo-online AOI='xmin,xmax,ymin,ymax [EPSG:4326]' START=… END=…   download and fuse (internet)"
 	@echo "make experiment    the survey's experiment on sample data, reduced for 2 CPU cores (bench/results/)"
 	@echo "make package       build dist/lst_fusion_plugin.zip (QGIS: Install from ZIP)"
 	@echo "make deploy        install the plugin into the default QGIS profile"
@@ -70,6 +71,12 @@ qgis-process: stage
 
 demo: stage
 	@$(PY) scripts/demo.py
+
+# Needs internet: downloads the area's LST from the Planetary Computer and fuses the season.
+demo-online: stage
+	@test -n "$(AOI)" -a -n "$(START)" -a -n "$(END)" || { echo 'usage: make demo-online AOI="xmin,xmax,ymin,ymax [EPSG:4326]" START=YYYY-MM-DD END=YYYY-MM-DD'; exit 2; }
+	@scripts/qgis_process run examples/lst_download_to_season.model3 -- "EXTENT=$(AOI)" START=$(START) END=$(END) \
+	    download:downloaded=demo_online/downloaded fuse:fused=demo_online/fused
 
 experiment: stage
 	@$(PY) bench/experiment.py --preset cpu

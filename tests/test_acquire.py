@@ -310,3 +310,21 @@ def test_download_through_qgis_process(server, tmp_path):
     assert results["PAIRS"] == "2013-05-05,2013-05-21"
     first = sorted(p.name for p in (tmp_path / "dl" / "modis").iterdir())[0]
     assert first == "MOD11A1.A2013125.h11v05.061_LST_Day_1km.tif"
+
+
+def test_the_download_to_season_model_runs_on_what_was_downloaded(provider, server, tmp_path):
+    """examples/lst_download_to_season.model3: download → gap-fill both → resample → fuse time series."""
+    import processing
+    from qgis.core import QgsProcessingFeedback, QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(Path(__file__).resolve().parents[1] / "examples" / "lst_download_to_season.model3"))
+    res = processing.run(model, {"EXTENT": _extent_text(archive.AREA_UTM), "START": "2013-04-01",
+                                 "END": "2013-06-30", "SOURCE_URL": server.url,
+                                 "download:downloaded": str(tmp_path / "dl"), "fuse:fused": str(tmp_path / "fused")},
+                         feedback=QgsProcessingFeedback())
+    assert res["fuse:fused"] == str(tmp_path / "fused")
+    fused = sorted(p.name for p in (tmp_path / "fused").glob("lst_*_estarfm.tif"))
+    assert fused == ["lst_20130513_estarfm.tif"]  # the MODIS-only day between the two same-day pairs
+    lst = read_lst(tmp_path / "fused" / fused[0])
+    assert np.isfinite(lst.data).mean() > 0.95 and 280 < float(np.nanmean(lst.data)) < 320
