@@ -328,3 +328,42 @@ def test_the_download_to_season_model_runs_on_what_was_downloaded(provider, serv
     assert fused == ["lst_20130513_estarfm.tif"]  # the MODIS-only day between the two same-day pairs
     lst = read_lst(tmp_path / "fused" / fused[0])
     assert np.isfinite(lst.data).mean() > 0.95 and 280 < float(np.nanmean(lst.data)) < 320
+
+
+def test_scale_and_offset_come_from_the_items_metadata(server, tmp_path):
+    """An archive whose items state another scale and offset is decoded with those, not the usual constants."""
+    for items in server.items.values():
+        for item in items:
+            for asset in ("lwir11", "LST_Day_1km"):
+                if asset in item["assets"]:
+                    band = item["assets"][asset]["raster:bands"][0]
+                    band.update({"scale": 0.0034, "offset": 150.0} if asset == "lwir11" else {"scale": 0.019})
+    result = _download(tmp_path / "dl", server)
+    for path, scale, offset in ((result.landsat[0], 0.0034, 150.0), (result.modis[0], 0.019, 0.0)):
+        with rasterio.open(path) as src:
+            dn = src.read(1).astype(np.float64)
+        np.testing.assert_allclose(read_lst(path).data, (dn * scale + offset).astype(np.float32), rtol=1e-6)
+
+
+def test_items_are_read_by_their_own_asset_keys_and_bands():
+    """MOD21A1's single LST_1KM/QC layers, an LST band found by its eo:bands common name, Landsat 7 left out."""
+    from backend.acquire.stac import _landsat_scene, _modis_scene
+
+    band = {"raster:bands": [{"scale": 0.02, "nodata": 0}]}
+    mod21 = {"id": "MOD21A1D.A2022152.h18v04.061.2022153", "properties": {"start_datetime": "2022-06-01T00:00:00Z",
+             "modis:horizontal-tile": 18, "modis:vertical-tile": 4},
+             "assets": {"LST_1KM": {"href": "a.tif", **band}, "QC": {"href": "q.tif"}}}
+    assert _modis_scene(mod21, "MOD21A1", "LST_Night_1km") is None  # the day item, not the night one
+    scene = _modis_scene(mod21, "MOD21A1", "LST_Day_1km")
+    assert (scene.data_href, scene.quality_href, scene.tile, str(scene.date)) == ("a.tif", "q.tif", "h18v04",
+                                                                                   "2022-06-01")
+    assert _modis_scene(mod21, "MOD11A1", "LST_Day_1km") is None  # another product of the collection
+    landsat = {"id": "LC09_L2SP_200027_20220601_02_T1",
+               "properties": {"datetime": "2022-06-01T10:40:00Z", "platform": "landsat-9", "landsat:wrs_path": "200",
+                              "landsat:wrs_row": "27", "eo:cloud_cover": 3.0},
+               "assets": {"thermal": {"href": "st.tif", "eo:bands": [{"common_name": "lwir11"}],
+                                      "raster:bands": [{"scale": 0.00341802, "offset": 149.0}]},
+                          "qa_pixel": {"href": "qa.tif"}}}
+    scene = _landsat_scene(landsat)
+    assert (scene.product, scene.tile, scene.data_href, scene.scale) == ("LC09", "200027", "st.tif", 0.00341802)
+    assert _landsat_scene({**landsat, "properties": {**landsat["properties"], "platform": "landsat-7"}}) is None

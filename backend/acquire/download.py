@@ -202,6 +202,9 @@ def _write(tmp: Path, names: tuple[str, ...], group: list[stac.Scene], grid: Gri
         dst.write(data, 1)
         dst.scales, dst.offsets = (first.scale,), (first.offset,)
         dst.update_tags(STAC_ITEMS=items, ACQUISITION_DATE=first.date.isoformat())
+        if first.sensor == "modis":  # the HDF attributes the MODIS reader decodes with: (DN - add_offset) × scale
+            dst.update_tags(scale_factor=repr(first.scale), add_offset=repr(-first.offset / first.scale),
+                            _FillValue=str(int(first.nodata or 0)))
     with raster_output(tmp / names[1], **profile, dtype=quality.dtype) as dst:
         dst.write(quality, 1)
         dst.update_tags(STAC_ITEMS=items)
@@ -396,8 +399,10 @@ def download_lst(
                     "dropped": sorted(dropped, key=lambda d: (d["date"], d["sensor"])), "pairs": table}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     if stopped is not None:
-        raise Cancelled(f"Stopped: {len(entries)} date(s) are complete in {folder}; run again into the same folder "
-                        "to download the rest.")
+        error = Cancelled(f"Stopped: {len(entries)} date(s) are complete in {folder}; run again into the same "
+                          "folder to download the rest.")
+        error.kept = True
+        raise error
     files = {s: [folder / e["files"][0] for e in entries if e["sensor"] == s] for s in stac.SENSORS}
     return DownloadResult(folder, folder / MANIFEST, files["landsat"], files["modis"],
                           [row["date"] for row in table if row["kind"] == "same-day pair"], manifest["dropped"])

@@ -62,9 +62,6 @@ register(StacSource(
     {"MOD11A1": "modis-11A1-061", "MYD11A1": "modis-11A1-061", "MOD21A1": "modis-21A1-061"},
     _planetary_computer_sign, _planetary_computer_forget,
     "Microsoft Planetary Computer (anonymous; asset links signed by the planetary-computer package)"))
-register(StacSource(
-    "earth_search", "https://earth-search.aws.element84.com/v1", "landsat-c2-l2", {},
-    help="Element 84 Earth Search on AWS (Landsat; its Landsat assets are in a requester-pays bucket)"))
 
 SENSORS = ("landsat", "modis")
 LANDSAT_PLATFORMS = {"landsat-8": "LC08", "landsat-9": "LC09"}
@@ -126,10 +123,12 @@ def _landsat_scene(item: dict) -> Scene | None:
 def _modis_scene(item: dict, product: str, layer: str) -> Scene | None:
     assets, props = item.get("assets", {}), item.get("properties", {})
     item_product = item["id"].split(".")[0].upper()
-    if item_product != product:
-        return None  # the collection holds Terra and Aqua; this item is the other one
-    if product == "MOD21A1":
+    wanted = {product}
+    if product == "MOD21A1":  # one LST_1KM layer; day and night may be items of their own (MOD21A1D/N)
+        wanted.add("MOD21A1" + ("N" if "Night" in layer else "D"))
         layer = "LST_1KM"
+    if item_product not in wanted:
+        return None  # the collection holds Terra and Aqua (or day and night); this item is another one
     quality = MODIS_QUALITY[layer]
     if layer not in assets or quality not in assets:
         return None
