@@ -8,8 +8,8 @@
 #
 # The chroot has Debian's QGIS and nothing of LST Fusion's Python dependencies: as a user would, the
 # plugin's installer (lst_fusion_plugin/installer.py, run by QGIS's own Python) installs numba, ONNX
-# Runtime, Dask, torch and onnx from the package index into a fresh profile's package folder, and the
-# tests then run on what it installed (the Processing algorithms, qgis_process, the packaged zip in a
+# Runtime, Dask, torch, onnx and the STAC clients from the package index into a fresh profile's package
+# folder, and the tests then run on what it installed (the Processing algorithms, qgis_process, the packaged zip in a
 # fresh profile, QGIS desktop under Xvfb). The cache (LST_FUSION_CHROOT_CACHE, default
 # /var/cache/lst-fusion) keeps the chroot; each run starts from a fresh copy of this working tree and a
 # fresh profile. Needs root (debootstrap, chroot, bind mounts); unmounts whatever it mounted.
@@ -29,7 +29,7 @@ test_tools=(pytest==9.2.0 pytest-qgis==5.0.2 hypothesis==6.170.17)
 # The tests that exercise QGIS itself (Processing, qgis_process, the packaged zip, the desktop, saved models).
 tests=(tests/test_processing.py tests/test_preprocessing_algorithms.py tests/test_fusion_algorithm.py
        tests/test_qgis_headless.py tests/test_parameter_contract.py tests/test_units_and_styles.py
-       tests/test_extension_points.py tests/test_installer.py)
+       tests/test_extension_points.py tests/test_installer.py tests/test_acquire.py)
 
 [ "$(id -u)" = 0 ] || { echo "debian_qgis.sh needs root (debootstrap, chroot, mounts): sudo $0 $suite" >&2; exit 2; }
 command -v debootstrap >/dev/null || { echo ">> apt: installing debootstrap"; apt-get install -y -qq debootstrap; }
@@ -135,11 +135,11 @@ pip_mounts "$root"
 python_version=$(in_chroot "$root" python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
 target="/root/.local/share/QGIS/QGIS3/profiles/default/python/lst_fusion_packages-py$python_version"
 in_chroot "$root" /usr/bin/python3 -c 'import importlib.util as u, sys
-found = [m for m in ("numba", "onnxruntime", "dask") if u.find_spec(m)]
+found = [m for m in ("numba", "onnxruntime", "dask", "pystac_client") if u.find_spec(m)]
 sys.exit(f"the chroot already has {found}: the installer test needs a QGIS without them" if found else 0)'
 echo ">> the plugin's installer, with QGIS's Python 3 ($python_version), into a fresh profile: $target"
 in_chroot "$root" /usr/bin/python3 /work/main/lst_fusion_plugin/installer.py --group fusion --group training \
-  --target "$target"
+  --group acquire --target "$target"
 ln -sfn /opt/test-tools "$work/main/.venv"
 if [ "${1:-}" = run ]; then
   shift
