@@ -151,23 +151,24 @@ def _vsi(href: str) -> str:
     return href if href.startswith("/vsi") or "://" not in href else f"/vsicurl/{href}"
 
 
+_AGAIN = "run again into the same folder: what is complete is kept"
+# What each kind of failure means and what to do, after '<item> (<link>): '.
+_MESSAGES = {
+    "forbidden": "access refused (HTTP 403) even after signing the link again. The archive may need an account "
+                 "or a different SOURCE for this collection.",
+    "rate_limited": "the provider's rate limit was reached (HTTP 429) after {tries} tries. Wait a few minutes and "
+                    f"{_AGAIN}.",
+    "timeout": "no answer within {timeout:g} s after {tries} tries (timeout). The archive is slow or the connection "
+               f"stalled; raise TIMEOUT, or later {_AGAIN}.",
+    "server": f"the archive's server failed (HTTP 5xx) {{tries}} times. Later, {_AGAIN}.",
+    "offline": "cannot be reached ({detail}). Check the internet connection or proxy.",
+    "other": "could not be read ({detail}).",
+}
+
+
 def _message(what: str, href: str, kind: str, detail: str, attempts: int, options: HttpOptions) -> str:
-    where = f"{what} ({href.split('?')[0]})"
-    if kind == "forbidden":
-        return (f"{where}: access refused (HTTP 403) even after signing the link again. The archive may need an "
-                "account or a different SOURCE for this collection.")
-    if kind == "rate_limited":
-        return (f"{where}: the provider's rate limit was reached (HTTP 429) after {attempts + 1} tries. Wait a few "
-                "minutes and run again into the same folder: what is complete is kept.")
-    if kind == "timeout":
-        return (f"{where}: no answer within {options.timeout:g} s after {attempts + 1} tries (timeout). The archive "
-                "is slow or the connection stalled; run again later into the same folder, or raise TIMEOUT.")
-    if kind == "server":
-        return (f"{where}: the archive's server failed (HTTP 5xx) {attempts + 1} times. Run again later into the "
-                "same folder: what is complete is kept.")
-    if kind == "offline":
-        return f"{where}: cannot be reached ({detail.strip()}). Check the internet connection or proxy."
-    return f"{where}: could not be read ({detail.strip()})."
+    text = _MESSAGES[kind].format(tries=attempts + 1, timeout=options.timeout, detail=detail.strip())
+    return f"{what} ({href.split('?')[0]}): {text}"
 
 
 def area_grid(bbox_wgs84: tuple[float, float, float, float], crs, transform) -> Grid:
