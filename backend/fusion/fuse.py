@@ -154,10 +154,11 @@ def adjustments(params, inputs: FusionInputs, cache: dict | None = None) -> Adju
     return Adjustments(sigma, on, bias, offsets)
 
 
-def fusion_plan(spec: FusionMethod, params, grid, tile_rows: int | None = None,
+def fusion_plan(spec: FusionMethod, params, inputs: FusionInputs, tile_rows: int | None = None,
                 tile_cols: int | None = None, adjust: Adjustments = Adjustments()) -> tiler.Plan:
     """The tiles a method runs on (the same plan wherever they are computed)."""
-    rows = tile_rows or (spec.tile_rows(params, grid.width) if spec.tile_rows else grid.height)
+    grid = inputs.grid
+    rows = tile_rows or (spec.tile_rows(params, grid.width, len(inputs.pairs)) if spec.tile_rows else grid.height)
     cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
     return tiler.plan(grid, spec.margin(params) + adjust.margin(spec.mode), rows, cols)
 
@@ -330,7 +331,7 @@ def fuse_inputs(
     progress = ensure(progress)
     state = spec.prepare(inputs, params, progress, cache)
     adjust = adjustments(params, inputs, cache)
-    tile_plan = fusion_plan(spec, params, inputs.grid, tile_rows, tile_cols, adjust)
+    tile_plan = fusion_plan(spec, params, inputs, tile_rows, tile_cols, adjust)
     progress.info(f"{spec.short} on {inputs.grid.describe()}, predicting {inputs.target_date} from "
                   f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(tile_plan)} tile(s)")
 

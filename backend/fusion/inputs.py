@@ -36,9 +36,24 @@ READ_ORDER = {3: ("fine_t1", "coarse_t1", "coarse_t2"),
               5: ("fine_t1", "coarse_t1", "fine_t3", "coarse_t3", "coarse_t2")}
 
 
+EVERY_PAIR = 0  # a method's reference count meaning "every pair given" (multi-date methods)
+
+
 def by_role(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """A tile's arrays, read in READ_ORDER, keyed by role for the method's kernel."""
-    return dict(zip(READ_ORDER[len(arrays)], arrays))
+    """A tile's arrays, read in READ_ORDER, keyed by role for the method's kernel; beyond two pairs
+    (multi-date methods) the pairs are fine_r1, coarse_r1, fine_r2, … by date, then coarse_t2."""
+    if len(arrays) in READ_ORDER:
+        return dict(zip(READ_ORDER[len(arrays)], arrays))
+    roles = {}
+    for k in range((len(arrays) - 1) // 2):
+        roles[f"fine_r{k + 1}"], roles[f"coarse_r{k + 1}"] = arrays[2 * k], arrays[2 * k + 1]
+    return {**roles, "coarse_t2": arrays[-1]}
+
+
+def reference_pairs(roles: dict[str, np.ndarray]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """The (fine, coarse) pairs of :func:`by_role`'s dict in date order, and MODIS at the prediction date."""
+    fines = [key for key in roles if key.startswith("fine_")]
+    return [(roles[key], roles["coarse_" + key[len("fine_"):]]) for key in fines], roles["coarse_t2"]
 
 
 def _common_grid(named: list[tuple[str, SeriesItem]]) -> Grid:
@@ -68,7 +83,10 @@ def load_fusion_inputs(
     have dates, and the reference dates must differ from the prediction date; with
     ``bracket`` the two references must lie on either side of it (ESTARFM).
     """
-    if len(pairs) != required_pairs:
+    if required_pairs == EVERY_PAIR:
+        if not pairs:
+            raise InputError(f"{method} needs at least one reference pair (fine + coarse at the same date).")
+    elif len(pairs) != required_pairs:
         hint = (" The second pair (FINE_T3, COARSE_T3) is used by two-reference methods such as ESTARFM: "
                 "choose one of those, or leave the second pair out." if len(pairs) > required_pairs else
                 " Give the second pair, FINE_T3 and COARSE_T3, of a date after the prediction date.")
@@ -106,8 +124,35 @@ def load_fusion_inputs(
                 f"The prediction date {target.date} must lie between the two reference dates "
                 f"({t1.date} and {t3.date}). Choose references before and after it."
             )
-        items.sort(key=lambda p: p[0].date)
+    items.sort(key=lambda p: p[0].date)
+    dates = [fine.date for fine, _ in items]
+    twice = sorted({str(d) for d in dates if dates.count(d) > 1})
+    if twice:
+        raise InputError(f"Two reference pairs have the same date ({', '.join(twice)}): give each date once.")
     return FusionInputs(tuple(items), target, grid)
+
+
+def pairs_by_date(fine: list[str | os.PathLike], coarse: list[str | os.PathLike], what: str = "REFERENCE",
+                  unit: str | None = None) -> list[tuple[str, str]]:
+    """(fine, coarse) reference pairs from two lists in any order, matched by date; ``what``_FINE and
+    ``what``_COARSE name the lists in messages (a date without its partner, or given twice)."""
+    def dated(paths, name):
+        found: dict[dt.date, str] = {}
+        for path in paths:
+            date = describe(str(path), unit).date
+            if date in found:
+                raise InputError(f"{name}: {file_name(found[date])} and {file_name(path)} are both of {date}; "
+                                 "give each date once.")
+            found[date] = str(path)
+        return found
+
+    fines, coarses = dated(fine, f"{what}_FINE"), dated(coarse, f"{what}_COARSE")
+    for have, name, other in ((fines, f"{what}_COARSE", coarses), (coarses, f"{what}_FINE", fines)):
+        missing = sorted(set(have) - set(other))
+        if missing:
+            raise InputError(f"{name}: no raster of {', '.join(map(str, missing))} (the date of "
+                             f"{', '.join(file_name(have[d]) for d in missing)}); give one of the same day for each.")
+    return [(fines[d], coarses[d]) for d in sorted(fines)]
 
 
 def global_stats(item: SeriesItem, grid: Grid, block_rows: int = 1024) -> tuple[float, float]:

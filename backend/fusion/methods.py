@@ -23,8 +23,8 @@ from ..errors import InputError
 from ..io.tiler import Tile
 from ..progress import Progress
 from . import onnx_model
-from .inputs import FusionInputs, global_stats
-from .params import EstarfmParams, StarfmParams
+from .inputs import EVERY_PAIR, FusionInputs, global_stats
+from .params import EstarfmParams, SeasonParams, StarfmParams
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,14 @@ class FusionMethod:
     name: str
     title: str
     params: type
-    references: Callable[[Any], int]  # params -> reference pairs needed
+    references: Callable[[Any], int]  # params -> reference pairs needed (inputs.EVERY_PAIR: all that are given)
     # Scene-level state, computed once; ``cache`` is shared by the dates of a series, so the
     # statistics of a reference pair (or an ONNX Runtime session) are computed once per series.
     prepare: Callable[[FusionInputs, Any, Progress, dict], Any]
     margin: Callable[[Any], int]  # context a tile needs on every side (px)
     kernel: Callable[[dict[str, np.ndarray], Tile, Any, Any], np.ndarray]  # arrays by role, tile, params, state
     mode: str = "crop"  # 'crop': exact inner part; 'blend': overlapping tiles averaged (CNNs)
-    tile_rows: Callable[[Any, int], int] | None = None  # params, width -> inner rows per tile
+    tile_rows: Callable[[Any, int, int], int] | None = None  # params, width, reference pairs -> inner rows per tile
     tile_cols: Callable[[Any], int | None] | None = None  # None: full-width bands
     tags: Callable[[Any, Any], dict[str, str]] | None = None  # params, state -> metadata of the output
     requires: tuple[str, ...] = ()  # modules the kernel imports when it first runs (checked on Dask workers)
@@ -48,6 +48,9 @@ class FusionMethod:
     # (a, b, c) of backend/fusion/uncertainty.py's σ model, fitted by bench/bench_uncertainty.py; None: the
     # method has no calibrated uncertainty, and UNCERTAINTY is refused before any work.
     uncertainty: tuple[float, float, float] | None = None
+    # Whether prepare() reads each fine reference's scene mean and σ (reference_statistics): a series then
+    # computes them once and sends them to its workers.
+    reference_statistics: bool = False
 
     @property
     def short(self) -> str:
@@ -98,10 +101,23 @@ def _estarfm_kernel(arrays: dict[str, np.ndarray], tile: Tile, params: EstarfmPa
                          first.mean)[:, tile.inner[1]]
 
 
-def _window_rows(bytes_per_pixel: int) -> Callable[[Any, int], int]:
+def _window_rows(bytes_per_pixel: int, per_pair: int = 0) -> Callable[[Any, int, int], int]:
+    """Rows per tile holding ``bytes_per_pixel`` (+ ``per_pair`` for each reference pair) within 192 MB."""
     from ..io.grid import block_rows_for
 
-    return lambda params, width: block_rows_for(width, bytes_per_pixel, 192 * 2**20)
+    return lambda params, width, pairs: block_rows_for(width, bytes_per_pixel + per_pair * pairs, 192 * 2**20)
+
+
+def _season_kernel(arrays: dict[str, np.ndarray], tile: Tile, params: SeasonParams, state) -> np.ndarray:
+    from .season import kernel
+
+    return kernel(arrays, tile, params, state)
+
+
+def _season_prepare(inputs: FusionInputs, params: SeasonParams, progress: Progress, cache: dict):
+    from .season import prepare
+
+    return prepare(inputs, params)
 
 
 # ------------------------------------------------------------------ ONNX models
@@ -118,7 +134,7 @@ METHODS: dict[str, FusionMethod] = {
     "starfm": FusionMethod(
         "starfm", "STARFM (one reference pair)", StarfmParams, lambda p: 1,
         lambda inputs, p, progress, cache: _thresholds(inputs, p.classes, cache), lambda p: p.half, _starfm_kernel,
-        tile_rows=_window_rows(240), requires=("backend.fusion.starfm",),
+        tile_rows=_window_rows(240), requires=("backend.fusion.starfm",), reference_statistics=True,
         help="STARFM (Gao et al., 2006): one reference pair; the fine reference plus MODIS's change, weighted "
              "over similar pixels of a moving window (WINDOW, CLASSES).",
         uncertainty=(1.813, 0.117, 0.469)),
@@ -126,7 +142,7 @@ METHODS: dict[str, FusionMethod] = {
         "estarfm", "ESTARFM (two reference pairs around the date)", EstarfmParams, lambda p: 2,
         lambda inputs, p, progress, cache: _thresholds(inputs, p.classes, cache), lambda p: p.half,
         _estarfm_kernel,
-        tile_rows=_window_rows(240), requires=("backend.fusion.estarfm",),
+        tile_rows=_window_rows(240), requires=("backend.fusion.estarfm",), reference_statistics=True,
         help="ESTARFM (Zhu et al., 2010): two reference pairs, before and after the date; a per-pixel "
              "conversion coefficient from the regression of fine on coarse change over similar pixels.",
         uncertainty=(1.699, 0.103, 0.371)),
@@ -134,12 +150,24 @@ METHODS: dict[str, FusionMethod] = {
         "onnx", "Trained deep model (ONNX file)", onnx_model.OnnxParams, onnx_model.references,
         lambda inputs, p, progress, cache: onnx_model.prepare(p, progress, cache), lambda p: p.overlap,
         _onnx_kernel,
-        mode="blend", tile_rows=lambda p, width: p.tile - 2 * p.overlap, tile_cols=lambda p: p.tile - 2 * p.overlap,
+        mode="blend", tile_rows=lambda p, width, pairs: p.tile - 2 * p.overlap,
+        tile_cols=lambda p: p.tile - 2 * p.overlap,
         tags=onnx_model.output_tags, requires=("onnxruntime",), label="Trained deep model",
         help="Trained deep model: a network written by Train STF model (MODEL), or a shipped one "
              "(SHIPPED_MODEL), run by ONNX Runtime on overlapping tiles (TILE, TILE_OVERLAP) blended without "
              "seams; its card says whether it takes one reference pair or two.",
         uncertainty=(1.892, 0.071, 0.488)),
+    # Appended: saved models and scripts keep their METHOD numbers.
+    "season": FusionMethod(
+        "season", "Season regression (every reference pair of the series)", SeasonParams, lambda p: EVERY_PAIR,
+        _season_prepare, lambda p: 0, _season_kernel,
+        # float32 inputs (8 B a pair), a flags read and its weight (9 B), eight float64 accumulators
+        tile_rows=_window_rows(160, 17), requires=("backend.fusion.season",), label="Season regression",
+        help="Season regression: every reference pair of the series, not only the nearest. Each fine pixel's "
+             "gain on MODIS's change is learned from all pairs (shrunk towards 1 by GAIN_SHRINKAGE; gap-filled "
+             "reference pixels count FILLED_WEIGHT), then every reference is carried to the date with it and "
+             "averaged with weights falling over MEMORY_DAYS. In Fuse, give the further pairs as "
+             "REFERENCE_FINE/REFERENCE_COARSE."),
 }
 
 

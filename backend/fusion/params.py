@@ -108,3 +108,41 @@ class EstarfmParams:
     @property
     def half(self) -> int:
         return self.window // 2
+
+
+@dataclass(frozen=True)
+class SeasonParams:
+    # e-folding time of a reference's weight in the prediction (days): bench/bench_lst_options.py measured
+    # 32 best among 16, 32 and 64 on the sample seasons (a Landsat revisit or two).
+    memory_days: float = param(32.0, "MEMORY_DAYS", "Season regression: time scale of the references' weight (days)",
+                               1.0, 3650.0)
+    # λ (K²) of the ridge that pulls each pixel's gain towards 1 (MODIS's change passed on as it is): a pixel
+    # whose MODIS varied by σ over the season keeps σ²/(σ² + λ) of its own estimate.
+    gain_shrinkage: float = param(8.0, "GAIN_SHRINKAGE", "Season regression: shrinkage of the per-pixel gain "
+                                  "towards 1 (K²)", 0.0, advanced=True)
+    max_gain: float = param(3.0, "MAX_GAIN", "Season regression: largest per-pixel gain", 1.0, 10.0, advanced=True)
+    # Weight of a gap-filled reference pixel (1 = observed): its value is an estimate, not an observation.
+    filled_weight: float = param(0.5, "FILLED_WEIGHT", "Season regression: weight of gap-filled reference pixels "
+                                 "(observed = 1)", 0.0, 1.0, advanced=True)
+    # Extra weight of references about a year (or years) away on the same day of year (±20 days): the same
+    # phenological state. Measured on the sample seasons: it helps on heat waves and hurts on sensor
+    # disagreements, so it is off by default.
+    season_weight: float = param(0.0, "SEASON_WEIGHT", "Season regression: extra weight of references on the "
+                                 "same day of another year", 0.0, 10.0, advanced=True)
+    coarse_consistency: bool = param(False, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
+    sensor_bias: str = sensor_bias_param()
+    uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)
+    allow_implausible: bool = allow_implausible_param()
+
+    def validate(self) -> None:
+        check_sensor_bias(self.sensor_bias)
+        if not self.memory_days > 0:
+            raise InputError(f"MEMORY_DAYS must be greater than 0 days, got {self.memory_days:g}.")
+        if self.gain_shrinkage < 0:
+            raise InputError(f"GAIN_SHRINKAGE must not be negative, got {self.gain_shrinkage:g}.")
+        if not self.max_gain >= 1:
+            raise InputError(f"MAX_GAIN must be at least 1, got {self.max_gain:g}.")
+        if not 0 <= self.filled_weight <= 1:
+            raise InputError(f"FILLED_WEIGHT must lie between 0 and 1, got {self.filled_weight:g}.")
+        if self.season_weight < 0:
+            raise InputError(f"SEASON_WEIGHT must not be negative, got {self.season_weight:g}.")

@@ -2,8 +2,9 @@
 
 A Landsat series (decoded or gap-filled) and a MODIS series on the Landsat grid are paired
 by date; each MODIS date that has no Landsat (or each date the user lists) is predicted
-with any registered method from the nearest pair (one-pair methods) or the nearest pairs
-before and after it (two-pair methods), unless the user fixes the references. Statistics
+with any registered method from the nearest pair (one-pair methods), the nearest pairs
+before and after it (two-pair methods) or every other pair (multi-date methods such as the
+season regression), unless the user fixes the references. Statistics
 of a reference pair and an ONNX Runtime session are computed once for the whole series.
 
 Outputs: one GeoTIFF per date named ``lst_YYYYMMDD_METHOD.tif``, a multi-band VRT stack
@@ -46,7 +47,7 @@ from .fuse import (
     uncertainty_path,
     write_fused,
 )
-from .inputs import FusionInputs
+from .inputs import EVERY_PAIR, FusionInputs
 from .methods import get, reference_statistics
 from .sensor_bias import reference_offset
 
@@ -105,7 +106,7 @@ def _fixed_references(pairs: list[Pair], references: int, reference_dates: list[
     if unknown:
         raise InputError(f"REFERENCE_DATES: {', '.join(map(str, unknown))} have no Landsat + MODIS pair. "
                          f"Pairs exist for {', '.join(str(p.date) for p in pairs) or 'no date'}.")
-    if len(reference_dates) != references:
+    if references != EVERY_PAIR and len(reference_dates) != references:
         raise InputError(f"REFERENCE_DATES: this method uses {references} reference pair(s); "
                          f"{len(reference_dates)} given.")
     return tuple(sorted((lookup[d] for d in reference_dates), key=lambda p: p.date))
@@ -113,13 +114,17 @@ def _fixed_references(pairs: list[Pair], references: int, reference_dates: list[
 
 def _references_for(target: SeriesItem, pairs: list[Pair], references: int,
                     fixed: tuple[Pair, ...] | None) -> tuple[tuple[Pair, ...] | None, str]:
-    """The reference pair(s) of one target date (the nearest, or the nearest before and after it), or None
-    with the reason it cannot be predicted."""
+    """The reference pair(s) of one target date (the nearest, the nearest before and after it, or every other
+    pair for multi-date methods), or None with the reason it cannot be predicted."""
     if fixed is not None:
+        if any(p.date == target.date for p in fixed):
+            return None, "it is one of the fixed reference dates"
         if references == 2 and not fixed[0].date < target.date < fixed[1].date:
             return None, "it does not lie between the fixed reference dates"
         return fixed, ""
     candidates = [p for p in pairs if p.date != target.date]
+    if references == EVERY_PAIR:
+        return (tuple(candidates), "") if candidates else (None, "no reference pair")
     if references == 1:
         if not candidates:
             return None, "no reference pair"
@@ -151,7 +156,7 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
     _PROCESS_CACHE.update(stats)
     state = spec.prepare(inputs, params, Progress(on_message=lambda m: None), _PROCESS_CACHE)
     adjust = adjustments(params, inputs, _PROCESS_CACHE)
-    tile_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
+    tile_plan = fusion_plan(spec, params, inputs, adjust=adjust)
     result = tiler.compute_band(tile_plan, index, input_readers(inputs), method_kernel(spec, params, state, adjust),
                                 spec.mode)
     path = Path(band_path)
@@ -169,7 +174,7 @@ def assemble_date(method: str, params, inputs: FusionInputs, bands: list[tuple[s
     """Write one date's raster (atomically) from its saved bands, on a Dask worker."""
     spec = get(method)
     adjust = adjustments(params, inputs, _PROCESS_CACHE)
-    tile_plan = fusion_plan(spec, params, inputs.grid, adjust=adjust)
+    tile_plan = fusion_plan(spec, params, inputs, adjust=adjust)
 
     def produce(write):
         assembler = tiler.Assembler(tile_plan, spec.mode, write)
@@ -193,7 +198,7 @@ def _on_cluster(scheduler: str, spec, params, jobs: list[tuple[FusionInputs, Pat
         for inputs, out in jobs:
             folder = stage / ".bands" / out.stem
             folders.append(folder)
-            n = fusion_plan(spec, params, inputs.grid).n_bands
+            n = fusion_plan(spec, params, inputs).n_bands
             bands = [client.submit(fuse_band, spec.name, params, inputs, k, str(folder / f"band_{k:05d}.npz"),
                                    stats, retries=2, pure=False) for k in range(n)]
             dates.append(client.submit(assemble_date, spec.name, params, inputs, bands, str(out), out_unit, retries=2,
@@ -352,7 +357,7 @@ def _nothing_to_predict(pairs: list[Pair], coarse: list[SeriesItem], include_pai
 def _series_statistics(spec, params, tasks: list[SeriesTask], grid) -> dict:
     """The statistics of each reference pair, computed once for the series (and sent to workers)."""
     stats: dict = {}
-    if spec.mode == "crop":  # the window methods' similarity thresholds; networks need none
+    if spec.reference_statistics:  # the window methods' similarity thresholds
         reference_statistics({p.fine.path: p.fine for task in tasks for p in task.pairs}.values(), grid, stats)
     if getattr(params, "sensor_bias", "none") == "landsat":
         for pair in {p.fine.path: p for task in tasks for p in task.pairs}.values():

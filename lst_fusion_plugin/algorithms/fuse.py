@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -36,7 +38,9 @@ class FuseAlgorithm(LSTAlgorithm):
         "STARFM (Gao et al., 2006) uses one reference pair — Landsat and MODIS of the same date (t1) — "
         "and MODIS at the prediction date (t2). ESTARFM (Zhu et al., 2010) uses two pairs, before (t1) "
         "and after (t3) the prediction date, and learns the fine/coarse conversion coefficient by "
-        "regression. A trained deep model (EDCSTFN, STTFN or MLFF-GAN exported to ONNX by 'Train STF "
+        "regression. The season regression takes every pair given (FINE_T1/COARSE_T1, FINE_T3/COARSE_T3 and "
+        "the further pairs REFERENCE_FINE/REFERENCE_COARSE, matched by date). A trained deep model (EDCSTFN, "
+        "STTFN or MLFF-GAN exported to ONNX by 'Train STF "
         "model') runs with ONNX Runtime (CUDA when onnxruntime-gpu finds a GPU); its model card says whether "
         "it takes one pair or two. All MODIS rasters must already be on the Landsat grid (Resample to a "
         "reference grid); dates are read from the files.\n\n"
@@ -60,6 +64,12 @@ class FuseAlgorithm(LSTAlgorithm):
             "FINE_T3", "Fine LST at t3, after t2 (two-pair methods)", optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "COARSE_T3", "Coarse LST at t3 (two-pair methods)", optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "REFERENCE_FINE", "Further fine references (multi-date methods; paired with REFERENCE_COARSE by date)",
+            layerType=QgsProcessing.TypeFile, optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "REFERENCE_COARSE", "Further coarse references of the same dates (multi-date methods)",
+            layerType=QgsProcessing.TypeFile, optional=True))
         add_method_parameters(self, [input_unit_parameter()])
         self.addParameter(output_unit_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused LST"))
@@ -67,6 +77,20 @@ class FuseAlgorithm(LSTAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("VALID_FRACTION", "Fraction of pixels predicted"))
         self.addOutput(QgsProcessingOutputNumber("NODATA_PIXELS", "Pixels without valid input"))
         self.addOutput(QgsProcessingOutputString("UNCERTAINTY", "Uncertainty raster (1σ, K), when asked for"))
+
+    def _further_pairs(self, spec, params, parameters, context) -> list[tuple[str, str]]:
+        """REFERENCE_FINE/REFERENCE_COARSE paired by date, for methods that take every pair given."""
+        from backend.errors import InputError
+        from backend.fusion.inputs import EVERY_PAIR, pairs_by_date
+
+        fine, coarse = ([p for p in (self.parameterAsFileList(parameters, name, context) or []) if p]
+                        for name in ("REFERENCE_FINE", "REFERENCE_COARSE"))
+        if not fine and not coarse:
+            return []
+        if spec.references(params) != EVERY_PAIR:
+            raise InputError(f"REFERENCE_FINE/REFERENCE_COARSE are for methods that use every pair given (Season "
+                             f"regression); {spec.short} uses {spec.references(params)}: leave them empty.")
+        return pairs_by_date(fine, coarse)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
@@ -82,6 +106,7 @@ class FuseAlgorithm(LSTAlgorithm):
                                  f"{'FINE_T3' if fine3 else 'COARSE_T3'} was given.")
             if fine3:
                 pairs.append((fine3, coarse3))  # the backend refuses it for one-pair methods, never ignores it
+            pairs += self._further_pairs(spec, params, parameters, context)
             output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
             unit = output_unit(self, parameters, context)
             result = fuse(spec.name, pairs, source("COARSE_T2"), output, params,
