@@ -30,6 +30,9 @@ class ModelCard:
     validation: dict = field(default_factory=dict)  # metrics on the validation dates
     opset: int = 17
     schema: int = CARD_SCHEMA
+    # > 0: the graph takes the scene's summed feature moments (this many numbers) and returns a tile's
+    # (models/contract.py's SceneKelvinModel); fusion computes them in a first pass over the scene.
+    scene_moments: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

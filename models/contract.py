@@ -87,6 +87,8 @@ class PaddedModel(nn.Module):
 class KelvinModel(nn.Module):
     """What is exported to ONNX: Kelvin channels in, Kelvin fine LST out (sizes multiples of the contract's)."""
 
+    scene_moments = 0  # the graph takes no scene statistics
+
     def __init__(self, model: nn.Module, normalise: Normalise):
         super().__init__()
         self.model = model
@@ -94,3 +96,22 @@ class KelvinModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.normalise.denormalise(self.model(self.normalise(x)))
+
+
+class SceneKelvinModel(KelvinModel):
+    """The export of a network whose output depends on whole-image statistics (MLFF-GAN's AdaIN): it takes
+    the scene's summed moments and returns, beside the LST, the moments of its own input weighted by
+    ``weight`` (a first pass adds those up over the scene's tiles), so a tiled scene equals the whole."""
+
+    def __init__(self, model: nn.Module, normalise: Normalise):
+        super().__init__(model, normalise)
+        self.scene_moments = int(model.MOMENTS)
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor, moments: torch.Tensor):
+        z = self.normalise(x)
+        return self.normalise.denormalise(self.model(z, moments)), self.model.moments(z, weight)
+
+
+def exportable(network: nn.Module, normalise: Normalise) -> KelvinModel:
+    """The Kelvin model to export: with scene statistics when the network has :meth:`moments`."""
+    return (SceneKelvinModel if hasattr(network, "moments") else KelvinModel)(network, normalise)

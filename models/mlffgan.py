@@ -14,6 +14,13 @@ Departures, and why: one band (LST); inputs already on the fine grid (no interna
 upsampling); the discriminator is conditioned on the three input channels (the fake or
 real fine image is concatenated to them), as in conditional PatchGAN practice; sizes
 must be multiples of 16 (four stride-2 levels), which ``PaddedModel`` provides.
+
+Scene statistics: AdaIN's means and spreads are those of the whole image the network sees,
+so a tile of a large scene would get its own and tiles would not agree (up to ~0.5 K). The
+exported graph therefore takes them from outside (models/contract.py's SceneKelvinModel):
+:meth:`Generator.moments` gives a tile's weighted sums, a first pass over the scene adds
+them up, and :meth:`Generator.forward` with ``moments`` uses the scene's statistics. In
+training, each patch keeps its own, as in the paper.
 """
 
 from __future__ import annotations
@@ -43,12 +50,19 @@ class _Encoder(nn.Module):
         return out
 
 
-def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Give ``content`` the per-channel mean and standard deviation of ``style``."""
-    c_mean = content.mean(dim=(2, 3), keepdim=True)
-    c_std = (content.var(dim=(2, 3), keepdim=True) + eps).sqrt()
-    s_mean = style.mean(dim=(2, 3), keepdim=True)
-    s_std = (style.var(dim=(2, 3), keepdim=True) + eps).sqrt()
+EPS = 1e-5
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS, stats=None) -> torch.Tensor:
+    """Give ``content`` the per-channel mean and standard deviation of ``style`` (each its own, or the
+    scene's: ``stats`` = (content mean, content std, style mean, style std), each (1, C, 1, 1))."""
+    if stats is not None:
+        c_mean, c_std, s_mean, s_std = stats
+    else:
+        c_mean = content.mean(dim=(2, 3), keepdim=True)
+        c_std = (content.var(dim=(2, 3), keepdim=True) + eps).sqrt()
+        s_mean = style.mean(dim=(2, 3), keepdim=True)
+        s_std = (style.var(dim=(2, 3), keepdim=True) + eps).sqrt()
     return (content - c_mean) / c_std * s_std + s_mean
 
 
@@ -81,12 +95,43 @@ class Generator(nn.Module):
         self.head = nn.Sequential(ResBlock(c[0] * 2), nn.Conv2d(c[0] * 2, c[0], 1), ResBlock(c[0]),
                                   nn.Conv2d(c[0], 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    # Length of the moments vector: per level, Σw and Σw·x, Σw·x² of the fine and the coarse-t2 features.
+    MOMENTS = sum(1 + 4 * c for c in CHANNELS)
+
+    def moments(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Weighted sums over (N, H, W) of each level's fine-reference and coarse-t2 features, flat
+        (``MOMENTS``): added up over a scene's tiles (``weight`` 1 on the pixels a tile owns, 0 on its
+        overlap and padding), they give the scene's AdaIN statistics."""
+        import torch.nn.functional as F
+
+        f1, c2 = self.fine_net(x[:, 1:2]), self.coarse_net(x[:, 2:3])
+        parts = []
+        for level, (f, c) in enumerate(zip(f1, c2)):
+            w = F.avg_pool2d(weight, 2**level) * 4**level if level else weight
+            parts += [w.sum().reshape(1)]
+            parts += [(w * t).sum(dim=(0, 2, 3)) for t in (f, f * f, c, c * c)]
+        return torch.cat(parts)
+
+    @staticmethod
+    def statistics(moments: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Per level, AdaIN's (content mean, content std, style mean, style std) from summed :meth:`moments`."""
+        stats, k = [], 0
+        for c in CHANNELS:
+            n = moments[k].clamp(min=1.0)
+            sf, sff, sc, scc = (moments[k + 1 + j * c: k + 1 + (j + 1) * c] / n for j in range(4))
+            shape = (1, c, 1, 1)
+            stats.append((sf.reshape(shape), ((sff - sf * sf).clamp(min=0) + EPS).sqrt().reshape(shape),
+                          sc.reshape(shape), ((scc - sc * sc).clamp(min=0) + EPS).sqrt().reshape(shape)))
+            k += 1 + 4 * c
+        return stats
+
+    def forward(self, x: torch.Tensor, moments: torch.Tensor | None = None) -> torch.Tensor:
         coarse_t1, fine_t1, coarse_t2 = x[:, 0:1], x[:, 1:2], x[:, 2:3]
         c2 = self.coarse_net(coarse_t2)
         c1 = self.coarse_net(coarse_t1)
         f1 = self.fine_net(fine_t1)
-        fused = [att(a, b, adain(f, a)) for att, a, b, f in zip(self.attention, c2, c1, f1)]
+        scene = self.statistics(moments) if moments is not None else [None] * len(CHANNELS)
+        fused = [att(a, b, adain(f, a, stats=st)) for att, a, b, f, st in zip(self.attention, c2, c1, f1, scene)]
         y = self.up[0](torch.cat((fused[4], c2[4]), 1))
         for level, up in zip((3, 2, 1), self.up[1:]):
             y = up(torch.cat((fused[level], y), 1))

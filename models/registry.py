@@ -31,6 +31,9 @@ class ModelSpec:
     citation: str = ""  # short, for choices: "Tan et al., 2019"
     summary: str = ""  # one sentence for Train's help
     version: str = "1.0"
+    # Its output depends on whole-image statistics, exported as scene moments (a model exported without
+    # them still runs, but tiles differ from the whole scene).
+    scene_statistics: bool = False
 
     def _code(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -57,7 +60,8 @@ MODELS: dict[str, ModelSpec] = {
     "sttfn": ModelSpec("sttfn", "STTFN", "Yin et al. (2020), IEEE TGRS 59(2)", "models.sttfn", "Yin et al., 2020",
                        "multi-scale CNN for LST, MSE."),
     "mlffgan": ModelSpec("mlffgan", "MLFF-GAN", "Song et al. (2022), IEEE TGRS 60", "models.mlffgan",
-                         "Song et al., 2022", "generator with AdaIN and attention + PatchGAN discriminator."),
+                         "Song et al., 2022", "generator with AdaIN and attention + PatchGAN discriminator.",
+                         scene_statistics=True),
 }
 
 

@@ -148,7 +148,7 @@ METHODS: dict[str, FusionMethod] = {
         uncertainty=(1.699, 0.103, 0.371)),
     "onnx": FusionMethod(
         "onnx", "Trained deep model (ONNX file)", onnx_model.OnnxParams, onnx_model.references,
-        lambda inputs, p, progress, cache: onnx_model.prepare(p, progress, cache), lambda p: p.overlap,
+        lambda inputs, p, progress, cache: onnx_model.prepare(p, progress, cache, inputs), lambda p: p.overlap,
         _onnx_kernel,
         mode="blend", tile_rows=lambda p, width, pairs: p.tile - 2 * p.overlap,
         tile_cols=lambda p: p.tile - 2 * p.overlap,

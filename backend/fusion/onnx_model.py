@@ -9,10 +9,17 @@ the tiler, so any scene size runs in bounded memory without seams.
 Invalid pixels: a network cannot take NaN, so within a tile each channel's gaps are
 filled with that channel's mean before inference, and every pixel where an input was
 invalid is nodata in the output.
+
+Scene statistics: a network whose output depends on whole-image statistics (MLFF-GAN's
+AdaIN; its card's ``scene_moments``) is run twice: a first pass over the same tiles sums
+each tile's feature moments over the pixels it owns (its inner part, valid inputs only),
+and the second feeds the scene's sums to every tile, so the tiles agree with the whole
+scene. A model of such a network exported without them still runs, with a warning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -108,6 +115,7 @@ class OnnxState:
     session: object
     provider: str
     name: str
+    moments: np.ndarray | None = None  # the scene's summed feature moments (cards with scene_moments)
 
 
 def session_options(threads: int | None = None):
@@ -134,12 +142,43 @@ def providers() -> list[str]:
             else ["CPUExecutionProvider"])
 
 
-def prepare(params: OnnxParams, progress, cache: dict | None = None) -> OnnxState:
-    """The model's card and an ONNX Runtime session (one per series: kept in ``cache``)."""
+def prepare(params: OnnxParams, progress, cache: dict | None = None, inputs=None) -> OnnxState:
+    """The model's card and an ONNX Runtime session (one per series: kept in ``cache``), with the scene's
+    feature moments of ``inputs`` when the model takes them (one first pass per date, kept in ``cache``)."""
     cache = {} if cache is None else cache
     if ("onnx", params.path) not in cache:
         cache[("onnx", params.path)] = _session(params, progress)
-    return cache[("onnx", params.path)]
+    state = cache[("onnx", params.path)]
+    if not state.card.scene_moments or inputs is None:
+        return state
+    key = ("onnx moments", params.path, params.tile, params.overlap,
+           tuple(str(x.path) for pair in inputs.pairs for x in pair), str(inputs.coarse_target.path))
+    if key not in cache:
+        cache[key] = scene_moments(params, state, inputs, progress)
+    return dataclasses.replace(state, moments=cache[key])
+
+
+def scene_moments(params: OnnxParams, state: OnnxState, inputs, progress) -> np.ndarray:
+    """The first pass: each tile's feature moments over the pixels it owns (valid inputs), summed."""
+    from ..io import tiler
+    from .inputs import by_role
+
+    plan = tiler.plan(inputs.grid, params.overlap, params.tile - 2 * params.overlap, params.tile - 2 * params.overlap)
+    items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
+    total = np.zeros(state.card.scene_moments)
+    progress.info(f"{state.name}: scene statistics of {inputs.target_date} (a first pass over {len(plan)} tile(s))")
+    for tile in plan.tiles():
+        progress.check()
+        arrays = by_role([item.read(tile.read).data for item in items])
+        owned = np.zeros((int(tile.read.height), int(tile.read.width)), np.float32)
+        owned[tile.inner] = 1.0
+        stack, valid = _network_input(arrays, state.card)
+        weight = np.zeros(stack.shape[1:], np.float32)
+        weight[: owned.shape[0], : owned.shape[1]] = owned * valid
+        if weight.any():
+            total += state.session.run(["moments"], {"inputs": stack[None], "moment_weights": weight[None, None],
+                                                     "scene_moments": total.astype(np.float32)})[0]
+    return total.astype(np.float32)
 
 
 def _session(params: OnnxParams, progress) -> OnnxState:
@@ -151,10 +190,22 @@ def _session(params: OnnxParams, progress) -> OnnxState:
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         raise InputError(f"MODEL: {Path(params.path).name} cannot be run by ONNX Runtime ({exc}).") from exc
     _probe(session, card, Path(params.path).name, params.allow_implausible)
+    _warn_without_scene_statistics(card, Path(params.path).name, progress)
     provider = session.get_providers()[0]
     progress.info(f"{card.title} from {Path(params.path).name} on ONNX Runtime's {provider} "
                   f"(tiles of {params.tile} px, {params.overlap} px blended overlap)")
     return OnnxState(card, session, provider, card.title)
+
+
+def _warn_without_scene_statistics(card, name: str, progress) -> None:
+    """A model of a network that needs scene statistics, exported before they were: its tiles differ."""
+    from models.registry import MODELS
+
+    spec = MODELS.get(card.model)
+    if spec is not None and spec.scene_statistics and not card.scene_moments:
+        progress.warn(f"MODEL: {name} was exported without scene statistics, so each tile of the scene uses its own "
+                      f"{spec.title} statistics and tiles may differ from the whole by a few tenths of a kelvin; "
+                      "train or export it again with this version to make them agree.")
 
 
 def _probe(session, card, name: str, allow_implausible: bool = False) -> None:
@@ -168,12 +219,19 @@ def _probe(session, card, name: str, allow_implausible: bool = False) -> None:
     # models/contract.py's rule (fine roles are named fine_*), without importing torch for fusion
     means = [card.normalisation["fine" if role.startswith("fine") else "coarse"]["mean"] for role in card.roles]
     sample = np.broadcast_to(np.asarray(means, np.float32)[None, :, None, None], (1, len(means), size, size))
-    inputs = session.get_inputs()
-    if len(inputs) != 1 or inputs[0].name != "inputs":
-        raise InputError(f"MODEL: {name} takes inputs {[i.name for i in inputs]}, not the one 'inputs' tensor of "
-                         "LST Fusion's models; it cannot be used for fusion.")
+    inputs = [i.name for i in session.get_inputs()]
+    expected = GRAPH_INPUTS[bool(card.scene_moments)]
+    if inputs != expected:
+        raise InputError(f"MODEL: {name} takes inputs {inputs}, not the {', '.join(map(repr, expected))} tensors its "
+                         "card promises; it cannot be used for fusion.")
     try:
-        out = session.run(None, {"inputs": np.ascontiguousarray(sample)})[0]
+        feeds = {"inputs": np.ascontiguousarray(sample)}
+        if card.scene_moments:
+            weight = np.ones((1, 1, size, size), np.float32)
+            moments = session.run(["moments"], {**feeds, "moment_weights": weight,
+                                                "scene_moments": np.zeros(card.scene_moments, np.float32)})[0]
+            feeds.update(moment_weights=weight, scene_moments=moments)
+        out = session.run(["lst"], feeds)[0]
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         raise InputError(f"MODEL: {name} fails on {len(means)} input channels ({', '.join(card.roles)}) as its "
                          f"card says ({type(exc).__name__}); the card does not describe this graph.") from exc
@@ -198,13 +256,16 @@ def output_tags(params: OnnxParams, state: OnnxState) -> dict[str, str]:
             "FUSION_EXECUTION_PROVIDER": state.provider}
 
 
-def predict(arrays: dict[str, np.ndarray], state: OnnxState) -> np.ndarray:
-    """Fine LST (K) for one tile from arrays keyed by role; NaN where any input is invalid."""
-    card = state.card
+GRAPH_INPUTS = {False: ["inputs"], True: ["inputs", "moment_weights", "scene_moments"]}
+
+
+def _network_input(arrays: dict[str, np.ndarray], card) -> tuple[np.ndarray, np.ndarray]:
+    """The tile's channels in the card's order, gaps filled and padded to the size multiple, and where
+    every input was valid (the tile's own size)."""
     stack = np.stack([np.asarray(arrays[role], np.float32) for role in card.roles])
     valid = np.isfinite(stack).all(axis=0)
     if not valid.any():
-        return np.full(valid.shape, np.nan, np.float32)
+        return stack, valid
     for channel in stack:
         bad = ~np.isfinite(channel)
         if bad.any():
@@ -216,5 +277,17 @@ def predict(arrays: dict[str, np.ndarray], state: OnnxState) -> np.ndarray:
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "edge"
         stack = np.pad(stack, ((0, 0), (0, ph), (0, pw)), mode=mode)
-    out = state.session.run(None, {"inputs": stack[None]})[0][0, 0, :h, :w]
+    return stack, valid
+
+
+def predict(arrays: dict[str, np.ndarray], state: OnnxState) -> np.ndarray:
+    """Fine LST (K) for one tile from arrays keyed by role; NaN where any input is invalid."""
+    stack, valid = _network_input(arrays, state.card)
+    if not valid.any():
+        return np.full(valid.shape, np.nan, np.float32)
+    h, w = valid.shape
+    feeds = {"inputs": stack[None]}
+    if state.card.scene_moments:
+        feeds.update(moment_weights=np.ones((1, 1, *stack.shape[1:]), np.float32), scene_moments=state.moments)
+    out = state.session.run(["lst"], feeds)[0][0, 0, :h, :w]
     return np.where(valid, out, np.nan).astype(np.float32)

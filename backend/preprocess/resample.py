@@ -4,13 +4,17 @@ GDAL's warper does the work (through rasterio): it knows the MODIS sinusoidal
 projection and every CRS pair, and with NaN declared as nodata it leaves invalid
 pixels out of each kernel instead of mixing fill values in, so no cold or hot halo
 appears around clouds or at swath edges. The output is written in row blocks: a
-10,000 × 10,000 px target costs the memory of one block, not of the whole grid.
+10,000 × 10,000 px target costs the memory of one block, not of the whole grid. Every core
+works: GDAL's warper threads (NUM_THREADS) warp each block, the next block is warped while
+the previous one is compressed and written (GTiff's own compression threads),
+bench/bench_resample.py compares it with ``gdalwarp -multi``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,19 +109,28 @@ def resample_lst(
     profile = lst_profile(grid.crs, grid.transform, grid.width, grid.height)
     tags = {**lst_tags(source, out_unit, algorithm), "RESAMPLING": method,
             "SOURCE_RESOLUTION": f"{source.resolution[0]:g}", "SOURCE_CRS": source.crs.to_string()}
+    threads = max(1, os.cpu_count() or 1)
+
+    def warp(window) -> np.ndarray:
+        block = np.full((int(window.height), int(window.width)), np.nan, np.float32)
+        reproject(
+            source.data, block,
+            src_transform=source.transform, src_crs=source.crs, src_nodata=np.nan,
+            dst_transform=rasterio.windows.transform(window, grid.transform), dst_crs=grid.crs,
+            dst_nodata=np.nan, resampling=METHODS[method], num_threads=threads,
+        )
+        return block
+
     valid = 0
-    with atomic_path(out_path, verify=verify_raster) as tmp:
-        with raster_output(tmp, **profile) as dst:
+    with atomic_path(out_path, verify=verify_raster) as tmp, ThreadPoolExecutor(1) as warper:
+        with raster_output(tmp, **profile, num_threads=threads) as dst:
             dst.update_tags(**tags)
             describe_lst_band(dst, out_unit)
+            ahead = warper.submit(warp, blocks[0][0])
             for b, (window, _, _) in enumerate(blocks):
-                block = np.full((int(window.height), int(window.width)), np.nan, np.float32)
-                reproject(
-                    source.data, block,
-                    src_transform=source.transform, src_crs=source.crs, src_nodata=np.nan,
-                    dst_transform=rasterio.windows.transform(window, grid.transform), dst_crs=grid.crs,
-                    dst_nodata=np.nan, resampling=METHODS[method],
-                )
+                block = ahead.result()
+                if b + 1 < len(blocks):
+                    ahead = warper.submit(warp, blocks[b + 1][0])  # warped while this one is written
                 valid += int(np.isfinite(block).sum())
                 dst.write(from_kelvin(block, out_unit), 1, window=window)
                 progress.update((b + 1) / len(blocks))

@@ -1,8 +1,10 @@
 """A seeded, realistic MODIS + Landsat LST time series written in the real product formats.
 
-The generator simulates a fine (30 m) "true" LST field over an Orléans-like landscape
-(the Loire, a city, a forest, crop parcels with a growing season, bare soil), then
-observes it the way the sensors do:
+The generator simulates a fine (30 m) "true" LST field over a landscape of one of
+``CLIMATES`` — an Orléans-like humid temperate one (the Loire, a city, a forest, crop
+parcels with a growing season, bare soil) or a Riverina-like semi-arid irrigated one (dry
+pasture and bare soil, irrigated summer crops that stay cool, a small town, channels) —
+with the seasons of the hemisphere of its centre, then observes it the way the sensors do:
 
 * Landsat 8 Collection 2 Level-2: ``ST_B10`` (uint16, DN·0.00341802 + 149 K) with a
   ``QA_PIXEL`` band whose bits flag fill, cloud, dilated cloud and cloud shadow, and
@@ -55,6 +57,39 @@ QA_CLEAR, QA_WATER, QA_CLOUD, QA_DILATED, QA_SHADOW = 21824, 21952, 22280, 21762
 PAD_M = 3000.0  # simulated margin around the Landsat extent, so MODIS pixels are whole
 
 
+@dataclass(frozen=True)
+class Climate:
+    """How a landscape's surfaces heat over the year (K, days of year in the northern calendar; a centre in
+    the southern hemisphere shifts every date by half a year)."""
+
+    label: str
+    air_mean: float = 11.5
+    air_amplitude: float = 8.5
+    weather_sd: float = 2.5  # day-to-day air temperature anomaly
+    moisture: float = 0.5  # soil moisture on an average day (0 dry - 1 wet); hot days are drier
+    bare_gain: float = 12.0  # bare soil's excess over the air at full sun, when dry
+    urban: tuple[float, float] = (4.0, 9.0)  # excess: base, per unit of sun
+    forest: tuple[float, float] = (0.5, 3.0)
+    green: tuple[float, float] = (0.5, 2.0)  # a green canopy's excess (negative: evaporative cooling)
+    crops: tuple[tuple[int, float, float], ...] = ((3, 135, 40), (4, 215, 35))  # class, peak day, spread (days)
+    water: tuple[float, float, float] = (12.5, 9.0, 130)  # mean, amplitude, day of the seasonal peak - 100
+    # land cover: shares of winter crop, summer crop, bare soil and forest among parcels; city radius
+    parcel_shares: tuple[float, float, float, float] = (0.42, 0.33, 0.15, 0.10)
+    city_radius: float = 0.2  # share of the scene's side
+    forest_level: float = 1.0  # threshold of the forest noise (higher: less forest)
+    river_m: float = 150.0  # half-width of the river or channel
+
+
+CLIMATES = {
+    "temperate": Climate("Humid temperate (Orléans-like: the Loire, city, forest, crops)"),
+    "semi_arid": Climate(
+        "Semi-arid irrigated (Riverina-like: dry pasture, irrigated summer crops, town, channels)",
+        air_mean=17.0, air_amplitude=8.0, weather_sd=3.0, moisture=0.2, bare_gain=17.0, urban=(3.0, 8.0),
+        forest=(1.0, 4.0), green=(-2.0, 0.5), crops=((3, 120, 35), (4, 210, 45)), water=(16.0, 7.0, 120),
+        parcel_shares=(0.25, 0.30, 0.40, 0.05), city_radius=0.08, forest_level=1.8, river_m=45.0),
+}
+
+
 @dataclass
 class SampleSpec:
     """What to generate. Defaults match the survey's STF-LST dataset (51 pairs, 950×950 px)."""
@@ -73,10 +108,14 @@ class SampleSpec:
     # dates given a heat wave/cold spell, field switches or a sensor disagreement
     difficult_fraction: float = param(0.2, "DIFFICULT_FRACTION", "Fraction of difficult dates (heat wave, cold "
                                       "spell, field switch, sensor disagreement)", 0.0, 1.0)
+    climate: str = param("temperate", "CLIMATE", "Climate of the landscape", options=tuple(CLIMATES),
+                         option_labels=tuple(c.label for c in CLIMATES.values()))
     wrs_path_row: str = "199027"
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
+        if self.climate not in CLIMATES:
+            raise InputError(f"CLIMATE must be one of {', '.join(CLIMATES)}, got {self.climate!r}.")
         if self.width < 16 or self.height < 16:
             raise InputError(f"Sample size must be at least 16 × 16 pixels, got {self.width} × {self.height}.")
         if self.pixel_size <= 0:
@@ -129,27 +168,28 @@ def _parcels(rng: np.random.Generator, shape: tuple[int, int], px: float) -> np.
     return rows[:, None] * (cols.max() + 1) + cols[None, :]
 
 
-def land_cover(rng: np.random.Generator, shape: tuple[int, int], px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Classes (see ``CLASSES``) and parcel ids of an Orléans-like landscape."""
+def land_cover(rng: np.random.Generator, shape: tuple[int, int], px: float,
+               climate: Climate = CLIMATES["temperate"]) -> tuple[np.ndarray, np.ndarray]:
+    """Classes (see ``CLASSES``) and parcel ids of a landscape of ``climate``."""
     h, w = shape
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     parcel = _parcels(rng, shape, px)
     n_parcels = int(parcel.max()) + 1
-    crop_type = rng.choice([WINTER_CROP, SUMMER_CROP, BARE, FOREST], size=n_parcels, p=[0.42, 0.33, 0.15, 0.10])
+    crop_type = rng.choice([WINTER_CROP, SUMMER_CROP, BARE, FOREST], size=n_parcels, p=list(climate.parcel_shares))
     lc = crop_type[parcel]
     # Forest: a large massif to the north-east, like the Forêt d'Orléans.
     forest = _noise(rng, shape, 1500 / px) + 2.2 * ((x / w - 0.75) ** 2 + (y / h - 0.2) ** 2 < 0.06)
-    lc[forest > 1.0] = FOREST
+    lc[forest > climate.forest_level] = FOREST
     # City: a blob around the centre with a ragged edge, plus villages.
     r = np.hypot(x - 0.48 * w, y - 0.5 * h) / min(h, w)
-    urban = r < 0.2 * (1 + 0.35 * _noise(rng, shape, 400 / px))
+    urban = r < climate.city_radius * (1 + 0.35 * _noise(rng, shape, 400 / px))
     for _ in range(max(1, (h * w) // 150_000)):
         cy, cx, rad = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(150, 450) / px
         urban |= np.hypot(x - cx, y - cy) < rad
     lc[urban] = URBAN
     # River: a meandering band ~300 m wide crossing west to east, south of the centre.
     centre = 0.58 * h + 0.05 * h * np.sin(2 * np.pi * x / (0.9 * w) + rng.uniform(0, 6.28))
-    lc[np.abs(y - centre) < max(1.0, 150 / px)] = WATER
+    lc[np.abs(y - centre) < max(1.0, climate.river_m / px)] = WATER
     return lc.astype(np.uint8), parcel
 
 
@@ -166,29 +206,33 @@ def true_lst(
     texture: np.ndarray,
     rng: np.random.Generator,
     px: float,
+    climate: Climate = CLIMATES["temperate"],
+    south: bool = False,
 ) -> np.ndarray:
     """Fine 'true' LST (K) at Landsat's ~10:30 overpass on ``date``.
 
     Air temperature follows the seasonal cycle plus a weather anomaly; each class
     adds its own surface excess driven by insolation (city and bare soil heat most,
     forest least, water lags the season); crops cool while their canopy is green.
+    ``south``: the seasons of the southern hemisphere (every date half a year on).
     """
-    doy = date.timetuple().tm_yday
+    doy = date.timetuple().tm_yday - (182.625 if south else 0.0)
     season = np.sin(2 * np.pi * (doy - 105) / 365.25)
     sun = 0.55 + 0.45 * np.sin(2 * np.pi * (doy - 80) / 365.25)
-    weather = rng.normal(0.0, 2.5)
-    air = 11.5 + 8.5 * season + weather
-    moisture = np.clip(0.5 - weather / 6 + rng.normal(0, 0.15), 0.0, 1.0)
-    bare = 3.0 + 12.0 * sun * (1.1 - 0.5 * moisture)
+    weather = rng.normal(0.0, climate.weather_sd)
+    air = climate.air_mean + climate.air_amplitude * season + weather
+    moisture = np.clip(climate.moisture - weather / 6 + rng.normal(0, 0.15), 0.0, 1.0)
+    bare = 3.0 + climate.bare_gain * sun * (1.1 - 0.5 * moisture)
     excess = np.zeros(lc.shape, np.float64)  # water is set apart below
-    excess[lc == URBAN] = 4.0 + 9.0 * sun
-    excess[lc == FOREST] = 0.5 + 3.0 * sun
+    excess[lc == URBAN] = climate.urban[0] + climate.urban[1] * sun
+    excess[lc == FOREST] = climate.forest[0] + climate.forest[1] * sun
     excess[lc == BARE] = bare
-    for cls, peak, width in ((WINTER_CROP, 135, 40), (SUMMER_CROP, 215, 35)):
+    for cls, peak, width in climate.crops:
         g = _greenness(doy, peak, width)
-        excess[lc == cls] = g * (0.5 + 2.0 * sun) + (1 - g) * bare
+        excess[lc == cls] = g * (climate.green[0] + climate.green[1] * sun) + (1 - g) * bare
     t = air + excess
-    water = 12.5 + 9.0 * np.sin(2 * np.pi * (doy - 130) / 365.25) + 0.3 * weather
+    mean, amplitude, lag = climate.water
+    water = mean + amplitude * np.sin(2 * np.pi * (doy - lag) / 365.25) + 0.3 * weather
     t[lc == WATER] = water
     regional = 0.8 * _noise(rng, lc.shape, 8000 / px)
     t += parcel_offset * sun + texture * (0.5 + sun) + regional
@@ -486,7 +530,8 @@ def generate_sample_dataset(
     px = spec.pixel_size
     dates = sample_dates(spec, rng)
     events = plan_events(spec, dates)
-    lc, parcel = land_cover(rng, g.outer_shape, px)
+    climate = CLIMATES[spec.climate]
+    lc, parcel = land_cover(rng, g.outer_shape, px, climate)
     parcel_offset = rng.normal(0, 1.0, int(parcel.max()) + 1)[parcel]
     texture = 0.6 * _noise(rng, g.outer_shape, 0.7) + 0.6 * _noise(rng, g.outer_shape, 60 / px)
     texture[lc == URBAN] *= 2.5
@@ -503,8 +548,8 @@ def generate_sample_dataset(
                     {f"CLASS_{k}": v for k, v in CLASSES.items()})
         for i, date in enumerate(dates):
             progress.update(i / len(dates), f"Simulating {date.isoformat()}")
-            truth = apply_event(true_lst(date, lc, parcel_offset, texture, rng, px), events.get(date), lc, parcel,
-                                date, spec.seed)
+            truth = apply_event(true_lst(date, lc, parcel_offset, texture, rng, px, climate, spec.center_lat < 0),
+                                events.get(date), lc, parcel, date, spec.seed)
             names, cloud_cover, cloud = _write_landsat(tmp, spec, g, rng, truth, lc, inner, date)
             mnames, not_produced, bias = _write_modis(tmp, g, rng, truth, cloud, psf_sigma, events.get(date), date)
             truth_name = f"LST_truth_{date:%Y%m%d}.tif"

@@ -2,8 +2,10 @@
 
 The exported graph takes Kelvin channels (N, C, H, W) in the card's role order and
 returns Kelvin fine LST (N, 1, H, W); normalisation is inside the graph, spatial size is
-dynamic. After export ONNX Runtime and torch must agree to 1e-4 (relative) on a test
-input, or the export fails and no file is left.
+dynamic. A network that needs scene statistics (``model.scene_moments`` > 0, MLFF-GAN) also
+takes ``moment_weights`` (N, 1, H, W) and the scene's summed ``scene_moments`` and returns a
+tile's ``moments`` (models/contract.py's SceneKelvinModel). After export ONNX Runtime and
+torch must agree to 1e-4 (relative) on a test input, or the export fails and no file is left.
 """
 
 from __future__ import annotations
@@ -42,18 +44,39 @@ def export_onnx(model, card, out_path: str | os.PathLike, sample_size: int = 64,
     height, width = -(-sample_size // m) * m, -(-(sample_size + 3) // m) * m + m
     sample = (mean + std * rng.standard_normal((1, len(card.roles), height, width)))
     sample = torch.from_numpy(sample.astype(np.float32))
-    with torch.no_grad():
-        expected = model(sample).numpy()
+    scene = int(getattr(model, "scene_moments", 0))
+    if scene != card.scene_moments:
+        raise ExportError(f"The model takes {scene} scene moments but its card says {card.scene_moments}.")
+
+    def feeds(x: torch.Tensor) -> tuple:
+        """The graph's inputs for ``x``: with scene statistics, the moments of ``x`` itself (one tile)."""
+        if not scene:
+            return (x,)
+        weight = torch.ones_like(x[:, :1])
+        with torch.no_grad():
+            return x, weight, model(x, weight, torch.zeros(scene))[1]
+
+    def run_torch(x: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            out = model(*feeds(x))
+        return (out[0] if scene else out).numpy()
+
+    def run_onnx(session, x: torch.Tensor) -> np.ndarray:
+        names = [i.name for i in session.get_inputs()]
+        return session.run(["lst"], {n: v.numpy() for n, v in zip(names, feeds(x))})[0]
+
+    expected = run_torch(sample)
+    names = (["inputs", "moment_weights", "scene_moments"], ["lst", "moments"]) if scene else (["inputs"], ["lst"])
+    spatial = {0: "batch", 2: "height", 3: "width"}
+    axes = {"inputs": spatial, "lst": spatial, **({"moment_weights": spatial} if scene else {})}
     with atomic_path(out_path) as tmp:
         with warnings.catch_warnings():
             # The TorchScript-based exporter is deprecated in favour of torch.export, which
             # needs onnxscript; it remains the dependable path for these convolutional graphs.
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
-            torch.onnx.export(model, (sample,), str(tmp), dynamo=False, opset_version=OPSET,
-                              input_names=["inputs"], output_names=["lst"],
-                              dynamic_axes={"inputs": {0: "batch", 2: "height", 3: "width"},
-                                            "lst": {0: "batch", 2: "height", 3: "width"}})
+            torch.onnx.export(model, feeds(sample), str(tmp), dynamo=False, opset_version=OPSET,
+                              input_names=names[0], output_names=names[1], dynamic_axes=axes)
         proto = onnx.load(str(tmp))
         set_card(proto, card.to_json())
         proto.producer_name = "LST Fusion"
@@ -61,12 +84,11 @@ def export_onnx(model, card, out_path: str | os.PathLike, sample_size: int = 64,
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"inputs": sample.numpy()})[0]
+        got = run_onnx(session, sample)
         error = float(np.abs(got - expected).max()) / float(np.abs(expected).max())
         other = sample[..., : height - m if height > m else height, :]  # another size: the graph must follow it
-        with torch.no_grad():
-            expected_other = model(other).numpy()
-        got_other = session.run(None, {"inputs": other.numpy()})[0]
+        expected_other = run_torch(other)
+        got_other = run_onnx(session, other)
         if got_other.shape != expected_other.shape:
             raise ExportError(f"The exported graph does not follow the input size ({got_other.shape} for "
                               f"{tuple(other.shape)}).")

@@ -437,14 +437,14 @@ def _export(trainer, spec, manifest: dict, config: TrainConfig, run: _RunState, 
     """The best epoch exported to ONNX with its model card, and the HTML report."""
     from models import registry
     from models.card import ModelCard
-    from models.contract import KelvinModel, Normalise
+    from models.contract import Normalise, exportable
 
     from .onnx_export import export_onnx
     from .report import write_report
 
     contract = trainer.contract
     stats = manifest["normalisation"]
-    kelvin = KelvinModel(trainer.net.network, Normalise(contract, stats)).cpu().eval()
+    kelvin = exportable(trainer.net.network, Normalise(contract, stats)).cpu().eval()
     train_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "train"})
     val_dates = sorted({t["target"] for t in manifest["triplets"] if t["split"] == "val"})
     card = ModelCard(
@@ -458,6 +458,7 @@ def _export(trainer, spec, manifest: dict, config: TrainConfig, run: _RunState, 
                   "level_shift_k": config.level_shift_k, "notes": config.notes,
                   "device": device.type, "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
         validation={"rmse_k": run.best["rmse"] if val_dates else None, "history": run.history},
+        scene_moments=kelvin.scene_moments,
     )
     onnx_path = export_onnx(kelvin, card, out / f"{spec.name}.onnx")
     return onnx_path, write_report(out / "report.html", card, run.history, config)
