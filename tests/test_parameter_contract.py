@@ -22,9 +22,11 @@ CONTRACTS = {
     "download_lst": ["backend.acquire.download:DownloadParams"],
     "evaluate": ["backend.evaluation.evaluate:EvaluateParams"],
     "fuse": ["backend.fusion.params:StarfmParams", "backend.fusion.params:EstarfmParams",
-             "backend.fusion.onnx_model:OnnxParams"],
+             "backend.fusion.onnx_model:OnnxParams", "backend.fusion.params:SeasonParams"],
     "fuse_series": ["backend.fusion.params:StarfmParams", "backend.fusion.params:EstarfmParams",
-                    "backend.fusion.onnx_model:OnnxParams"],
+                    "backend.fusion.onnx_model:OnnxParams", "backend.fusion.params:SeasonParams",
+                    "backend.fusion.series:SeriesOptions"],
+    "adapt_model": ["backend.training.adapt:AdaptParams"],
 }
 
 # Options that are the algorithm's own, not a stage's setting: whether to open the results in QGIS, the

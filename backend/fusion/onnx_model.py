@@ -45,13 +45,39 @@ def shipped_models() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in SHIPPED.glob("*.onnx")))
 
 
+def model_file_param():
+    """MODEL: an ONNX model file (Fuse, Fuse time series, Adapt)."""
+    return param("", "MODEL", "ONNX model (a .onnx file written by 'Train STF model')",
+                 file_filter="ONNX models (*.onnx);;All files (*)")
+
+
+def shipped_model_param():
+    """SHIPPED_MODEL: a model shipped with the plugin, by name (used when MODEL is empty)."""
+    return param("", "SHIPPED_MODEL", "…or a pretrained model shipped with the plugin", options=("", *shipped_models()),
+                 option_labels=("(none: use the MODEL file)", *shipped_models()), static=True)
+
+
+def model_path(model: str, shipped: str) -> str:
+    """The model file: MODEL when given, else the shipped model named by SHIPPED_MODEL ('' if neither)."""
+    if str(model).strip():
+        return str(model)
+    return str(SHIPPED / f"{shipped}.onnx") if shipped else ""
+
+
+def check_model_choice(path: str, shipped: str) -> None:
+    """A model file or a known shipped model must be chosen."""
+    if not path:
+        raise InputError("MODEL: give the .onnx file of a trained model ('Train STF model' writes one), or "
+                         f"choose a SHIPPED_MODEL ({', '.join(shipped_models()) or 'none installed'}).")
+    if shipped and shipped not in shipped_models():
+        raise InputError(f"SHIPPED_MODEL: no shipped model named {shipped!r}; there are: "
+                         f"{', '.join(shipped_models()) or 'none'}.")
+
+
 @dataclass(frozen=True)
 class OnnxParams:
-    model: str = param("", "MODEL", "ONNX model (a .onnx file written by 'Train STF model')",
-                       file_filter="ONNX models (*.onnx);;All files (*)")
-    shipped: str = param("", "SHIPPED_MODEL", "…or a pretrained model shipped with the plugin",
-                         options=("", *shipped_models()),
-                         option_labels=("(none: use the MODEL file)", *shipped_models()), static=True)
+    model: str = model_file_param()
+    shipped: str = shipped_model_param()
     # 384 px: ONNX Runtime's memory arena grows with the tile (STTFN: ~1.1 GB at 512, ~0.7 GB at 384 on
     # a 2000² scene) for a few per cent of speed; see bench/bench_onnx_fusion.py.
     tile: int = param(384, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
@@ -67,19 +93,11 @@ class OnnxParams:
     @property
     def path(self) -> str:
         """The model file: MODEL when given, else the shipped model named by SHIPPED_MODEL."""
-        if str(self.model).strip():
-            return str(self.model)
-        return str(SHIPPED / f"{self.shipped}.onnx") if self.shipped else ""
+        return model_path(self.model, self.shipped)
 
     def validate(self) -> None:
         check_sensor_bias(self.sensor_bias)
-        if not self.path:
-            shipped = ", ".join(shipped_models()) or "none installed"
-            raise InputError("MODEL: give the .onnx file of a trained model ('Train STF model' writes one), or "
-                             f"choose a SHIPPED_MODEL ({shipped}).")
-        if self.shipped and self.shipped not in shipped_models():
-            raise InputError(f"SHIPPED_MODEL: no shipped model named {self.shipped!r}; there are: "
-                             f"{', '.join(shipped_models()) or 'none'}.")
+        check_model_choice(self.path, self.shipped)
         if self.tile < 32:
             raise InputError(f"TILE must be at least 32 px, got {self.tile}.")
         if not 0 <= 2 * self.overlap < self.tile:

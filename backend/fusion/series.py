@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from ..io.readers import normalise_unit
 from ..io.record import verified_record
 from ..io.series import SeriesItem, check_fine_and_coarse, load_series
 from ..io.writers import unit_suffix
+from ..parameters import param
 from ..progress import Progress, ensure
 from .distribute import client_for, collect, prepare_workers, run_locally
 from .fuse import (
@@ -53,6 +54,15 @@ from .sensor_bias import reference_offset
 
 ALGORITHM = "fuse_series"
 REPORT = "fuse_series.json"
+
+
+@dataclass(frozen=True)
+class SeriesOptions:
+    """Options of a season's run beside the method's own (the Processing algorithm offers these fields)."""
+
+    # backend/training/adapt.py: the deep model fine-tuned on the season's pairs (never on a date it predicts)
+    adapt_minutes: float = param(0.0, "ADAPT_MINUTES", "Deep models: adapt the model to this season first (time "
+                                 "budget in minutes; 0 = use it as it is)", 0.0, 1440.0)
 
 
 @dataclass(frozen=True)
@@ -281,17 +291,23 @@ def fuse_series(
     include_paired: bool = False,
     progress: Progress | None = None,
     out_unit: str = "K",
+    adapt_minutes: float = 0.0,
 ) -> SeriesResult:
     """Predict every MODIS-only date (or ``dates``) of a season into ``out_dir``, in ``out_unit``.
 
     ``scheduler``: the address of a Dask scheduler to run the dates on a cluster (the
     output folder must be on storage its workers share); None runs them here.
     ``include_paired``: also predict the dates that have Landsat, from the other pairs.
+    ``adapt_minutes`` > 0: a deep model is first fine-tuned on the season's pairs, the dates to
+    predict left out, within that many minutes (``adapted_<model>.onnx`` in the folder).
     """
     progress = ensure(progress)
     out_unit = normalise_unit(out_unit) or "K"
     spec, params = method_and_params(method, params)
     references = spec.references(params)
+    if adapt_minutes and not hasattr(params, "path"):
+        raise InputError(f"ADAPT_MINUTES: {spec.short} has no trained model to adapt; set it to 0, or choose a deep "
+                         "model (METHOD onnx).")
     check_output_folder(out_dir, ALGORITHM, [*fine_inputs, *coarse_inputs])
     fine = load_series(fine_inputs, unit=unit, progress=progress)
     coarse = load_series(coarse_inputs, unit=unit, progress=progress)
@@ -309,6 +325,10 @@ def fuse_series(
     commit = FolderCommit()
     with output_folder(out_dir, ALGORITHM, sources, commit=commit) as tmp:
         check_output_size(tmp, grid.width, grid.height, 4, len(tasks), "OUTPUT_FOLDER", progress)
+        adaptation = None
+        if adapt_minutes:
+            params, adaptation = _adapted(params, fine_inputs, coarse_inputs, pairs, tasks, tmp, adapt_minutes,
+                                          progress)
         names = [f"lst_{task.target.date:%Y%m%d}_{spec.name}{unit_suffix(out_unit)}.tif" for task in tasks]
         jobs = [(FusionInputs(tuple((p.fine, p.coarse) for p in task.pairs), task.target, grid), tmp / name)
                 for task, name in zip(tasks, names)]
@@ -334,6 +354,7 @@ def fuse_series(
             "dates": sorted([*entries, *kept], key=lambda e: e["target_date"]),
             "skipped": [{"date": str(d), "reason": why} for d, why in skipped],
             "stack": stack.name if stack else None,
+            "adaptation": adaptation,
         }
         (tmp / REPORT).write_text(json.dumps(report, indent=2))
     results = [FusionResult(folder / r.path.name, r.method, r.target_date, r.reference_dates, r.valid_fraction,
@@ -342,6 +363,23 @@ def fuse_series(
         raise _stopped_error(stopped, done, len(tasks), folder, len(kept))
     return SeriesResult(folder, spec.name, results, [(str(d), w) for d, w in skipped],
                         folder / stack.name if stack else None, folder / REPORT)
+
+
+def _adapted(params, fine_inputs, coarse_inputs, pairs: list[Pair], tasks: list[SeriesTask], tmp: Path,
+             minutes: float, progress: Progress):
+    """``params`` with the model adapted to the season (written into the output folder), and what the report
+    says of it. The paired dates being predicted are left out of the adaptation."""
+    from ..training.adapt import AdaptParams, adapt_model
+
+    predicted = {t.target.date for t in tasks} & {p.date for p in pairs}
+    out = tmp / f"adapted_{Path(params.path).stem}.onnx"
+    result = adapt_model(fine_inputs, coarse_inputs, out, AdaptParams(model=params.path, minutes=minutes,
+                                                                       exclude_dates=sorted(predicted)),
+                         progress=progress)
+    report = {"model": out.name, "base_model": Path(params.path).name, "dates": list(result.dates),
+              "excluded_dates": [str(d) for d in sorted(predicted)], "validation_rmse_k": result.rmse_k,
+              "base_validation_rmse_k": result.base_rmse_k, "minutes": round(result.minutes, 2)}
+    return replace(params, model=str(out), shipped=""), report
 
 
 def _nothing_to_predict(pairs: list[Pair], coarse: list[SeriesItem], include_paired: bool,

@@ -338,7 +338,10 @@ class PatchDataset:
     the target was really observed, not gap-filled).
     """
 
-    def __init__(self, folder: str | os.PathLike, split: str = "train", normalise: bool = True):
+    def __init__(self, folder: str | os.PathLike, split: str = "train", normalise: bool = True,
+                 stats: dict | None = None):
+        """``stats``: normalise with these {"fine"/"coarse": {"mean", "std"}} instead of the dataset's own (a
+        model being adapted keeps the normalisation it was trained with)."""
         if split not in SPLITS:
             raise InputError(f"Unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
         self.folder = Path(folder)
@@ -356,6 +359,8 @@ class PatchDataset:
             self.index = np.load(self.folder / f"index_{split}.npy")
             self.triplets = {t["id"]: t for t in self.manifest["triplets"]}
             self.size = int(self.manifest["patch_size"])
+            if stats is not None:
+                self.manifest["normalisation"] = {**self.manifest["normalisation"], **stats}
             stats = self.manifest["normalisation"]
             self._stats = [(stats["coarse"]["mean"], stats["coarse"]["std"]),
                            (stats["fine"]["mean"], stats["fine"]["std"])]

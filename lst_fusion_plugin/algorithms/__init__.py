@@ -1,5 +1,6 @@
 """One thin QgsProcessingAlgorithm per pipeline stage."""
 
+from .adapt import AdaptModelAlgorithm
 from .download import DownloadLSTAlgorithm
 from .evaluate import EvaluateAlgorithm
 from .fuse import FuseAlgorithm
@@ -13,5 +14,5 @@ from .train import TrainAlgorithm
 
 ALGORITHMS = [GenerateSampleDatasetAlgorithm, DownloadLSTAlgorithm, ImportLSTAlgorithm,
               GapFillAlgorithm, ResampleAlgorithm,
-              BuildPatchesAlgorithm, TrainAlgorithm, FuseAlgorithm, FuseSeriesAlgorithm,
+              BuildPatchesAlgorithm, TrainAlgorithm, AdaptModelAlgorithm, FuseAlgorithm, FuseSeriesAlgorithm,
               EvaluateAlgorithm]

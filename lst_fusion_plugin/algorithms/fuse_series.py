@@ -20,7 +20,21 @@ from .base import (
     progress_from,
 )
 from .method_params import OPTIONS_HELP, add_method_parameters, method_and_params, methods_help, output_label
-from .params import input_unit, input_unit_parameter, output_unit, output_unit_parameter
+from .params import (
+    fields_of,
+    input_unit,
+    input_unit_parameter,
+    output_unit,
+    output_unit_parameter,
+    parameter_for,
+    params_from,
+)
+
+
+def _options():
+    from backend.fusion.series import SeriesOptions
+
+    return SeriesOptions
 
 
 def _dates(alg, parameters, name: str, context) -> list | None:
@@ -38,8 +52,9 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
         "STARFM, ESTARFM or a trained deep model.\n\n"
         "FINE: the Landsat series (decoded or gap-filled); COARSE: the MODIS series on the Landsat grid "
         "(Resample to a reference grid). Dates with both are the reference pairs; each other MODIS date "
-        "is predicted from the nearest pair (one-pair methods) or the nearest pairs before and after it "
-        "(two-pair methods). DATES limits the run to the dates listed; REFERENCE_DATES fixes the "
+        "is predicted from the nearest pair (one-pair methods), the nearest pairs before and after it "
+        "(two-pair methods) or every other pair (the season regression). DATES limits the run to the dates "
+        "listed; REFERENCE_DATES fixes the "
         "reference pair(s) for every date. The statistics of each pair are computed once.\n\n"
         "Writes lst_YYYYMMDD_METHOD.tif per date (…_degC.tif in Celsius, OUTPUT_UNIT), lst_stack_METHOD.vrt "
         "(one band per date, the date as band description) and fuse_series.json. Loaded layers share one "
@@ -49,6 +64,9 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
         "SCHEDULER runs the dates as tasks on a Dask cluster (dask.distributed); LST Fusion sends its code to "
         "the workers, a worker that is lost is replaced and its date run again, and a cluster left without "
         "workers stops the run with the finished dates kept.\n\n"
+        "ADAPT_MINUTES > 0 first fine-tunes a deep model on the season's own pairs (the dates being predicted "
+        "left out) within that many minutes, writes it as adapted_MODEL.onnx beside the dates and fuses with "
+        "it (see 'Adapt a model to a season').\n\n"
         + OPTIONS_HELP
     )
 
@@ -69,6 +87,8 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
             QgsProcessingParameterString(
                 "SCHEDULER", "Dask scheduler address (e.g. tcp://10.0.0.5:8786; empty = this computer; the "
                 "output folder must be on storage the workers share)", "", optional=True)])
+        for field, info in fields_of(_options()):
+            self.addParameter(parameter_for(field, info))
         self.addParameter(QgsProcessingParameterBoolean(
             "INCLUDE_PAIRED", "Also predict the dates that have Landsat, from the other pairs (to validate)",
             False))
@@ -97,7 +117,8 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
                                  unit=input_unit(self, parameters, context),
                                  scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None,
                                  include_paired=self.parameterAsBool(parameters, "INCLUDE_PAIRED", context),
-                                 progress=progress_from(feedback), out_unit=output_unit(self, parameters, context))
+                                 progress=progress_from(feedback), out_unit=output_unit(self, parameters, context),
+                                 adapt_minutes=params_from(self, _options(), parameters, context).adapt_minutes)
         if self.parameterAsBool(parameters, "LOAD_OUTPUTS", context):
             label, unit = output_label(spec, params), output_unit(self, parameters, context)
             load_outputs(context, [r.path for r in result.outputs], label, unit,
