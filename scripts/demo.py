@@ -10,10 +10,12 @@ Steps (each a Processing algorithm run headless by scripts/qgis_process):
 6. train — a short CPU training of EDCSTFN, exported to ONNX with its report;
 7. fuse — ESTARFM prediction of a cloudy date from the dates before and after it, and the
    same date from the pretrained STTFN shipped in models/shipped/ (ONNX Runtime);
-8. fuse_series — every date of the season predicted by the shipped model, by ESTARFM and by the
-   EDCSTFN just trained, from the other dates (leave-one-out);
-9. evaluate — all three against the simulated truth, beside resampled MODIS and the last Landsat,
-   per land-cover class: evaluation/report.html (and report.png when Chromium is installed).
+8. fuse_series — every date of the season predicted by the shipped model, by ESTARFM, by the
+   season regression (every other pair) and by the EDCSTFN just trained, from the other dates
+   (leave-one-out); then the shipped model adapted to the season's earlier dates (ADAPT_MINUTES)
+   predicts its last three;
+9. evaluate — the four seasons against the simulated truth, beside resampled MODIS and the last
+   Landsat, per land-cover class: evaluation/report.html (and report.png when Chromium is installed).
 Then it writes demo.qgz with the layers grouped, styled and dated (the Temporal Controller
 steps through the season), and overview.png.
 """
@@ -242,12 +244,23 @@ def with_shipped_model(out: Path, sample: Path, fine: list[Path], coarse: list[P
         (f"{model} {d['target_date']}", out / "fused_season" / d["path"]) for d in report["dates"]]
     print("   and by ESTARFM, every date between two others")
     qgis_process("fuse_series", METHOD="estarfm", OUTPUT_FOLDER=out / "fused_season_estarfm", **season)
+    print("   and by the season regression, every date from all the other pairs (the recommended method)")
+    qgis_process("fuse_series", METHOD="season", OUTPUT_FOLDER=out / "fused_season_regression", **season)
     print("   and by the EDCSTFN trained in step 6 (briefly: expect little of it)")
     qgis_process("fuse_series", METHOD="onnx", MODEL=trained["ONNX"], OUTPUT_FOLDER=out / "fused_season_edcstfn",
                  **season)
+    later = [d["date"] for d in dates[-3:]]
+    print(f"   and by {model} adapted for a minute to the earlier dates, predicting {', '.join(later)}")
+    r = qgis_process("fuse_series", METHOD="onnx", SHIPPED_MODEL=model, ADAPT_MINUTES=1, DATES=",".join(later),
+                     OUTPUT_FOLDER=out / "fused_adapted", **season)
+    adaptation = json.loads(Path(r["REPORT"]).read_text())["adaptation"]
+    print(f"   adapted on {len(adaptation['dates'])} dates in {adaptation['minutes']:.1f} min: validation RMSE "
+          f"{adaptation['base_validation_rmse_k']:.2f} -> {adaptation['validation_rmse_k']:.2f} K "
+          f"({out / 'fused_adapted' / adaptation['model']})")
     print(">> 9/10 lst_fusion:evaluate: the seasons against the truth, beside MODIS and the last Landsat")
     r = qgis_process("evaluate", PREDICTIONS=out / "fused_season_estarfm",
-                     PREDICTIONS_FILES=[out / "fused_season", out / "fused_season_edcstfn"],
+                     PREDICTIONS_FILES=[out / "fused_season", out / "fused_season_regression",
+                                        out / "fused_season_edcstfn"],
                      REFERENCE=sample / "truth", COARSE=out / "modis_30m", FINE=out / "landsat_filled",
                      LAND_COVER=sample / "truth" / "landcover.tif", OUTPUT_FOLDER=out / "evaluation")
     evaluation = json.loads(Path(r["METRICS_JSON"]).read_text())["summary"]["all"]

@@ -166,8 +166,8 @@ METHODS: dict[str, FusionMethod] = {
         help="Season regression: every reference pair of the series, not only the nearest. Each fine pixel's "
              "gain on MODIS's change is learned from all pairs (shrunk towards 1 by GAIN_SHRINKAGE; gap-filled "
              "reference pixels count FILLED_WEIGHT), then every reference is carried to the date with it and "
-             "averaged with weights falling over MEMORY_DAYS. In Fuse, give the further pairs as "
-             "REFERENCE_FINE/REFERENCE_COARSE."),
+             "averaged with weights falling over MEMORY_DAYS (SEASON_WEIGHT more for the same day of another "
+             "year). In Fuse, give the further pairs as REFERENCE_FINE/REFERENCE_COARSE."),
 }
 
 

@@ -14,7 +14,9 @@ Scene statistics: a network whose output depends on whole-image statistics (MLFF
 AdaIN; its card's ``scene_moments``) is run twice: a first pass over the same tiles sums
 each tile's feature moments over the pixels it owns (its inner part, valid inputs only),
 and the second feeds the scene's sums to every tile, so the tiles agree with the whole
-scene. A model of such a network exported without them still runs, with a warning.
+scene (the first pass reads the references as given: with SENSOR_BIAS on, the network then
+sees corrected ones, whose statistics differ a little). A model of such a network exported
+without them still runs, with a warning.
 """
 
 from __future__ import annotations

@@ -24,13 +24,14 @@ The fine value is carried by the change of MODIS, never set from MODIS's level, 
 is on Landsat's level, like STARFM's (the sensor-bias and coarse-consistency options apply as
 for every method). It is the "regression model fitting + residual" idea of Fit-FC (Wang and
 Atkinson, 2018, Remote Sensing of Environment 204) turned from space to time, with ESTARFM's
-conversion coefficient (Zhu et al., 2010) estimated over a season instead of two dates; the
-choice among per-pixel gains, season-wide spatial modes (EOFs of the references, their
-amplitudes from MODIS) and analogue-date weighting was made on bench/bench_lst_options.py's
-seasons, where the others gained nothing or lost on the difficult dates.
+conversion coefficient (Zhu et al., 2010) estimated over a season instead of two dates. While
+designing it on the sample seasons of bench/bench_lst_options.py, season-wide spatial modes of
+the references (EOFs whose amplitudes MODIS gives) and weighting references by how alike their
+MODIS was to the date's gained nothing or lost on the difficult dates; the seasonal term and the
+defaults are the bench's measurements (README, "Fusion from the whole season").
 
 Every quantity is per pixel, so a tile needs no context (tiled equals untiled exactly) and one
-pass over the pairs keeps seven accumulators: memory is the tile's inputs plus those.
+pass over the pairs keeps eight accumulators: memory is the tile's inputs plus those.
 """
 
 from __future__ import annotations
