@@ -130,7 +130,7 @@ class SeasonParams:
     season_weight: float = param(0.3, "SEASON_WEIGHT", "Season regression: extra weight of references on the "
                                  "same day of another year", 0.0, 10.0, advanced=True)
     # On by default: bench/bench_lst_options.py's defaults rule picks it on three seasons of two climates (mean
-    # RMSE 2.24 → 2.19 K; no kind of difficult date worse than resampled MODIS).
+    # RMSE 2.14 → 2.11 K; no kind of difficult date worse than resampled MODIS).
     coarse_consistency: bool = param(True, "COARSE_CONSISTENCY", CONSISTENCY_LABEL)
     sensor_bias: str = sensor_bias_param()
     uncertainty: bool = param(False, "UNCERTAINTY", UNCERTAINTY_LABEL)

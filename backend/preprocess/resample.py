@@ -38,7 +38,6 @@ from ..io.writers import (
     output_unit_param,
     raster_output,
     unit_suffix,
-    verify_raster,
 )
 from ..parameters import param, with_overrides
 from ..progress import Progress, ensure
@@ -122,7 +121,8 @@ def resample_lst(
         return block
 
     valid = 0
-    with atomic_path(out_path, verify=verify_raster) as tmp, ThreadPoolExecutor(1) as warper:
+    # raster_output reads every block back (and records the statistics) before the rename: no second read here.
+    with atomic_path(out_path) as tmp, ThreadPoolExecutor(1) as warper:
         with raster_output(tmp, **profile, num_threads=threads) as dst:
             dst.update_tags(**tags)
             describe_lst_band(dst, out_unit)
