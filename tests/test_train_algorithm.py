@@ -57,5 +57,11 @@ def test_cpu_smoke_training_through_qgis_process(tiny_patches, tmp_path, index, 
 
     size = 32 if card.size_multiple > 1 else 33
     x = np.full((1, len(card.roles), size, size), 295.0, np.float32)
-    out = ort.InferenceSession(results["ONNX"]).run(None, {"inputs": x})[0]
+    session = ort.InferenceSession(results["ONNX"])
+    feeds = {"inputs": x}
+    if card.scene_moments:  # MLFF-GAN: the image's own moments first, then the prediction with them
+        feeds.update(moment_weights=np.ones((1, 1, size, size), np.float32),
+                     scene_moments=np.zeros(card.scene_moments, np.float32))
+        feeds["scene_moments"] = session.run(["moments"], feeds)[0]
+    out = session.run(["lst"], feeds)[0]
     assert out.shape == (1, 1, size, size) and np.isfinite(out).all() and 250 < float(out.mean()) < 340

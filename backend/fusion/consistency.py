@@ -78,7 +78,7 @@ def residual(prediction: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]],
     def seen(image: np.ndarray) -> np.ndarray:
         return footprint(np.where(valid, image, np.nan), sigma)
 
-    offset = np.mean([c - seen(f) for f, c in pairs], axis=0)
+    offset = sum(c - seen(f) for f, c in pairs) / len(pairs)  # one array at a time, whatever the pairs
     r = footprint(coarse_target - offset - seen(prediction), sigma)
     return np.where(np.isfinite(r), r, 0.0)
 

@@ -127,17 +127,19 @@ class Adjustments:
     bias: str = "none"
     offsets: tuple[float, ...] | None = None  # per reference pair, for bias "landsat"
 
-    def margin(self, mode: str) -> int:
+    def margin(self, spec: FusionMethod) -> int:
         """Extra context a tile reads for them (window methods only; networks blend their tiles, and
-        their consistency correction is a second pass, :func:`second_pass`)."""
-        if mode != "crop":
+        the consistency correction of networks and per-pixel methods is a second pass, :func:`second_pass`)."""
+        if spec.mode != "crop":
             return 0
-        return ((consistency.margin(self.sigma) if self.consistency else 0)
+        return ((consistency.margin(self.sigma) if self.consistency and not self.second_pass(spec) else 0)
                 + (sensor_bias.margin(self.sigma) if self.bias != "none" else 0))
 
-    def second_pass(self, mode: str) -> bool:
-        """Networks are corrected after their blended prediction is whole: exact for any tiling."""
-        return self.consistency and mode == "blend"
+    def second_pass(self, spec: FusionMethod) -> bool:
+        """Networks are corrected after their blended prediction is whole, and methods that say so
+        (per-pixel ones, which would otherwise read two footprints of context around every tile) after
+        their prediction is written: exact for any tiling."""
+        return self.consistency and (spec.mode == "blend" or spec.consistency_afterwards)
 
 
 def adjustments(params, inputs: FusionInputs, cache: dict | None = None) -> Adjustments:
@@ -160,7 +162,7 @@ def fusion_plan(spec: FusionMethod, params, inputs: FusionInputs, tile_rows: int
     grid = inputs.grid
     rows = tile_rows or (spec.tile_rows(params, grid.width, len(inputs.pairs)) if spec.tile_rows else grid.height)
     cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
-    return tiler.plan(grid, spec.margin(params) + adjust.margin(spec.mode), rows, cols)
+    return tiler.plan(grid, spec.margin(params) + adjust.margin(spec), rows, cols)
 
 
 def method_kernel(spec: FusionMethod, params, state, adjust: Adjustments = Adjustments()) -> tiler.Kernel:
@@ -172,7 +174,7 @@ def method_kernel(spec: FusionMethod, params, state, adjust: Adjustments = Adjus
     def kernel(arrays, tile):
         return spec.kernel(by_role(arrays), tile, params, state)
 
-    if adjust.consistency and not adjust.second_pass(spec.mode):
+    if adjust.consistency and not adjust.second_pass(spec):
         kernel = consistency.wrap_kernel(kernel, adjust.sigma)
     if adjust.bias != "none":
         kernel = sensor_bias.wrap_kernel(kernel, adjust.sigma, adjust.offsets)
@@ -199,11 +201,11 @@ def method_tags(spec: FusionMethod, params, state, adjust: Adjustments = Adjustm
 
 def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scratch: Path,
                          progress: Progress | None = None):
-    """``produce`` followed by the coarse-consistency correction over the whole blended prediction.
+    """``produce`` followed by the coarse-consistency correction over the whole (blended) prediction.
 
-    The network's tiles are blended into ``scratch`` first; the correction then runs as a window
-    method over it (two MODIS footprints of context per tile), so the result does not depend on
-    the tiling. ``scratch`` is removed whatever happens.
+    The network's tiles are blended (a per-pixel method's tiles written) into ``scratch`` first; the
+    correction then runs as a window method over it (two MODIS footprints of context per tile), so
+    the result does not depend on the tiling. ``scratch`` is removed whatever happens.
     """
     from ..io.grid import block_rows_for
 
@@ -215,8 +217,10 @@ def corrected_afterwards(produce, inputs: FusionInputs, adjust: Adjustments, scr
             with raster_output(scratch, **lst_profile(grid.crs, grid.transform, grid.width, grid.height)) as dst:
                 produce(lambda block, window: dst.write(block, 1, window=window))
             extra = sensor_bias.margin(adjust.sigma) if adjust.bias != "none" else 0
-            # ~100 bytes a pixel in float64 footprints: a small band, beside the network's memory arena
-            tile_plan = tiler.plan(grid, consistency.margin(adjust.sigma) + extra, block_rows_for(grid.width, 128))
+            # ~100 bytes a pixel in float64 footprints and every input's float32: a small band, beside the
+            # network's memory arena
+            rows = block_rows_for(grid.width, 128 + 8 * len(inputs.pairs))
+            tile_plan = tiler.plan(grid, consistency.margin(adjust.sigma) + extra, rows)
             with rasterio.open(scratch) as src:
                 readers = [lambda window: src.read(1, window=window), *input_readers(inputs)]
 
@@ -287,7 +291,7 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
     sigma_path = uncertainty_path(out_path) if getattr(params, "uncertainty", False) else None
     with atomic_paths([out_path, *([sigma_path] if sigma_path else [])], verify=verify_raster) as temporaries:
         tmp = temporaries[0]
-        if adjust.second_pass(spec.mode):
+        if adjust.second_pass(spec):
             produce = corrected_afterwards(produce, inputs, adjust, tmp.with_name(tmp.name + ".pass1.tif"), progress)
         tally = Plausibility()
 

@@ -51,6 +51,9 @@ class FusionMethod:
     # Whether prepare() reads each fine reference's scene mean and σ (reference_statistics): a series then
     # computes them once and sends them to its workers.
     reference_statistics: bool = False
+    # The coarse-consistency correction runs as a second pass over the whole written prediction instead of
+    # around every tile (a per-pixel method would read two MODIS footprints of context for each).
+    consistency_afterwards: bool = False
 
     @property
     def short(self) -> str:
@@ -163,6 +166,7 @@ METHODS: dict[str, FusionMethod] = {
         _season_prepare, lambda p: 0, _season_kernel,
         # float32 inputs (8 B a pair), a flags read and its weight (9 B), eight float64 accumulators
         tile_rows=_window_rows(160, 17), requires=("backend.fusion.season",), label="Season regression",
+        consistency_afterwards=True,
         help="Season regression: every reference pair of the series, not only the nearest. Each fine pixel's "
              "gain on MODIS's change is learned from all pairs (shrunk towards 1 by GAIN_SHRINKAGE; gap-filled "
              "reference pixels count FILLED_WEIGHT), then every reference is carried to the date with it and "
