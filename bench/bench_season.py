@@ -78,7 +78,7 @@ def main() -> int:
     if args.child:
         child(args.child)
         return 0
-    with tempfile.TemporaryDirectory(dir=REPO) as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_season_") as tmp:
         start = time.perf_counter()
         write_season(Path(tmp), args.size, args.pairs)
         written = time.perf_counter() - start

@@ -7,7 +7,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
-from .base import LSTAlgorithm, add_folder_and_files, backend_errors, folder_and_files, progress_from
+from .base import LSTAlgorithm, add_folder_and_files, backend_errors, fine_and_coarse_series, progress_from
 from .params import add_parameters, params_from
 
 
@@ -47,14 +47,9 @@ class AdaptModelAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.errors import InputError
             from backend.training.adapt import adapt_model
 
-            fine = folder_and_files(self, parameters, context, "FINE")
-            coarse = folder_and_files(self, parameters, context, "COARSE")
-            if not fine or not coarse:
-                raise InputError("Give the Landsat series (FINE or FINE_FILES) and the MODIS series (COARSE or "
-                                 "COARSE_FILES).")
+            fine, coarse = fine_and_coarse_series(self, parameters, context)
             output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
             result = adapt_model(fine, coarse, output, params_from(self, _params(), parameters, context),
                                  progress=progress_from(feedback))

@@ -316,6 +316,18 @@ def folder_and_files(alg: QgsProcessingAlgorithm, parameters, context, name: str
     return [p for p in found if p]
 
 
+def fine_and_coarse_series(alg: QgsProcessingAlgorithm, parameters, context) -> tuple[list[str], list[str]]:
+    """The Landsat (FINE/FINE_FILES) and MODIS (COARSE/COARSE_FILES) series of a season; both are required."""
+    from backend.errors import InputError
+
+    fine = folder_and_files(alg, parameters, context, "FINE")
+    coarse = folder_and_files(alg, parameters, context, "COARSE")
+    if not fine or not coarse:
+        raise InputError("Give the Landsat series (FINE or FINE_FILES) and the MODIS series (COARSE or "
+                         "COARSE_FILES).")
+    return fine, coarse
+
+
 def add_advanced_flag(param: QgsProcessingParameterDefinition) -> None:
     """Show ``param`` in the dialog's 'Advanced' section."""
     param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)

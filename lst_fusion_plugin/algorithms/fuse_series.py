@@ -14,7 +14,7 @@ from .base import (
     LSTAlgorithm,
     add_folder_and_files,
     backend_errors,
-    folder_and_files,
+    fine_and_coarse_series,
     load_outputs,
     lst_layer_name,
     progress_from,
@@ -101,14 +101,9 @@ class FuseSeriesAlgorithm(LSTAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         with backend_errors():
-            from backend.errors import InputError
             from backend.fusion.series import fuse_series
 
-            fine = folder_and_files(self, parameters, context, "FINE")
-            coarse = folder_and_files(self, parameters, context, "COARSE")
-            if not fine or not coarse:
-                raise InputError("Give the Landsat series (FINE or FINE_FILES) and the MODIS series (COARSE or "
-                                 "COARSE_FILES).")
+            fine, coarse = fine_and_coarse_series(self, parameters, context)
             spec, params = method_and_params(self, parameters, context, feedback)
             folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
             result = fuse_series(spec.name, fine, coarse, folder, params,
