@@ -74,8 +74,8 @@ def season(root: Path, size: int, dates: int, seed: int, climate: str, adapt: Ad
             scores[label][str(task.target.date)] = rmse(out.path, truth[str(task.target.date)])
     scores["MODIS (resampled)"] = {d: rmse(next((root / "modis30").glob(f"*_{d.replace('-', '')}_*.tif")), truth[d])
                                    for d in held}
-    card = json.loads(json.dumps(adapted.__dict__, default=str))
-    return {"season": f"{climate} seed {seed}", "seconds": seconds, "held": held, "scores": scores, "result": card}
+    result = json.loads(json.dumps(adapted.__dict__, default=str))
+    return {"season": f"{climate} seed {seed}", "seconds": seconds, "held": held, "scores": scores, "result": result}
 
 
 def main() -> int:

@@ -186,6 +186,7 @@ def scene_moments(params: OnnxParams, state: OnnxState, inputs, progress) -> np.
     plan = tiler.plan(inputs.grid, params.overlap, params.tile - 2 * params.overlap, params.tile - 2 * params.overlap)
     items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
     total = np.zeros(state.card.scene_moments)
+    unused = np.zeros(state.card.scene_moments, np.float32)  # the graph's scene input; the moments do not use it
     progress.info(f"{state.name}: scene statistics of {inputs.target_date} (a first pass over {len(plan)} tile(s))")
     for tile in plan.tiles():
         progress.check()
@@ -197,7 +198,7 @@ def scene_moments(params: OnnxParams, state: OnnxState, inputs, progress) -> np.
         weight[: owned.shape[0], : owned.shape[1]] = owned * valid
         if weight.any():
             total += state.session.run(["moments"], {"inputs": stack[None], "moment_weights": weight[None, None],
-                                                     "scene_moments": total.astype(np.float32)})[0]
+                                                     "scene_moments": unused})[0]
     return total.astype(np.float32)
 
 

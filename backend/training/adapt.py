@@ -150,7 +150,7 @@ def adapt_model(
     from models import registry
 
     from ..preprocess.patches import PatchDataset, PatchParams, build_patch_dataset
-    from .onnx_export import export_onnx, read_model_card
+    from .onnx_export import read_model_card
 
     p = with_overrides(AdaptParams, params, options)
     p.validate()
@@ -179,17 +179,18 @@ def adapt_model(
         if not len(train_set) or not len(val_set):
             raise InputError(f"The season's {len(dates)} pairs gave {len(train_set)} training and {len(val_set)} "
                              "validation patches: use a smaller PATCH_SIZE or a longer season.")
-        return _fine_tune(spec, card, references, train_set, val_set, dates, p, base_model, out, progress,
-                          export_onnx)
+        return _fine_tune(spec, card, references, train_set, val_set, dates, p, base_model, out, progress)
     finally:
         remove_path(scratch)
 
 
 def _fine_tune(spec, card, references: int, train_set, val_set, dates, p: AdaptParams, base_model, out: Path,
-               progress: Progress, export_onnx) -> AdaptResult:
+               progress: Progress) -> AdaptResult:
     import torch
 
     from models.contract import Normalise, exportable
+
+    from .onnx_export import export_onnx
 
     device = _device(p.device)
     if device.type == "cpu":
