@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,71 @@ def test_bad_model_files_are_refused(models, chain, tmp_path):
     with pytest.raises(InputError, match="TILE_OVERLAP must lie between 0 and less than half of TILE"):
         fuse("onnx", pairs, target, tmp_path / "x.tif", OnnxParams(str(plain), tile=64, overlap=32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.onnx", "plain.onnx", "tampered.onnx"]
+
+
+
+class _WideReach(torch.nn.Module):
+    """The fine reference plus MODIS's change averaged over 25 × 25 px: reaches 12 px."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        change = torch.nn.functional.avg_pool2d(z[:, 2:3] - z[:, 0:1], 25, stride=1, padding=12,
+                                                count_include_pad=False)
+        return z[:, 1:2] + change
+
+
+def test_the_default_overlap_covers_the_networks_reach_and_a_wider_one_is_named(models, chain, tmp_path):
+    """Blending weighs the outer half of the overlap zero, so tiles equal the whole scene where the model's
+    reach is within it: the registry's networks reach no further than the default overlap covers; a model
+    reaching 12 px is named with the overlap it needs, and with that overlap its tiles equal the whole."""
+    import onnxruntime as ort
+
+    from backend.fusion.onnx_model import model_card, reach
+    from backend.progress import LSTWarning
+
+    for (name, refs), (path, _) in models.items():
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert 0 < reach(session, model_card(path)) <= OnnxParams().overlap // 2, (name, refs)
+    stats = {"fine": {"mean": 295.0, "std": 5.0}, "coarse": {"mean": 295.0, "std": 5.0}}
+    contract = registry.get("sttfn").contract(1)
+    card = ModelCard(model="wide", title="Wide reach", paper="", model_version="1", package_version="test",
+                     roles=contract.roles, size_multiple=1, units="K", normalisation=stats, parameters=0)
+    wide = export_onnx(KelvinModel(_WideReach(), Normalise(contract, stats)), card, tmp_path / "wide.onnx")
+    assert reach(ort.InferenceSession(str(wide), providers=["CPUExecutionProvider"]), model_card(wide)) == 12
+    pairs, target = _pairs(chain, 1)
+    with pytest.warns(LSTWarning, match="TILE_OVERLAP: wide.onnx's output depends on inputs up to 12 px away, "
+                                        "more than half of the 16 px overlap.*set TILE_OVERLAP to 24 px"):
+        fuse("onnx", pairs, target, tmp_path / "narrow.tif", OnnxParams(str(wide), tile=64, overlap=16,
+                                                                         coarse_consistency=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LSTWarning)  # neither a scene in one tile nor the overlap it needs warns
+        whole = fuse("onnx", pairs, target, tmp_path / "whole.tif", OnnxParams(str(wide), tile=512, overlap=0,
+                                                                               coarse_consistency=False))
+        tiled = fuse("onnx", pairs, target, tmp_path / "tiled.tif", OnnxParams(str(wide), tile=64, overlap=24,
+                                                                               coarse_consistency=False))
+    a, b = read_lst(whole.path).data, read_lst(tiled.path).data
+    assert np.nanmax(np.abs(a - b)[12:-12, 12:-12]) < 1e-3
+    assert np.nanmax(np.abs(a - read_lst(tmp_path / "narrow.tif").data)[12:-12, 12:-12]) > 1e-3
+
+
+
+def test_released_session_predicts_the_same(models, chain):
+    """After a date's tiles the fusion asks ONNX Runtime to give its memory arena back; the session (kept for
+    the next date of a series) must predict exactly as before."""
+    from backend.fusion.inputs import load_fusion_inputs
+    from backend.fusion.methods import get
+    from backend.fusion.onnx_model import predict, release
+    from backend.progress import Progress
+
+    for key in (("sttfn", 1), ("mlffgan", 1)):
+        path, _ = models[key]
+        pairs, target = _pairs(chain, 1)
+        inputs = load_fusion_inputs(pairs, target, 1)
+        state = get("onnx").prepare(inputs, OnnxParams(str(path)), Progress(), {})
+        arrays = {"fine_t1": read_lst(pairs[0][0]).data, "coarse_t1": read_lst(pairs[0][1]).data,
+                  "coarse_t2": read_lst(target).data}
+        before = predict(arrays, state)
+        release(state)
+        np.testing.assert_array_equal(predict(arrays, state), before)
 
 
 def test_fuse_algorithm_with_a_model_file(provider, models, chain, tmp_path):

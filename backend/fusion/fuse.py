@@ -162,7 +162,7 @@ def fusion_plan(spec: FusionMethod, params, inputs: FusionInputs, tile_rows: int
     grid = inputs.grid
     rows = tile_rows or (spec.tile_rows(params, grid.width, len(inputs.pairs)) if spec.tile_rows else grid.height)
     cols = tile_cols or (spec.tile_cols(params) if spec.tile_cols else None)
-    return tiler.plan(grid, spec.margin(params) + adjust.margin(spec), rows, cols)
+    return tiler.plan(grid, spec.margin(params) + adjust.margin(spec), rows, cols, even=spec.mode == "blend")
 
 
 def method_kernel(spec: FusionMethod, params, state, adjust: Adjustments = Adjustments()) -> tiler.Kernel:
@@ -340,8 +340,12 @@ def fuse_inputs(
                   f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(tile_plan)} tile(s)")
 
     def produce(write):
-        return tiler.run(tile_plan, input_readers(inputs), method_kernel(spec, params, state, adjust), write, spec.mode,
-                         progress)
+        try:
+            return tiler.run(tile_plan, input_readers(inputs), method_kernel(spec, params, state, adjust), write,
+                             spec.mode, progress)
+        finally:
+            if spec.release:
+                spec.release(state)
 
     return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, adjust), produce, adjust,
                        progress, out_unit, algorithm)

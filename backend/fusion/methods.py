@@ -54,6 +54,9 @@ class FusionMethod:
     # The coarse-consistency correction runs as a second pass over the whole written prediction instead of
     # around every tile (a per-pixel method would read two MODIS footprints of context for each).
     consistency_afterwards: bool = False
+    # Gives back what the state holds between runs (ONNX Runtime's memory arena) once a date's tiles are
+    # done, so the coarse-consistency pass and the next date do not stack on it.
+    release: Callable[[Any], None] | None = None
 
     @property
     def short(self) -> str:
@@ -156,6 +159,7 @@ METHODS: dict[str, FusionMethod] = {
         mode="blend", tile_rows=lambda p, width, pairs: p.tile - 2 * p.overlap,
         tile_cols=lambda p: p.tile - 2 * p.overlap,
         tags=onnx_model.output_tags, requires=("onnxruntime",), label="Trained deep model",
+        release=onnx_model.release,
         help="Trained deep model: a network written by Train STF model (MODEL), or a shipped one "
              "(SHIPPED_MODEL), run by ONNX Runtime on overlapping tiles (TILE, TILE_OVERLAP) blended without "
              "seams; its card says whether it takes one reference pair or two.",

@@ -80,10 +80,15 @@ def check_model_choice(path: str, shipped: str) -> None:
 class OnnxParams:
     model: str = model_file_param()
     shipped: str = shipped_model_param()
-    # 384 px: ONNX Runtime's memory arena grows with the tile (STTFN: ~1.1 GB at 512, ~0.7 GB at 384 on
-    # a 2000² scene) for a few per cent of speed; see bench/bench_onnx_fusion.py.
-    tile: int = param(384, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
-    overlap: int = param(32, "TILE_OVERLAP", "Overlap of deep-model tiles, blended (px)", 0, 1024, advanced=True)
+    # 512 px: ONNX Runtime's memory arena grows with the tile (about 0.45 GB for STTFN, 0.65 GB for EDCSTFN
+    # at 512², 1.4 and 1.85 GB at 960²) while its speed per pixel barely changes; what a tile size costs is
+    # its overlap, computed twice (bench/bench_onnx_fusion.py: tiled against whole-image throughput, and the
+    # memory of a 10,000² scene).
+    tile: int = param(512, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
+    # 16 px: blending gives zero weight to the outer half of the overlap, so a tile equals the whole scene
+    # where the network's reach is within 8 px (STTFN, EDCSTFN and MLFF-GAN: 5-10 px at 1e-3 K per K);
+    # the model is probed for its reach before any tile runs, and a wider one is named with the overlap it needs.
+    overlap: int = param(16, "TILE_OVERLAP", "Overlap of deep-model tiles, blended (px)", 0, 1024, advanced=True)
     # On by default: bench/bench_lst_options.py measures the shipped STTFN best with it (two sample seasons,
     # mean RMSE 2.57 → 2.52 K), and it ties a network's output to MODIS's level, which a model trained on
     # another region misses.
@@ -136,6 +141,7 @@ class OnnxState:
     provider: str
     name: str
     moments: np.ndarray | None = None  # the scene's summed feature moments (cards with scene_moments)
+    reach: int = 0  # px: how far an input pixel moves the output (:func:`reach`)
 
 
 def session_options(threads: int | None = None):
@@ -169,7 +175,11 @@ def prepare(params: OnnxParams, progress, cache: dict | None = None, inputs=None
     if ("onnx", params.path) not in cache:
         cache[("onnx", params.path)] = _session(params, progress)
     state = cache[("onnx", params.path)]
-    if not state.card.scene_moments or inputs is None:
+    if inputs is None:
+        return state
+    if ("onnx reach", params.path) not in cache:
+        cache[("onnx reach", params.path)] = _check_reach(state, params, inputs.grid, progress)
+    if not state.card.scene_moments:
         return state
     key = ("onnx moments", params.path, params.tile, params.overlap,
            tuple(str(x.path) for pair in inputs.pairs for x in pair), str(inputs.coarse_target.path))
@@ -183,7 +193,8 @@ def scene_moments(params: OnnxParams, state: OnnxState, inputs, progress) -> np.
     from ..io import tiler
     from .inputs import by_role
 
-    plan = tiler.plan(inputs.grid, params.overlap, params.tile - 2 * params.overlap, params.tile - 2 * params.overlap)
+    inner = params.tile - 2 * params.overlap
+    plan = tiler.plan(inputs.grid, params.overlap, inner, inner, even=True)  # the fusion's tiles (fuse.fusion_plan)
     items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
     total = np.zeros(state.card.scene_moments)
     unused = np.zeros(state.card.scene_moments, np.float32)  # the graph's scene input; the moments do not use it
@@ -203,19 +214,31 @@ def scene_moments(params: OnnxParams, state: OnnxState, inputs, progress) -> np.
 
 
 def _session(params: OnnxParams, progress) -> OnnxState:
+    p = Path(params.path)
+    card = model_card(p)
+    stat = p.stat()
+    state = _open(str(p.resolve()), stat.st_mtime_ns, stat.st_size, params.allow_implausible)
+    _warn_without_scene_statistics(card, p.name, progress)
+    progress.info(f"{card.title} from {p.name} on ONNX Runtime's {state.provider} "
+                  f"(tiles of {params.tile} px, {params.overlap} px blended overlap)")
+    return state
+
+
+@functools.lru_cache(maxsize=4)
+def _open(path: str, mtime_ns: int, size: int, allow_implausible: bool) -> OnnxState:
+    """A checked session of the model file at ``path`` as it is now, kept for the process (QGIS runs Fuse
+    again and again): its first run optimises and packs the weights (a few per cent of a date), and between
+    runs it holds only them, the memory arena being released after every date (:func:`release`)."""
     import onnxruntime as ort
 
-    card = model_card(params.path)
+    card = model_card(path)
+    name = Path(path).name
     try:
-        session = ort.InferenceSession(params.path, session_options(), providers=providers())
+        session = ort.InferenceSession(path, session_options(), providers=providers())
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-        raise InputError(f"MODEL: {Path(params.path).name} cannot be run by ONNX Runtime ({exc}).") from exc
-    _probe(session, card, Path(params.path).name, params.allow_implausible)
-    _warn_without_scene_statistics(card, Path(params.path).name, progress)
-    provider = session.get_providers()[0]
-    progress.info(f"{card.title} from {Path(params.path).name} on ONNX Runtime's {provider} "
-                  f"(tiles of {params.tile} px, {params.overlap} px blended overlap)")
-    return OnnxState(card, session, provider, card.title)
+        raise InputError(f"MODEL: {name} cannot be run by ONNX Runtime ({exc}).") from exc
+    _probe(session, card, name, allow_implausible)
+    return OnnxState(card, session, session.get_providers()[0], card.title, reach=reach(session, card))
 
 
 def _warn_without_scene_statistics(card, name: str, progress) -> None:
@@ -229,33 +252,43 @@ def _warn_without_scene_statistics(card, name: str, progress) -> None:
                       "train or export it again with this version to make them agree.")
 
 
+def typical_feeds(session, card, size: int, run_options=None) -> dict[str, np.ndarray]:
+    """The graph's inputs for a size × size tile (rounded up to the card's multiple) of typical values,
+    the card's means, with the tile's own scene moments when the graph takes them."""
+    m = max(1, int(card.size_multiple))
+    size = m * max(1, -(-size // m))
+    # models/contract.py's rule (fine roles are named fine_*), without importing torch for fusion
+    means = [card.normalisation["fine" if role.startswith("fine") else "coarse"]["mean"] for role in card.roles]
+    feeds = {"inputs": np.ascontiguousarray(np.broadcast_to(np.asarray(means, np.float32)[None, :, None, None],
+                                                            (1, len(means), size, size)))}
+    if card.scene_moments:
+        weight = np.ones((1, 1, size, size), np.float32)
+        moments = session.run(["moments"], {**feeds, "moment_weights": weight,
+                                            "scene_moments": np.zeros(card.scene_moments, np.float32)},
+                              run_options)[0]
+        feeds.update(moment_weights=weight, scene_moments=moments)
+    return feeds
+
+
 def _probe(session, card, name: str, allow_implausible: bool = False) -> None:
     """Run the model once on a small tile of typical values (the card's means): its output must be one
     finite channel of the input's size, as the card promises, and plausible LST, before any tile of the
     scene is read."""
     from ..io.readers import PLAUSIBLE_K
 
-    m = max(1, int(card.size_multiple))
-    size = m * max(1, -(-32 // m))
-    # models/contract.py's rule (fine roles are named fine_*), without importing torch for fusion
-    means = [card.normalisation["fine" if role.startswith("fine") else "coarse"]["mean"] for role in card.roles]
-    sample = np.broadcast_to(np.asarray(means, np.float32)[None, :, None, None], (1, len(means), size, size))
     inputs = [i.name for i in session.get_inputs()]
     expected = GRAPH_INPUTS[bool(card.scene_moments)]
     if inputs != expected:
         raise InputError(f"MODEL: {name} takes inputs {inputs}, not the {', '.join(map(repr, expected))} tensors its "
                          "card promises; it cannot be used for fusion.")
     try:
-        feeds = {"inputs": np.ascontiguousarray(sample)}
-        if card.scene_moments:
-            weight = np.ones((1, 1, size, size), np.float32)
-            moments = session.run(["moments"], {**feeds, "moment_weights": weight,
-                                                "scene_moments": np.zeros(card.scene_moments, np.float32)})[0]
-            feeds.update(moment_weights=weight, scene_moments=moments)
+        feeds = typical_feeds(session, card, 32)
         out = session.run(["lst"], feeds)[0]
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-        raise InputError(f"MODEL: {name} fails on {len(means)} input channels ({', '.join(card.roles)}) as its "
-                         f"card says ({type(exc).__name__}); the card does not describe this graph.") from exc
+        raise InputError(f"MODEL: {name} fails on {len(card.roles)} input channels ({', '.join(card.roles)}) as "
+                         f"its card says ({type(exc).__name__}); the card does not describe this graph.") from exc
+    size = feeds["inputs"].shape[-1]
+    means = feeds["inputs"][0, :, 0, 0]
     if out.shape != (1, 1, size, size):
         raise InputError(f"MODEL: {name} returns an array of shape {tuple(out.shape)} for a {size} × {size} px "
                          f"tile; its card promises one LST channel of the tile's size (1, 1, {size}, {size}). "
@@ -269,6 +302,55 @@ def _probe(session, card, name: str, allow_implausible: bool = False) -> None:
         raise InputError(f"MODEL: {name} predicts {median:.4g} K on typical inputs ({means[0]:.1f} K), which is "
                          f"not land surface temperature ({lo - 30:.0f}-{hi + 30:.0f} K); it was not used. Check "
                          "the model, or set ALLOW_IMPLAUSIBLE to fuse with it anyway.")
+
+
+def release(state: OnnxState) -> None:
+    """Give ONNX Runtime's memory arena back to the system: the arena keeps the largest tile's memory
+    (0.45 GB for STTFN at 512 px) for the session's life; a small run asking the arena to shrink frees it,
+    and the next date grows it again at a few per cent of a tile's time."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    arenas = "cpu:0;gpu:0" if state.provider == "CUDAExecutionProvider" else "cpu:0"
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", arenas)
+    state.session.run(["lst"], typical_feeds(state.session, state.card, 32, options), options)  # as small as _probe
+
+
+REACH_TOLERANCE = 1e-3  # K of output change per K of input change
+
+
+def reach(session, card, size: int = 96) -> int:
+    """How far (px) the model's output moves by more than REACH_TOLERANCE when one input changes by 1 K at
+    one pixel (each input in turn: a change of all of them at once cancels in a model of differences),
+    on a tile of typical values (the card's means): the context a tile must have for its pixels to
+    equal the whole scene's. Returns ``size // 2`` when the reach is at least that."""
+    feeds = typical_feeds(session, card, size)  # the scene's moments: fixed, as in tiled fusion
+    flat = feeds.pop("inputs")
+    size = flat.shape[-1]
+    base = session.run(["lst"], {"inputs": flat, **feeds})[0][0, 0]
+    change = np.zeros_like(base)
+    for channel in range(flat.shape[1]):
+        bumped = flat.copy()
+        bumped[0, channel, size // 2, size // 2] += 1.0
+        change = np.maximum(change, np.abs(session.run(["lst"], {"inputs": bumped, **feeds})[0][0, 0] - base))
+    rows, cols = np.nonzero(change > REACH_TOLERANCE)
+    if not rows.size:
+        return 0
+    return int(min(size // 2, max(np.abs(rows - size // 2).max(), np.abs(cols - size // 2).max())))
+
+
+def _check_reach(state: OnnxState, params: OnnxParams, grid, progress) -> bool:
+    """Blending weighs the outer half of a tile's overlap zero: a model reaching further than that gives
+    tiles that differ from the whole scene; say so, with the overlap that makes them agree (a scene in
+    one tile needs none). Returns whether it warned."""
+    inner = params.tile - 2 * params.overlap
+    if state.reach <= params.overlap // 2 or (grid.width <= inner and grid.height <= inner):
+        return False
+    progress.warn(f"TILE_OVERLAP: {Path(params.path).name}'s output depends on inputs up to {state.reach} px away, "
+                  f"more than half of the {params.overlap} px overlap, so its tiles may differ from a whole-scene "
+                  f"run by more than {REACH_TOLERANCE:g} K; set TILE_OVERLAP to {2 * state.reach} px or more to make "
+                  "them agree.")
+    return True
 
 
 def output_tags(params: OnnxParams, state: OnnxState) -> dict[str, str]:

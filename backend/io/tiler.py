@@ -74,11 +74,23 @@ class Plan:
                     (slice(top - r0, top - r0 + h), slice(left - c0, left - c0 + w)))
 
 
-def plan(grid: Grid, margin: int, rows: int, cols: int | None = None) -> Plan:
-    """Tiles of ``rows`` × ``cols`` inner pixels (``cols`` None: full-width bands) with ``margin``."""
+def plan(grid: Grid, margin: int, rows: int, cols: int | None = None, even: bool = False) -> Plan:
+    """Tiles of at most ``rows`` × ``cols`` inner pixels (``cols`` None: full-width bands) with ``margin``.
+
+    ``even``: no more tiles than that takes, but of nearly equal size (the last along each axis smaller
+    by less than a pixel per tile), not full ones and a sliver at the far edge: a network then runs on
+    one or two tile shapes, and no tile is mostly margin.
+    """
     rows = max(1, min(int(rows), grid.height))
     cols = grid.width if cols is None else max(1, min(int(cols), grid.width))
+    if even:
+        rows, cols = _even(grid.height, rows), _even(grid.width, cols)
     return Plan(grid, rows, cols, max(0, int(margin)))
+
+
+def _even(length: int, most: int) -> int:
+    """The size of ``ceil(length / most)`` equal parts of ``length``."""
+    return -(-length // -(-length // most))
 
 
 def _edge(margin: int) -> np.ndarray:
@@ -142,9 +154,9 @@ def compute_band(tile_plan: Plan, index: int, readers: Sequence[Reader], kernel:
         value = np.zeros((int(first.read.height), width), np.float32)
         weight = np.zeros_like(value)
         top = int(first.read.row_off)
-    for k, tile in enumerate(band):
+    for k, (tile, arrays) in enumerate(_read_ahead(band, readers)):
         progress.check()
-        result = kernel([read(tile.read) for read in readers], tile)
+        result = kernel(arrays, tile)
         if mode == "crop":
             value[:, int(tile.window.col_off):int(tile.window.col_off + tile.window.width)] = result
         else:
@@ -155,6 +167,27 @@ def compute_band(tile_plan: Plan, index: int, readers: Sequence[Reader], kernel:
             weight[:, cols] += np.where(ok, w, 0.0)
         progress.update((k + 1) / len(band))
     return BandResult(index, top, value, weight)
+
+
+def _read_ahead(band: list[Tile], readers: Sequence[Reader]) -> Iterator[tuple[Tile, list[np.ndarray]]]:
+    """The band's tiles with their arrays, the next tile read in a thread while the caller computes on
+    this one: GDAL reads and decompresses outside the GIL, so the reading hides behind the kernel
+    (ONNX Runtime and numba release it too). A reader raises in the caller, at its tile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(tile: Tile) -> list[np.ndarray]:
+        return [reader(tile.read) for reader in readers]
+
+    if len(band) == 1:
+        yield band[0], read(band[0])
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="tile-read") as pool:
+        pending = pool.submit(read, band[0])
+        for k, tile in enumerate(band):
+            arrays = pending.result()
+            if k + 1 < len(band):
+                pending = pool.submit(read, band[k + 1])
+            yield tile, arrays
 
 
 class Assembler:
