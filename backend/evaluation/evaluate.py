@@ -34,7 +34,7 @@ from ..io.grid import Grid, coarse_pixel_m
 from ..io.outputs import check_output_size, output_folder
 from ..io.readers import input_unit_param
 from ..io.series import SeriesItem, describe, find_lst_files, load_series
-from ..io.writers import lst_profile, raster_output, verify_raster
+from ..io.writers import lst_profile, raster_output
 from ..parameters import param
 from ..progress import Progress, ensure
 from . import metrics as m
@@ -217,7 +217,6 @@ def _write_error(path: Path, error: np.ndarray, grid: Grid, entry: Entry, refere
         dst.update_tags(LST_FUSION_CONTENT="fusion_error", ACQUISITION_DATE=entry.date.isoformat(),
                         LST_UNIT="K", METHOD=entry.label, PREDICTION=file_name(entry.item.path),
                         REFERENCE=file_name(reference.path))
-    verify_raster(path)
 
 
 def _sidecar_flags(item: SeriesItem) -> str | None:

@@ -23,7 +23,7 @@ from ..io.grid import coarse_pixel_m
 from ..io.lst_raster import LSTRaster
 from ..io.outputs import check_output_size, check_raster_output, output_tag
 from ..io.readers import PLAUSIBLE_K, normalise_unit
-from ..io.writers import describe_lst_band, from_kelvin, lst_profile, lst_tags, raster_output, verify_raster
+from ..io.writers import describe_lst_band, from_kelvin, lst_profile, lst_tags, raster_output
 from ..progress import Progress, ensure
 from . import consistency, sensor_bias, uncertainty
 from .inputs import FusionInputs, by_role, load_fusion_inputs
@@ -289,7 +289,8 @@ def write_fused(spec: FusionMethod, params, inputs: FusionInputs, out_path: Path
             "FUSION_REFERENCE_DATES": ",".join(str(f.date) for f, _ in inputs.pairs),
             "FUSION_PARAMETERS": repr(params), **extra_tags}
     sigma_path = uncertainty_path(out_path) if getattr(params, "uncertainty", False) else None
-    with atomic_paths([out_path, *([sigma_path] if sigma_path else [])], verify=verify_raster) as temporaries:
+    # raster_output reads each raster back (and records its statistics) before the rename: no second read here.
+    with atomic_paths([out_path, *([sigma_path] if sigma_path else [])]) as temporaries:
         tmp = temporaries[0]
         if adjust.second_pass(spec):
             produce = corrected_afterwards(produce, inputs, adjust, tmp.with_name(tmp.name + ".pass1.tif"), progress)

@@ -13,6 +13,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.env import Env
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from .. import __version__
 from ..parameters import param
@@ -64,13 +65,19 @@ def lst_profile(crs, transform, width: int, height: int) -> dict:
 def verify_raster(path: str | os.PathLike) -> list[dict[str, str]]:
     """Read every block of a raster just written: GDAL reports some write failures (disk full at
     close) only on stderr, and a file that cannot be read back must never reach its final name.
-    Returns each band's statistics as GDAL's STATISTICS_* tags, from the same read."""
+    Returns each band's statistics as GDAL's STATISTICS_* tags, from the same read.
+
+    Read a row of blocks at a time, which GDAL decodes on every core (its NUM_THREADS open option):
+    at 10,000² the read-back takes half the time it took block by block.
+    """
     try:
-        with rasterio.open(path) as src:
-            bands = [_Moments() for _ in range(src.count)]
-            for _, window in src.block_windows(1):
-                for moments, block in zip(bands, src.read(window=window, masked=True)):
-                    moments.add(block)
+        with rasterio.open(path, num_threads="ALL_CPUS") as src:
+            bands = [_Moments(src.nodatavals[k]) for k in range(src.count)]
+            rows = src.block_shapes[0][0]  # a row of blocks: enough to keep every core decoding
+            for top in range(0, src.height, rows):
+                strip = src.read(window=Window(0, top, src.width, min(rows, src.height - top)))
+                for moments, band in zip(bands, strip):
+                    moments.add(band)
     except (RasterioError, OSError) as exc:
         raise OSError(errno.EIO, "GDAL could not write the whole raster: is the disk full, or a file-size limit "
                       "reached?") from exc
@@ -78,19 +85,22 @@ def verify_raster(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 class _Moments:
-    """Running count, sum, sum of squares and range of a band's valid pixels."""
+    """Running count, sum, sum of squares and range of a band's valid pixels (finite, not nodata)."""
 
-    def __init__(self) -> None:
+    def __init__(self, nodata: float | None = None) -> None:
+        self.nodata = None if nodata is None or np.isnan(nodata) else nodata
         self.count, self.total, self.squares, self.low, self.high, self.pixels = 0, 0.0, 0.0, np.inf, -np.inf, 0
 
-    def add(self, block: np.ma.MaskedArray) -> None:
+    def add(self, block: np.ndarray) -> None:
         self.pixels += block.size
-        values = block.compressed().astype(np.float64)
-        values = values[np.isfinite(values)]
+        valid = np.isfinite(block) if block.dtype.kind == "f" else np.ones(block.shape, bool)
+        if self.nodata is not None:
+            valid &= block != self.nodata
+        values = block[valid].astype(np.float64)
         if values.size:
             self.count += values.size
             self.total += float(values.sum())
-            self.squares += float(np.square(values).sum())
+            self.squares += float(np.dot(values, values))
             self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
 
     def tags(self) -> dict[str, str]:
