@@ -4,7 +4,7 @@ Never imports qgis: every stage is a plain function that the QGIS glue, the test
 and scripts call alike.
 """
 
-__version__ = "0.6.0"
+__version__ = "0.6.1"
 
 # Marks this package as LST Fusion's, so the plugin can tell it from another "backend".
 LST_FUSION = True
