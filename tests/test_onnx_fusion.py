@@ -210,7 +210,6 @@ def test_the_default_overlap_covers_the_networks_reach_and_a_wider_one_is_named(
     assert np.nanmax(np.abs(a - read_lst(tmp_path / "narrow.tif").data)[12:-12, 12:-12]) > 1e-3
 
 
-
 def test_released_session_predicts_the_same(models, chain):
     """After a date's tiles the fusion asks ONNX Runtime to give its memory arena back; the session (kept for
     the next date of a series) must predict exactly as before."""

@@ -63,6 +63,28 @@ def test_outputs_carry_their_statistics_so_qgis_writes_no_sidecar(tmp_path, cog)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lst.tif"]
 
 
+
+@pytest.mark.parametrize(("dtype", "nodata"), [("int16", -9999), ("float32", -9999.0), ("uint8", None)])
+def test_statistics_leave_out_nodata_and_nan_in_every_band(tmp_path, dtype, nodata):
+    """The read-back check's statistics count a band's valid pixels only (not its nodata value, not NaN), in
+    rasters of several rows of blocks and more than one band."""
+    rng = np.random.default_rng(2)
+    data = rng.integers(1, 200, (2, 700, 530)).astype(dtype)
+    if nodata is not None:
+        data[0, :50] = nodata
+    if dtype == "float32":
+        data[1, 100:120] = np.nan
+    path = tmp_path / "x.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=530, height=700, count=2, dtype=dtype, nodata=nodata,
+                       tiled=True, blockxsize=256, blockysize=256, compress="deflate") as dst:
+        dst.write(data)
+    for band, tags in zip(data, writers.verify_raster(path)):
+        valid = band[np.isfinite(band) & ((band != nodata) if nodata is not None else True)].astype(np.float64)
+        assert float(tags["STATISTICS_MEAN"]) == pytest.approx(valid.mean(), rel=1e-12)
+        assert float(tags["STATISTICS_STDDEV"]) == pytest.approx(valid.std(), rel=1e-9)
+        assert float(tags["STATISTICS_MINIMUM"]) == valid.min() and float(tags["STATISTICS_MAXIMUM"]) == valid.max()
+        assert float(tags["STATISTICS_VALID_PERCENT"]) == pytest.approx(100 * valid.size / band.size)
+
 def test_celsius_output(tmp_path):
     r = _raster(50)
     out = writers.write_lst(r, tmp_path / "c.tif", unit="C", cog=False, algorithm="import_lst")

@@ -86,7 +86,7 @@ class OnnxParams:
     # memory of a 10,000² scene).
     tile: int = param(512, "TILE", "Tile size for deep models (px)", 32, 8192, advanced=True)
     # 16 px: blending gives zero weight to the outer half of the overlap, so a tile equals the whole scene
-    # where the network's reach is within 8 px (STTFN, EDCSTFN and MLFF-GAN: 5-10 px at 1e-3 K per K);
+    # where the network's reach is within 8 px (STTFN, EDCSTFN and MLFF-GAN: 4-6 px at 1e-3 K per K);
     # the model is probed for its reach before any tile runs, and a wider one is named with the overlap it needs.
     overlap: int = param(16, "TILE_OVERLAP", "Overlap of deep-model tiles, blended (px)", 0, 1024, advanced=True)
     # On by default: bench/bench_lst_options.py measures the shipped STTFN best with it (two sample seasons,
