@@ -156,8 +156,7 @@ METHODS: dict[str, FusionMethod] = {
         "onnx", "Trained deep model (ONNX file)", onnx_model.OnnxParams, onnx_model.references,
         lambda inputs, p, progress, cache: onnx_model.prepare(p, progress, cache, inputs), lambda p: p.overlap,
         _onnx_kernel,
-        mode="blend", tile_rows=lambda p, width, pairs: p.tile - 2 * p.overlap,
-        tile_cols=lambda p: p.tile - 2 * p.overlap,
+        mode="blend", tile_rows=lambda p, width, pairs: onnx_model.inner_size(p), tile_cols=onnx_model.inner_size,
         tags=onnx_model.output_tags, requires=("onnxruntime",), label="Trained deep model",
         release=onnx_model.release,
         help="Trained deep model: a network written by Train STF model (MODEL), or a shipped one "

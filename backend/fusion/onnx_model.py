@@ -188,13 +188,23 @@ def prepare(params: OnnxParams, progress, cache: dict | None = None, inputs=None
     return dataclasses.replace(state, moments=cache[key])
 
 
+def inner_size(params: OnnxParams) -> int:
+    """The part of a tile it owns (px): TILE less the overlap on both sides (the registry's tile rows/cols)."""
+    return params.tile - 2 * params.overlap
+
+
+def tile_plan(params: OnnxParams, grid):
+    """The tiles fusion runs a network on (what fuse.fusion_plan makes of the registry's entry)."""
+    from ..io import tiler
+
+    return tiler.plan(grid, params.overlap, inner_size(params), inner_size(params), even=True)
+
+
 def scene_moments(params: OnnxParams, state: OnnxState, inputs, progress) -> np.ndarray:
     """The first pass: each tile's feature moments over the pixels it owns (valid inputs), summed."""
-    from ..io import tiler
     from .inputs import by_role
 
-    inner = params.tile - 2 * params.overlap
-    plan = tiler.plan(inputs.grid, params.overlap, inner, inner, even=True)  # the fusion's tiles (fuse.fusion_plan)
+    plan = tile_plan(params, inputs.grid)
     items = [x for pair in inputs.pairs for x in pair] + [inputs.coarse_target]
     total = np.zeros(state.card.scene_moments)
     unused = np.zeros(state.card.scene_moments, np.float32)  # the graph's scene input; the moments do not use it
@@ -343,8 +353,7 @@ def _check_reach(state: OnnxState, params: OnnxParams, grid, progress) -> bool:
     """Blending weighs the outer half of a tile's overlap zero: a model reaching further than that gives
     tiles that differ from the whole scene; say so, with the overlap that makes them agree (a scene in
     one tile needs none). Returns whether it warned."""
-    inner = params.tile - 2 * params.overlap
-    if state.reach <= params.overlap // 2 or (grid.width <= inner and grid.height <= inner):
+    if state.reach <= params.overlap // 2 or len(tile_plan(params, grid)) == 1:
         return False
     progress.warn(f"TILE_OVERLAP: {Path(params.path).name}'s output depends on inputs up to {state.reach} px away, "
                   f"more than half of the {params.overlap} px overlap, so its tiles may differ from a whole-scene "
