@@ -29,7 +29,10 @@ class Progress:
     end: float = 1.0
 
     def check(self) -> None:
-        """Raise :class:`Cancelled` when the user asked to stop."""
+        """Raise :class:`Cancelled` when the user asked to stop (or :class:`Interrupted` after a signal)."""
+        from .io.atomic import raise_if_signalled
+
+        raise_if_signalled()
         if self.is_cancelled is not None and self.is_cancelled():
             raise Cancelled("Cancelled by the user.")
 

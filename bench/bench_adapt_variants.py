@@ -146,7 +146,7 @@ def run(season: Season, variant: dict, epochs: int, scratch: Path) -> None:
     trainer.optimizer = torch.optim.Adam([p for p in trainer.net.parameters() if p.requires_grad], lr=lr)
     batches = _Batches(train_set, trainer.contract.roles, True, shift)
     val_batches = _Batches(val_set, trainer.contract.roles, True)
-    sigma = sigma_px(30.0)
+    sigma = sigma_px(abs(read_lst(season.fine[season.days[0]]).resolution[0]))  # the footprint Fuse uses
 
     def fused(tasks, against_truth: bool) -> dict[str, float]:
         """RMSE per target of whole-image predictions, corrected as Fuse does by default."""

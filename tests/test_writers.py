@@ -113,3 +113,40 @@ def test_cancelled_write_leaves_nothing(tmp_path):
         writers.write_lst(_raster(50), tmp_path / "lst.tif", progress=Progress(is_cancelled=lambda: True),
                           algorithm="import_lst")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_signal_whose_raise_is_swallowed_still_stops_the_commit(tmp_path, kind):
+    """The signal handler raises wherever the main thread is, a broad ``except`` included, so the commit and
+    the next progress check must ask again (one way a gap_fill run signalled by SIGINT once ended with exit
+    code 0 and its output renamed)."""
+    import os
+    import signal
+
+    from backend.errors import Interrupted
+    from backend.io.atomic import atomic_path, stop_on_signals
+    from backend.io.outputs import output_folder
+
+    previous = (tmp_path / "kept.tif").write_bytes(b"previous") if kind == "file" else None
+
+    def swallowed() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler raises as soon as this call returns
+        except Exception:  # noqa: BLE001 - what some library code does with any error
+            pass
+
+    with stop_on_signals():
+        with pytest.raises(Interrupted, match="Stopped by SIGINT"):
+            if kind == "file":
+                with atomic_path(tmp_path / "kept.tif") as tmp:
+                    tmp.write_bytes(b"new")
+                    swallowed()
+            else:
+                with output_folder(tmp_path / "series", "gap_fill", []) as stage:
+                    (stage / "a.tif").write_bytes(b"new")
+                    swallowed()
+        with pytest.raises(Interrupted):
+            Progress().check()
+    Progress().check()  # a later run does not see this run's signal
+    assert previous is None or (tmp_path / "kept.tif").read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if previous is None else ["kept.tif"])

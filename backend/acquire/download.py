@@ -28,6 +28,7 @@ import numpy as np
 from rasterio.warp import transform_bounds
 
 from ..errors import Cancelled, InputError
+from ..io.atomic import stop_acknowledged
 from ..io.grid import Grid
 from ..io.outputs import FolderCommit, check_output_folder, output_folder
 from ..io.pairs import pair_by_date
@@ -337,6 +338,7 @@ def _run(groups, grids, params, source, options, tmp, previous, progress) -> tup
                         progress.info(f"{label}: dropped, {drop['reason']}.")
                     progress.update(done_count / max(len(todo), 1))
         except (Cancelled, KeyboardInterrupt, InterruptedError) as exc:
+            stop_acknowledged()
             stopped = exc
         except BaseException:
             for future in pending:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, ClusterLost, InputError
+from ..io.atomic import stop_acknowledged
 from ..progress import Progress, ensure
 
 CONNECT_TIMEOUT_ENV = "LST_FUSION_DASK_TIMEOUT"
@@ -186,6 +187,7 @@ def run_locally(
             results.append(function(*args, progress=progress.sub(k / len(arguments), (k + 1) / len(arguments))))
             progress.info(labels[k])
     except Cancelled as exc:
+        stop_acknowledged()
         return results, exc
     return results, None
 
@@ -221,6 +223,7 @@ def collect(futures: Sequence[Any], labels: Sequence[str], progress: Progress | 
             if pending and not finished:
                 alone_since = _check_workers(futures[0].client, alone_since, timeout, address)
     except Cancelled as exc:
+        stop_acknowledged()
         for future in futures:
             future.cancel()
         return [results[k] for k in sorted(results)], exc

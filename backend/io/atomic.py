@@ -30,6 +30,10 @@ _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP
 _lock = threading.Lock()
 _depth = 0
 _previous: dict[int, object] = {}
+# Signals received while a run writes. The handler's exception can be swallowed on its way out (it is
+# raised wherever the main thread happens to be, a broad ``except`` included), so each commit and every
+# progress check asks again: a signalled run never renames its output.
+_received: list[int] = []
 _destination: ContextVar[Path | None] = ContextVar("lst_fusion_destination", default=None)
 
 
@@ -87,8 +91,25 @@ def remove_stale(final: Path) -> list[Path]:
     return removed
 
 
+def _interrupted(signum: int) -> Interrupted:
+    return Interrupted(f"Stopped by {signal.Signals(signum).name}; the partial output was removed.")
+
+
 def _raise_interrupted(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-    raise Interrupted(f"Stopped by {signal.Signals(signum).name}; the partial output was removed.")
+    _received.append(signum)
+    raise _interrupted(signum)
+
+
+def stop_acknowledged() -> None:
+    """Called where a run catches its interruption on purpose to keep what it finished (a series' dates):
+    the commits that follow are the run winding down, not a swallowed signal. A new signal counts again."""
+    _received.clear()
+
+
+def raise_if_signalled() -> None:
+    """Raise :class:`Interrupted` if a signal came during this run, even if its first raise was swallowed."""
+    if _received:
+        raise _interrupted(_received[0])
 
 
 @contextlib.contextmanager
@@ -104,6 +125,7 @@ def stop_on_signals() -> Iterator[None]:
         return
     with _lock:
         if _depth == 0:
+            _received.clear()
             for sig in _SIGNALS:
                 try:
                     _previous[sig] = signal.signal(sig, _raise_interrupted)
@@ -116,6 +138,7 @@ def stop_on_signals() -> Iterator[None]:
         with _lock:
             _depth -= 1
             if _depth == 0:
+                _received.clear()  # a later run outside this one must not see this run's signal
                 for sig, handler in _previous.items():
                     with contextlib.suppress(ValueError, OSError, TypeError):
                         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
@@ -236,6 +259,7 @@ def atomic_paths(finals: list[str | os.PathLike], verify: Callable[[Path], None]
             for tmp in tmps:
                 if verify is not None:
                     verify(tmp)
+            raise_if_signalled()
             replaced = _replace_all(tmps, finals)
         except BaseException:
             for tmp in tmps:

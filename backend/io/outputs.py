@@ -30,6 +30,7 @@ from .atomic import (
     describe_write_failure,
     is_temporary,
     make_parent,
+    raise_if_signalled,
     remove_path,
     remove_stale,
     stop_on_signals,
@@ -367,6 +368,7 @@ def output_folder(
         try:
             stage.mkdir()
             yield stage
+            raise_if_signalled()
             _commit(stage, out, algorithm, commit.keep_previous, parameter)
         finally:
             remove_path(stage)
