@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import Cancelled
+from .io.atomic import raise_if_signalled
 
 
 class LSTWarning(UserWarning):
@@ -30,8 +31,6 @@ class Progress:
 
     def check(self) -> None:
         """Raise :class:`Cancelled` when the user asked to stop (or :class:`Interrupted` after a signal)."""
-        from .io.atomic import raise_if_signalled
-
         raise_if_signalled()
         if self.is_cancelled is not None and self.is_cancelled():
             raise Cancelled("Cancelled by the user.")

@@ -41,7 +41,9 @@ from bench_lst_options import QUIET, prepare  # noqa: E402
 
 from backend.fusion.consistency import residual, sigma_px  # noqa: E402
 from backend.fusion.onnx_model import SHIPPED, shipped_models  # noqa: E402
+from backend.fusion.series import plan_series  # noqa: E402
 from backend.io.fill_flags import OBSERVED, flags_path_for  # noqa: E402
+from backend.io.pairs import pair_by_date  # noqa: E402
 from backend.io.readers import read_lst  # noqa: E402
 from backend.io.series import load_series  # noqa: E402
 from backend.preprocess import patches  # noqa: E402
@@ -76,9 +78,12 @@ class Season:
         with rasterio.open(flags_path_for(self.fine[day])) as flags:
             return flags.read(1) == OBSERVED
 
-    def nearest(self, day: dt.date) -> dt.date:
-        """The reference Fuse time series takes: the nearest other pair, the earlier one on a tie."""
-        return min((d for d in self.days if d != day), key=lambda d: (abs((d - day).days), d > day))
+    def nearest_tasks(self) -> list[tuple[dt.date, dt.date]]:
+        """(held-out date, its reference) as Fuse time series chooses them (INCLUDE_PAIRED, one reference)."""
+        fine = load_series([self.fine[d] for d in self.days], progress=QUIET)
+        coarse = load_series([self.coarse[d] for d in self.days], progress=QUIET)
+        tasks, _ = plan_series(pair_by_date(fine, coarse, 0), coarse, 1, self.held, include_paired=True)
+        return [(t.target.date, t.pairs[0].fine.date) for t in tasks]
 
 
 def triplet_maker(days: list[dt.date], mode: str, window: int):
@@ -169,7 +174,7 @@ def run(season: Season, variant: dict, epochs: int, scratch: Path) -> None:
                 out[str(day)] = float(np.sqrt(np.nanmean(error * error)))
         return out
 
-    held_tasks = [(d, season.nearest(d)) for d in season.held]
+    held_tasks = season.nearest_tasks()
 
     def report(epoch: int, seconds: float) -> None:
         _, val = _evaluate(trainer, val_batches, 8, fine_std, None)

@@ -341,12 +341,9 @@ def fuse_inputs(
                   f"{', '.join(str(f.date) for f, _ in inputs.pairs)} in {len(tile_plan)} tile(s)")
 
     def produce(write):
-        try:
+        with spec.in_use(state):
             return tiler.run(tile_plan, input_readers(inputs), method_kernel(spec, params, state, adjust), write,
                              spec.mode, progress)
-        finally:
-            if spec.release:
-                spec.release(state)
 
     return write_fused(spec, params, inputs, out_path, method_tags(spec, params, state, adjust), produce, adjust,
                        progress, out_unit, algorithm)

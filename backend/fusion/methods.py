@@ -13,7 +13,8 @@ coarse_t1, coarse_t2 and, for two-pair methods, fine_t3, coarse_t3 (references s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -57,6 +58,16 @@ class FusionMethod:
     # Gives back what the state holds between runs (ONNX Runtime's memory arena) once a date's tiles are
     # done, so the coarse-consistency pass and the next date do not stack on it.
     release: Callable[[Any], None] | None = None
+
+    @contextlib.contextmanager
+    def in_use(self, state) -> Iterator[None]:
+        """Around a date's tiles: afterwards (done, failed or cancelled) :attr:`release` gives back what the
+        state holds."""
+        try:
+            yield
+        finally:
+            if self.release is not None:
+                self.release(state)
 
     @property
     def short(self) -> str:

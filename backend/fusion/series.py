@@ -167,12 +167,9 @@ def fuse_band(method: str, params, inputs: FusionInputs, index: int, band_path: 
     state = spec.prepare(inputs, params, Progress(on_message=lambda m: None), _PROCESS_CACHE)
     adjust = adjustments(params, inputs, _PROCESS_CACHE)
     tile_plan = fusion_plan(spec, params, inputs, adjust=adjust)
-    try:
+    with spec.in_use(state):
         result = tiler.compute_band(tile_plan, index, input_readers(inputs),
                                     method_kernel(spec, params, state, adjust), spec.mode)
-    finally:
-        if spec.release:
-            spec.release(state)
     path = Path(band_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
