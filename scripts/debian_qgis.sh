@@ -23,7 +23,8 @@ mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # Debian's torch and onnx (torch's CPU package index is not reachable from every machine; PyPI's torch is
 # the CUDA build): the installer finds them and installs what is still missing, the fusion packages.
 packages=(qgis python3-qgis qgis-providers python3-rasterio python3-scipy python3-matplotlib python3-venv
-          python3-pip xvfb xauth ca-certificates python3-torch python3-onnx make e2fsprogs)
+          python3-pip xvfb xauth ca-certificates python3-torch python3-onnx make e2fsprogs
+          gdal-bin time)  # the last two: bench/bench_resample.py's gdalwarp baseline
 # Tests only (the plugin needs none of them): pinned as in requirements.txt.
 test_tools=(pytest==9.2.0 pytest-qgis==5.0.2 hypothesis==6.170.17)
 # The tests that exercise QGIS itself (Processing, qgis_process, the packaged zip, the desktop, saved models).
