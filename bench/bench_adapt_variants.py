@@ -60,8 +60,10 @@ class Season:
     def __init__(self, root: Path):
         manifest = json.loads((root / "sample" / "manifest.json").read_text())
         self.truth = {dt.date.fromisoformat(r["date"]): root / "sample" / r["truth"] for r in manifest["dates"]}
-        self.fine = {i.date: i.path for i in load_series([root / "landsat"], progress=QUIET)}
-        self.coarse = {i.date: i.path for i in load_series([root / "modis30"], progress=QUIET)}
+        self._fine_items = load_series([root / "landsat"], progress=QUIET)
+        self._coarse_items = load_series([root / "modis30"], progress=QUIET)
+        self.fine = {i.date: i.path for i in self._fine_items}
+        self.coarse = {i.date: i.path for i in self._coarse_items}
         self.days = sorted(set(self.fine) & set(self.coarse))
         self.held = self.days[-max(1, round(HELD_OUT * len(self.days))):]
         self.adapt_days = [d for d in self.days if d not in self.held]
@@ -80,9 +82,8 @@ class Season:
 
     def nearest_tasks(self) -> list[tuple[dt.date, dt.date]]:
         """(held-out date, its reference) as Fuse time series chooses them (INCLUDE_PAIRED, one reference)."""
-        fine = load_series([self.fine[d] for d in self.days], progress=QUIET)
-        coarse = load_series([self.coarse[d] for d in self.days], progress=QUIET)
-        tasks, _ = plan_series(pair_by_date(fine, coarse, 0), coarse, 1, self.held, include_paired=True)
+        tasks, _ = plan_series(pair_by_date(self._fine_items, self._coarse_items, 0), self._coarse_items, 1,
+                               self.held, include_paired=True)
         return [(t.target.date, t.pairs[0].fine.date) for t in tasks]
 
 
